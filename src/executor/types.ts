@@ -1,0 +1,89 @@
+/**
+ * Terminology
+ * - executor: a long-running worker registered with a Colonies server under a type (e.g. `sleep`).
+ * - function: a named operation an executor offers (`sleep`, `deploy`, ...), registered so that
+ *   `colonies function ls` documents it.
+ * - process: one call of a function, submitted to Colonies, assigned to exactly one executor, which then
+ *   closes it (success, with `out`) or fails it (with `errors`) exactly once.
+ * - deployment: (k8s executor) a Kubernetes Deployment of executor pods, owned by one Pulumi stack.
+ * - atom: anything that runs an executor (a pod, a local process), see src/atoms.
+ */
+import type { Logger } from "pino";
+
+/** Types the argument parser coerces to; the official CLI sends every argument as a string. */
+export type ArgType = "string" | "int" | "bool";
+
+export interface ArgSpec {
+  name: string;
+  type: ArgType;
+  description: string;
+  /** Positional arguments are required unless marked optional; kwargs-only extras are always optional. */
+  optional?: boolean;
+  /** Inclusive bounds for ints. */
+  min?: number;
+  max?: number;
+  /** Allowed values for strings. */
+  enum?: readonly string[];
+}
+
+export type ArgValue = string | number | boolean;
+export type ParsedArgs = Record<string, ArgValue | undefined>;
+
+/** What a handler gets besides its arguments: one object, per the style guide. */
+export interface ProcessContext {
+  processId: string;
+  funcName: string;
+  /** Aborted on shutdown (after the grace period) or when the executor is forced to stop. */
+  signal: AbortSignal;
+  /** Logger scoped to this process (structured, secrets redacted). */
+  logger: Logger;
+  /** Appends a line to the Colonies process log (`addlogmsg`); never throws. */
+  log(message: string): Promise<void>;
+}
+
+export interface FunctionDef {
+  name: string;
+  description: string;
+  /** Positional signature, in order (the seed's signature). */
+  args: readonly ArgSpec[];
+  /** Optional extras accepted only by name (kwargs), e.g. `dryrun`. */
+  kwargs?: readonly ArgSpec[];
+  /** Returns the process output (`out`), an array of JSON values. Throwing fails the process. */
+  handler(args: ParsedArgs, ctx: ProcessContext): Promise<unknown[]>;
+}
+
+/** A running executor's table of functions plus its optional lifecycle hooks. */
+export interface ExecutorInstance {
+  functions: readonly FunctionDef[];
+  /** Readiness beyond the Colonies connection (e.g. the cluster is reachable). */
+  ready?(): Promise<boolean>;
+  close?(): Promise<void>;
+}
+
+export interface EnvDoc {
+  name: string;
+  description: string;
+  default?: string;
+  secret?: boolean;
+}
+
+/** One per executor kind (`src/executors/<kind>.ts`). */
+export interface ExecutorModule {
+  /** Default executor type and the name used on the command line. */
+  kind: string;
+  description: string;
+  /** Environment variables specific to this executor, for --help. */
+  env: readonly EnvDoc[];
+  /** Validates its configuration (throwing ConfigError with a clear message) and builds the instance. */
+  create(env: NodeJS.ProcessEnv, logger: Logger): Promise<ExecutorInstance>;
+}
+
+/** A failure whose message is meant for the caller, as is (the process fails with it). */
+export class ProcessError extends Error {
+  override name = "ProcessError";
+}
+
+/** Invalid configuration found at start-up. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
