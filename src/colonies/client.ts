@@ -1,0 +1,200 @@
+/**
+ * A typed Colonies client: one method per RPC message this project uses. Each method names the key it must be
+ * signed with (colony owner key, or a member key: an approved executor or a user).
+ */
+import { type CallOptions, type ServerAddress, Transport } from "./transport.js";
+import type {
+  ColoniesFunction,
+  Executor,
+  FunctionSpec,
+  LogEntry,
+  Process,
+  ProcessStateValue,
+} from "./types.js";
+
+/** Margin added to a long-poll's own timeout before the HTTP request itself is abandoned. */
+const LONG_POLL_MARGIN_MS = 10_000;
+
+export class ColoniesClient {
+  private readonly transport: Transport;
+
+  constructor(address: ServerAddress, defaultTimeoutMs?: number) {
+    this.transport = new Transport(address, defaultTimeoutMs);
+  }
+
+  get url(): string {
+    return this.transport.url;
+  }
+
+  version(options?: CallOptions): Promise<{ buildversion: string; buildtime?: string }> {
+    return this.transport.call({ msgtype: "versionmsg" }, null, options);
+  }
+
+  // Colony owner operations.
+
+  addExecutor(executor: Executor, colonyPrvKey: string, options?: CallOptions): Promise<Executor> {
+    return this.transport.call({ msgtype: "addexecutormsg", executor }, colonyPrvKey, options);
+  }
+
+  approveExecutor(colonyName: string, executorName: string, colonyPrvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "approveexecutormsg", colonyname: colonyName, executorname: executorName },
+      colonyPrvKey,
+      options,
+    );
+  }
+
+  removeExecutor(colonyName: string, executorName: string, colonyPrvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "removeexecutormsg", colonyname: colonyName, executorname: executorName },
+      colonyPrvKey,
+      options,
+    );
+  }
+
+  // Executor operations.
+
+  addFunction(fun: ColoniesFunction, prvKey: string, options?: CallOptions): Promise<ColoniesFunction> {
+    return this.transport.call({ msgtype: "addfunctionmsg", fun }, prvKey, options);
+  }
+
+  /** Long-polls up to `timeoutSeconds`; rejects with a 404 ColoniesError when nothing was assigned. */
+  assign(
+    colonyName: string,
+    timeoutSeconds: number,
+    prvKey: string,
+    options: CallOptions = {},
+  ): Promise<Process> {
+    return this.transport.call(
+      { msgtype: "assignprocessmsg", colonyname: colonyName, timeout: timeoutSeconds },
+      prvKey,
+      { timeoutMs: timeoutSeconds * 1000 + LONG_POLL_MARGIN_MS, ...options },
+    );
+  }
+
+  closeSuccessful(processId: string, out: unknown[], prvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "closesuccessfulmsg", processid: processId, out },
+      prvKey,
+      options,
+    );
+  }
+
+  closeFailed(processId: string, errors: string[], prvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "closefailedmsg", processid: processId, errors },
+      prvKey,
+      options,
+    );
+  }
+
+  setOutput(processId: string, out: unknown[], prvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "setoutputmsg", processid: processId, out },
+      prvKey,
+      options,
+    );
+  }
+
+  addLog(processId: string, message: string, prvKey: string, options?: CallOptions) {
+    return this.transport.call<object>(
+      { msgtype: "addlogmsg", processid: processId, message },
+      prvKey,
+      options,
+    );
+  }
+
+  // Member operations (an approved executor or a user).
+
+  submit(spec: FunctionSpec, prvKey: string, options?: CallOptions): Promise<Process> {
+    return this.transport.call({ msgtype: "submitfuncspecmsg", spec }, prvKey, options);
+  }
+
+  getProcess(processId: string, prvKey: string, options?: CallOptions): Promise<Process> {
+    return this.transport.call({ msgtype: "getprocessmsg", processid: processId }, prvKey, options);
+  }
+
+  async getProcesses(
+    query: {
+      colonyName: string;
+      state: ProcessStateValue;
+      count?: number;
+      executorType?: string;
+      label?: string;
+    },
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<Process[]> {
+    const processes = await this.transport.call<Process[] | null>(
+      {
+        msgtype: "getprocessesmsg",
+        colonyname: query.colonyName,
+        count: query.count ?? 100,
+        state: query.state,
+        executortype: query.executorType ?? "",
+        label: query.label ?? "",
+        initiator: "",
+      },
+      prvKey,
+      options,
+    );
+    return processes ?? [];
+  }
+
+  async getLogs(
+    query: { colonyName: string; processId: string; count?: number; since?: number },
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<LogEntry[]> {
+    const logs = await this.transport.call<LogEntry[] | null>(
+      {
+        msgtype: "getlogsmsg",
+        colonyname: query.colonyName,
+        processid: query.processId,
+        executorname: "",
+        count: query.count ?? 100,
+        since: query.since ?? 0,
+        latest: false,
+      },
+      prvKey,
+      options,
+    );
+    return logs ?? [];
+  }
+
+  getExecutor(
+    colonyName: string,
+    executorName: string,
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<Executor> {
+    return this.transport.call(
+      { msgtype: "getexecutormsg", colonyname: colonyName, executorname: executorName },
+      prvKey,
+      options,
+    );
+  }
+
+  async getExecutors(colonyName: string, prvKey: string, options?: CallOptions): Promise<Executor[]> {
+    const executors = await this.transport.call<Executor[] | null>(
+      { msgtype: "getexecutorsmsg", colonyname: colonyName },
+      prvKey,
+      options,
+    );
+    return executors ?? [];
+  }
+
+  async getFunctions(
+    colonyName: string,
+    executorName: string,
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<ColoniesFunction[]> {
+    const functions = await this.transport.call<ColoniesFunction[] | null>(
+      { msgtype: "getfunctionsmsg", colonyname: colonyName, executorname: executorName },
+      prvKey,
+      options,
+    );
+    return functions ?? [];
+  }
+}

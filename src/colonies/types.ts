@@ -1,0 +1,86 @@
+/** The Colonies core JSON objects (server v1.9.x), as much of them as this project reads or writes. */
+
+export const ProcessState = { WAITING: 0, RUNNING: 1, SUCCESS: 2, FAILED: 3, CANCELLED: 4 } as const;
+export type ProcessStateValue = (typeof ProcessState)[keyof typeof ProcessState];
+
+export const ExecutorState = { PENDING: 0, APPROVED: 1, REJECTED: 2, UNREGISTERED: 3 } as const;
+
+export interface Conditions {
+  colonyname: string;
+  executortype?: string;
+  executornames?: string[];
+  dependencies?: string[];
+}
+
+export interface FunctionSpec {
+  nodename?: string;
+  funcname: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  priority?: number;
+  maxwaittime?: number;
+  /** Seconds; -1 is unlimited. 0 makes the server fail the process shortly after assignment. */
+  maxexectime?: number;
+  maxretries?: number;
+  conditions: Conditions;
+  label?: string;
+  env?: Record<string, string>;
+}
+
+export interface Process {
+  processid: string;
+  initiatorid: string;
+  initiatorname: string;
+  assignedexecutorid: string;
+  isassigned: boolean;
+  state: ProcessStateValue;
+  submissiontime: string;
+  starttime: string;
+  endtime: string;
+  retries: number;
+  spec: FunctionSpec;
+  in: unknown[] | null;
+  out: unknown[] | null;
+  errors: string[] | null;
+}
+
+export interface Executor {
+  executorid: string;
+  executortype: string;
+  executorname: string;
+  colonyname: string;
+  state?: number;
+  requirefuncreg?: boolean;
+  commissiontime?: string;
+  lastheardfromtime?: string;
+  locationname?: string;
+  capabilities?: { hardware?: unknown[]; software?: unknown[] };
+}
+
+export interface FunctionArg {
+  name: string;
+  type: string;
+  description?: string;
+  required?: boolean;
+  enum?: string[];
+}
+
+export interface ColoniesFunction {
+  functionid?: string;
+  executorname: string;
+  executortype: string;
+  colonyname: string;
+  funcname: string;
+  description?: string;
+  args?: FunctionArg[];
+  counter?: number;
+}
+
+export interface LogEntry {
+  processid: string;
+  colonyname: string;
+  executorname: string;
+  message: string;
+  /** Unix nanoseconds. */
+  timestamp: number;
+}

@@ -1,0 +1,135 @@
+/**
+ * Runs one assigned process: finds the function, parses its arguments, calls the handler with a context, and
+ * reports the outcome to Colonies exactly once (close with `out`, or fail with a short message).
+ */
+import type { Logger } from "pino";
+import type { ColoniesClient } from "../colonies/client.js";
+import { ColoniesError } from "../colonies/errors.js";
+import type { Process } from "../colonies/types.js";
+import { parseArguments } from "./args.js";
+import type { ExecutorMetrics, Outcome } from "./metrics.js";
+import { type FunctionDef, type ProcessContext, ProcessError } from "./types.js";
+
+/** Why a running process was aborted; becomes part of its failure message. */
+export class ShutdownAbort extends Error {
+  override name = "ShutdownAbort";
+}
+
+export interface RunnerDeps {
+  client: ColoniesClient;
+  prvKey: string;
+  functions: ReadonlyMap<string, FunctionDef>;
+  metrics: ExecutorMetrics;
+  logger: Logger;
+}
+
+const REPORT_ATTEMPTS = 5;
+
+function firstLine(text: string): string {
+  const line = text.split("\n").find((l) => l.trim() !== "") ?? text;
+  return line.length > 500 ? `${line.slice(0, 497)}...` : line;
+}
+
+/** The message a failed process carries: short and specific; details go to the process log. */
+export function failureMessage(error: unknown, signal: AbortSignal): string {
+  if (signal.aborted && signal.reason instanceof ShutdownAbort) return signal.reason.message;
+  if (error instanceof ProcessError) return error.message;
+  if (error instanceof Error) return firstLine(error.message) || error.name;
+  return firstLine(String(error));
+}
+
+export async function runProcess(deps: RunnerDeps, process: Process, signal: AbortSignal): Promise<Outcome> {
+  const { client, prvKey, metrics } = deps;
+  const funcName = process.spec?.funcname ?? "";
+  const logger = deps.logger.child({ processId: process.processid, function: funcName });
+  const started = performance.now();
+  metrics.running.inc();
+
+  const ctx: ProcessContext = {
+    processId: process.processid,
+    funcName,
+    signal,
+    logger,
+    log: async (message) => {
+      try {
+        await client.addLog(process.processid, message, prvKey);
+      } catch (error) {
+        logger.warn({ err: error }, "could not add to the process log");
+      }
+    },
+  };
+
+  let outcome: Outcome;
+  try {
+    const fn = deps.functions.get(funcName);
+    if (!fn) {
+      throw new ProcessError(
+        `Unsupported function: ${funcName || "(none)"}; this executor offers ${[...deps.functions.keys()].join(", ")}`,
+      );
+    }
+    const args = parseArguments(fn, process.spec.args, process.spec.kwargs);
+    logger.info({ args }, "process started");
+    const out = await untilAborted(fn.handler(args, ctx), signal);
+    if (!Array.isArray(out)) throw new Error(`${funcName} returned ${typeof out}, not a list of outputs`);
+    await report(logger, () => client.closeSuccessful(process.processid, out, prvKey));
+    outcome = "success";
+  } catch (error) {
+    const message = failureMessage(error, signal);
+    outcome = signal.aborted ? "aborted" : "failed";
+    if (error instanceof ProcessError || signal.aborted) logger.warn({ reason: message }, "process failed");
+    else logger.error({ err: error }, "process failed");
+    if (error instanceof Error && !(error instanceof ProcessError) && error.message.includes("\n")) {
+      await ctx.log(error.message);
+    }
+    await report(logger, () => client.closeFailed(process.processid, [message], prvKey));
+  } finally {
+    metrics.running.dec();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  metrics.processes.inc({ function: funcName, outcome });
+  metrics.duration.observe({ function: funcName, outcome }, seconds);
+  logger.info({ outcome, durationMs: Math.round(seconds * 1000) }, "process done");
+  return outcome;
+}
+
+/** How long an aborted handler gets to clean up (kill children, remove partial output) before it is failed. */
+const ABORT_CLEANUP_MS = 5_000;
+
+/**
+ * Settles with the handler, or, once the signal is aborted, with the abort reason after the handler settled or
+ * ABORT_CLEANUP_MS passed: a handler that ignores its signal cannot hold up shutdown.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      timer = setTimeout(() => reject(signal.reason), ABORT_CLEANUP_MS);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    });
+  });
+}
+
+/**
+ * Sends the one close/fail of a process. Transient failures (server unreachable, 5xx) are retried; a
+ * rejection (e.g. 403: the process was re-queued to someone else) is final and only logged. Never throws.
+ */
+async function report(logger: Logger, send: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await send();
+      return;
+    } catch (error) {
+      const transient = error instanceof ColoniesError && (error.unreachable || error.status >= 500);
+      if (!transient || attempt >= REPORT_ATTEMPTS) {
+        logger.error({ err: error, attempt }, "could not report the process outcome to Colonies");
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+    }
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The executor runtime: registers, runs `concurrency` assign loops, and shuts down in stages.
+ *
+ * Shutdown (first SIGTERM/SIGINT): stop polling, let running processes finish within the grace period, then
+ * abort them (they fail with a clear reason), then deregister. A second signal skips the grace period.
+ */
+import type { Logger } from "pino";
+import { ColoniesClient } from "../colonies/client.js";
+import { ColoniesError } from "../colonies/errors.js";
+import type { Process } from "../colonies/types.js";
+import type { RuntimeConfig } from "./config.js";
+import { startHttp } from "./http.js";
+import { ExecutorMetrics } from "./metrics.js";
+import { runProcess, ShutdownAbort } from "./process-runner.js";
+import { deregister, type Registration, register } from "./registration.js";
+import type { ExecutorInstance, FunctionDef } from "./types.js";
+
+type Phase = "starting" | "serving" | "draining" | "aborting" | "stopped";
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+
+/** Exponential backoff with full jitter, so that many executors do not retry in step after a server restart. */
+export function backoffMs(attempt: number): number {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt, 10));
+  return BACKOFF_MIN_MS / 2 + Math.random() * (ceiling - BACKOFF_MIN_MS / 2);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export class ExecutorRuntime {
+  readonly client: ColoniesClient;
+  readonly metrics: ExecutorMetrics;
+  private phase: Phase = "starting";
+  private registration: Registration | null = null;
+  private registering: Promise<Registration> | null = null;
+  /** Aborted when polling must stop. */
+  private readonly polling = new AbortController();
+  /** Aborted when running processes must stop (after the grace period, or forced). */
+  private readonly processes = new AbortController();
+  private readonly running = new Set<Promise<unknown>>();
+  private loops: Promise<void>[] = [];
+  private lastContactOk = false;
+  private http: { port: number; close(): Promise<void> } | null = null;
+  private stopped: Promise<void> | null = null;
+  private resolveFinished!: () => void;
+  /** Resolves once shutdown has completed. */
+  readonly finished = new Promise<void>((resolve) => {
+    this.resolveFinished = resolve;
+  });
+  private readonly functions: ReadonlyMap<string, FunctionDef>;
+
+  constructor(
+    readonly config: RuntimeConfig,
+    private readonly instance: ExecutorInstance,
+    private readonly logger: Logger,
+  ) {
+    this.client = new ColoniesClient(config.server);
+    this.metrics = new ExecutorMetrics({ executor_type: config.executorType });
+    this.functions = new Map(instance.functions.map((fn) => [fn.name, fn]));
+  }
+
+  get httpPort(): number | null {
+    return this.http?.port ?? null;
+  }
+
+  get executorName(): string {
+    return this.registration?.executorName ?? this.config.executorName;
+  }
+
+  /** Starts the HTTP endpoints, registers (retrying until the server answers) and starts the assign loops. */
+  async start(): Promise<void> {
+    if (this.config.http) {
+      this.http = await startHttp(this.config.http, this.metrics, { ready: () => this.ready() });
+      this.logger.info({ port: this.http.port }, "serving /healthz, /readyz and /metrics");
+    }
+    await this.ensureRegistered();
+    if (this.polling.signal.aborted) return;
+    this.phase = "serving";
+    this.loops = Array.from({ length: this.config.concurrency }, (_, slot) => this.loop(slot));
+  }
+
+  async ready(): Promise<boolean> {
+    if (this.phase !== "serving" || !this.lastContactOk) return false;
+    return this.instance.ready ? this.instance.ready() : true;
+  }
+
+  /** Registers once at a time; retries with backoff while the server is unreachable or failing. */
+  private ensureRegistered(): Promise<Registration> {
+    this.registering ??= (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const registration = await register(this.client, this.config, this.instance.functions, this.logger);
+          this.registration = registration;
+          this.lastContactOk = true;
+          return registration;
+        } catch (error) {
+          const retryable = error instanceof ColoniesError && (error.unreachable || error.status >= 500);
+          if (!retryable) throw error;
+          this.lastContactOk = false;
+          this.logger.warn(
+            { err: error.message, attempt },
+            "Colonies server not available; retrying registration",
+          );
+          await sleep(backoffMs(attempt), this.polling.signal);
+          if (this.polling.signal.aborted) throw new ShutdownAbort("shut down before registration");
+        }
+      }
+    })().finally(() => {
+      this.registering = null;
+    });
+    return this.registering;
+  }
+
+  private async loop(slot: number): Promise<void> {
+    const signal = this.polling.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      let process: Process;
+      try {
+        process = await this.client.assign(
+          this.config.colonyName,
+          this.config.assignTimeoutSeconds,
+          this.config.executorPrvKey,
+          { signal },
+        );
+        this.lastContactOk = true;
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof ColoniesError && error.notFound) {
+          this.lastContactOk = true; // nothing to do: poll again
+          failures = 0;
+          continue;
+        }
+        this.metrics.assignErrors.inc();
+        this.lastContactOk = !(error instanceof ColoniesError && error.unreachable);
+        await this.recover(error, slot, failures++);
+        continue;
+      }
+      const run = runProcess(
+        {
+          client: this.client,
+          prvKey: this.config.executorPrvKey,
+          functions: this.functions,
+          metrics: this.metrics,
+          logger: this.logger,
+        },
+        process,
+        this.processes.signal,
+      );
+      this.running.add(run);
+      await run;
+      this.running.delete(run);
+    }
+  }
+
+  /** After a failed assign: back off; when the server no longer knows us (restarted, stale removal), re-register. */
+  private async recover(error: unknown, slot: number, attempt: number): Promise<void> {
+    const forbidden = error instanceof ColoniesError && error.status === 403;
+    this.logger.warn(
+      { err: error instanceof Error ? error.message : String(error), slot, attempt },
+      forbidden ? "the server no longer accepts this executor" : "assign failed; backing off",
+    );
+    await sleep(backoffMs(attempt), this.polling.signal);
+    if (forbidden && this.config.colonyPrvKey && !this.polling.signal.aborted) {
+      try {
+        await this.ensureRegistered();
+      } catch (registerError) {
+        this.logger.error({ err: registerError }, "re-registration failed");
+      }
+    }
+  }
+
+  /** Graceful shutdown; a second call (e.g. a second signal) forces it. Resolves when fully stopped. */
+  shutdown(reason = "shutdown requested"): Promise<void> {
+    if (this.stopped) {
+      this.abortRunning(`executor forced to stop (${reason})`);
+      return this.stopped;
+    }
+    this.stopped = this.drain(reason);
+    return this.stopped;
+  }
+
+  private abortRunning(message: string): void {
+    if (!this.processes.signal.aborted) {
+      this.phase = "aborting";
+      this.processes.abort(new ShutdownAbort(message));
+    }
+  }
+
+  private async drain(reason: string): Promise<void> {
+    this.logger.info(
+      { reason, running: this.running.size, graceMs: this.config.shutdownGraceMs },
+      "shutting down",
+    );
+    this.phase = "draining";
+    this.polling.abort();
+    // Loops end once their current process is reported; abort what is still running after the grace period.
+    const grace = setTimeout(
+      () =>
+        this.abortRunning(
+          `executor shut down (${reason}): the process did not finish within the ${this.config.shutdownGraceMs / 1000} s grace period`,
+        ),
+      this.config.shutdownGraceMs,
+    );
+    await Promise.allSettled(this.loops);
+    clearTimeout(grace);
+    if (this.registration) await deregister(this.client, this.config, this.registration, this.logger);
+    await this.instance.close?.();
+    await this.http?.close();
+    this.phase = "stopped";
+    this.logger.info("stopped");
+    this.resolveFinished();
+  }
+}

@@ -1,0 +1,75 @@
+/** Helpers to run executors in-process against a real Colonies server and to submit and await processes. */
+import { randomBytes } from "node:crypto";
+import { ColoniesClient } from "../../src/colonies/client.js";
+import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { loadRuntimeConfig } from "../../src/executor/config.js";
+import { createLogger } from "../../src/executor/logger.js";
+import { ExecutorRuntime } from "../../src/executor/runtime.js";
+import type { ExecutorModule } from "../../src/executor/types.js";
+import type { ColoniesServer } from "./colonies-server.js";
+
+export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "warn", pretty: false });
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString("hex")}`;
+}
+
+export async function startRuntime(
+  server: ColoniesServer,
+  module: ExecutorModule,
+  env: Record<string, string> = {},
+): Promise<ExecutorRuntime> {
+  const fullEnv = {
+    ...server.env,
+    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+    COLONIES_EXECUTOR_NAME: uniqueName(module.kind),
+    EXECUTOR_ASSIGN_TIMEOUT: "5",
+    ...env,
+  };
+  const config = loadRuntimeConfig(fullEnv, module.kind);
+  const instance = await module.create(fullEnv, testLogger);
+  const runtime = new ExecutorRuntime(config, instance, testLogger);
+  await runtime.start();
+  return runtime;
+}
+
+export function userClient(server: ColoniesServer): ColoniesClient {
+  return new ColoniesClient({ host: server.host, port: server.port, tls: false });
+}
+
+export async function submit(
+  server: ColoniesServer,
+  executorType: string,
+  funcname: string,
+  args: unknown[] = [],
+  kwargs: Record<string, unknown> = {},
+): Promise<Process> {
+  return userClient(server).submit(
+    {
+      funcname,
+      args,
+      kwargs,
+      maxexectime: -1,
+      maxretries: 0,
+      maxwaittime: -1,
+      conditions: { colonyname: server.colonyName, executortype: executorType },
+    },
+    server.userPrvKey,
+  );
+}
+
+/** Waits until a process is closed or failed and returns it. */
+export async function waitDone(
+  server: ColoniesServer,
+  processId: string,
+  timeoutMs = 60_000,
+): Promise<Process> {
+  const client = userClient(server);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const process = await client.getProcess(processId, server.userPrvKey);
+    if (process.state === ProcessState.SUCCESS || process.state === ProcessState.FAILED) return process;
+    if (Date.now() > deadline) throw new Error(`process ${processId} still in state ${process.state}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
