@@ -26,6 +26,11 @@ export class ColoniesClient {
     return this.transport.url;
   }
 
+  /** Releases pooled connections. */
+  close(): void {
+    this.transport.close();
+  }
+
   version(options?: CallOptions): Promise<{ buildversion: string; buildtime?: string }> {
     return this.transport.call({ msgtype: "versionmsg" }, null, options);
   }

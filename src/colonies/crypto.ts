@@ -9,6 +9,9 @@ import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 
 const PRIVATE_KEY = /^[0-9a-f]{64}$/;
 
+// Every request is signed: a larger precomputed table of base-point multiples halves the cost of a signature.
+secp256k1.Point.BASE.precompute(8, false);
+
 export function isPrivateKey(value: string): boolean {
   return PRIVATE_KEY.test(value);
 }

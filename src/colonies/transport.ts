@@ -2,6 +2,8 @@
  * The Colonies RPC transport: `POST /api` with a signed, base64-encoded JSON message.
  * Every call has a timeout and accepts an AbortSignal.
  */
+import http from "node:http";
+import https from "node:https";
 import { sign } from "./crypto.js";
 import { ColoniesError } from "./errors.js";
 
@@ -32,8 +34,14 @@ interface Envelope {
   error?: boolean;
 }
 
+/**
+ * node:http with a keep-alive agent rather than fetch: the same connections are reused across the many small
+ * requests of an executor, and the process stays small (undici alone adds ~15 MB of RSS).
+ */
 export class Transport {
   readonly url: string;
+  private readonly agent: http.Agent;
+  private readonly request: typeof http.request;
 
   constructor(
     address: ServerAddress,
@@ -41,6 +49,8 @@ export class Transport {
   ) {
     const host = address.host.includes(":") ? `[${address.host}]` : address.host;
     this.url = `${address.tls ? "https" : "http"}://${host}:${address.port}/api`;
+    this.agent = address.tls ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    this.request = address.tls ? https.request : http.request;
   }
 
   /** Sends a message signed with `privateKey` (null only for the two unsigned messages) and decodes the reply. */
@@ -54,28 +64,50 @@ export class Transport {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.defaultTimeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
 
-    let response: Response;
-    let text: string;
+    let reply: { status: number; text: string };
     try {
-      response = await fetch(this.url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-        signal,
-      });
-      text = await response.text();
+      reply = await this.post(body, signal);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason ?? error;
       const reason = timeout.aborted ? "timed out" : describeNetworkError(error);
       throw new ColoniesError(message.msgtype, 0, `${reason} (${this.url})`, { cause: error });
     }
-    return decodeReply<T>(message.msgtype, response.status, text);
+    return decodeReply<T>(message.msgtype, reply.status, reply.text);
+  }
+
+  private post(body: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const req = this.request(
+        this.url,
+        {
+          method: "POST",
+          agent: this.agent,
+          signal,
+          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agent.destroy();
   }
 }
 
 function describeNetworkError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error as Error).message ?? String(error);
+  const e = error as { code?: string; message?: string };
+  return e.code ?? e.message ?? String(error);
 }
 
 function decodeReply<T>(payloadType: string, status: number, text: string): T {

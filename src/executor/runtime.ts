@@ -220,6 +220,7 @@ export class ExecutorRuntime {
     if (this.registration) await deregister(this.client, this.config, this.registration, this.logger);
     await this.instance.close?.();
     await this.http?.close();
+    this.client.close();
     this.phase = "stopped";
     this.logger.info("stopped");
     this.resolveFinished();

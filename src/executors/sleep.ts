@@ -7,6 +7,7 @@ const DEFAULT_MAX_MS = 3_600_000;
 function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
+    if (ms === 0) return resolve(); // a timer would add a millisecond or more
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal.reason ?? new ProcessError("sleep aborted"));
