@@ -7,6 +7,6 @@ eval "$(bash scripts/peers/node.sh --export)"
 bash scripts/peers/postgres.sh >/dev/null
 COLONIES_BIN_DIR="$(dirname "$(bash scripts/peers/colonies.sh)")"
 export PATH="$COLONIES_BIN_DIR:$PATH"
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+[ -d node_modules ] || npm install --no-audit --no-fund --loglevel=error
 npm run build --silent
 exec node --import tsx scripts/demo.ts "$@"
