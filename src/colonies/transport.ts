@@ -28,6 +28,8 @@ export function encodePayload(message: Message): string {
   return Buffer.from(JSON.stringify(message), "utf8").toString("base64");
 }
 
+class TimeoutError extends Error {}
+
 interface Envelope {
   payloadtype?: string;
   payload?: string;
@@ -61,21 +63,23 @@ export class Transport {
       payload,
       signature: privateKey === null ? "" : sign(payload, privateKey),
     });
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.defaultTimeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-
     let reply: { status: number; text: string };
     try {
-      reply = await this.post(body, signal);
+      reply = await this.post(body, options.timeoutMs ?? this.defaultTimeoutMs, options.signal);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason ?? error;
-      const reason = timeout.aborted ? "timed out" : describeNetworkError(error);
+      const reason = error instanceof TimeoutError ? "timed out" : describeNetworkError(error);
       throw new ColoniesError(message.msgtype, 0, `${reason} (${this.url})`, { cause: error });
     }
     return decodeReply<T>(message.msgtype, reply.status, reply.text);
   }
 
-  private post(body: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  /** One POST; the timeout is the socket's idle time, which for a long-poll is the whole wait. */
+  private post(
+    body: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = this.request(
         this.url,
@@ -94,6 +98,7 @@ export class Transport {
           res.on("error", reject);
         },
       );
+      req.setTimeout(timeoutMs, () => req.destroy(new TimeoutError()));
       req.on("error", reject);
       req.end(body);
     });

@@ -3,9 +3,9 @@
  * start-up. Raw env → defaults → typed config; every problem is reported at once, by variable name.
  */
 import { hostname } from "node:os";
-import { z } from "zod";
-import { generatePrivateKey, isPrivateKey } from "../colonies/crypto.js";
-import { ConfigError, type EnvDoc } from "./types.js";
+import { generatePrivateKey } from "../colonies/crypto.js";
+import { EnvReader } from "./env.js";
+import type { EnvDoc } from "./types.js";
 
 export interface RuntimeConfig {
   server: { host: string; port: number; tls: boolean };
@@ -63,94 +63,48 @@ export const RUNTIME_ENV: readonly EnvDoc[] = [
   { name: "EXECUTOR_LOG_FORMAT", description: "json|pretty", default: "pretty on a terminal, else json" },
 ];
 
-const bool = (name: string) =>
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .refine((v) => v === "true" || v === "false", `${name} must be "true" or "false"`)
-    .transform((v) => v === "true");
-
-const int = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, `${name} must be a whole number`)
-    .transform(Number)
-    .refine((v) => v >= min && v <= max, `${name} must be between ${min} and ${max}`);
-
-const key = (name: string) =>
-  z
-    .string()
-    .trim()
-    .refine(isPrivateKey, `${name} must be 64 lowercase hex characters (a secp256k1 private key)`);
-
-const name = (what: string) =>
-  z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, `${what} must be 1-128 letters, digits, '.', '_' or '-'`);
-
-const schema = z.object({
-  COLONIES_SERVER_HOST: z.string().trim().min(1).default("localhost"),
-  COLONIES_SERVER_PORT: int("COLONIES_SERVER_PORT", 1, 65535).default(50080),
-  COLONIES_TLS: bool("COLONIES_TLS").default(false),
-  COLONIES_COLONY_NAME: name("COLONIES_COLONY_NAME"),
-  COLONIES_COLONY_PRVKEY: key("COLONIES_COLONY_PRVKEY").optional(),
-  COLONIES_PRVKEY: key("COLONIES_PRVKEY").optional(),
-  COLONIES_EXECUTOR_NAME: name("COLONIES_EXECUTOR_NAME").optional(),
-  COLONIES_EXECUTOR_TYPE: name("COLONIES_EXECUTOR_TYPE").optional(),
-  EXECUTOR_CONCURRENCY: int("EXECUTOR_CONCURRENCY", 1, 1024).default(1),
-  EXECUTOR_ASSIGN_TIMEOUT: int("EXECUTOR_ASSIGN_TIMEOUT", 1, 240).default(60),
-  EXECUTOR_SHUTDOWN_GRACE: int("EXECUTOR_SHUTDOWN_GRACE", 0, 86_400).default(30),
-  EXECUTOR_HTTP_PORT: int("EXECUTOR_HTTP_PORT", 0, 65535).optional(),
-  EXECUTOR_HTTP_HOST: z.string().trim().min(1).default("0.0.0.0"),
-  EXECUTOR_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  EXECUTOR_LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
-  EXECUTOR_LOCATION: z.string().trim().default(""),
-});
-
-/** Empty strings count as unset, as in a shell. */
-function present(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== "",
-    ),
-  );
-}
+const NAME = {
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+  expected: "1-128 letters, digits, '.', '_' or '-'",
+};
+const KEY = { pattern: /^[0-9a-f]{64}$/, expected: "64 lowercase hex characters (a secp256k1 private key)" };
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 export function loadRuntimeConfig(env: NodeJS.ProcessEnv, kind: string): RuntimeConfig {
-  const parsed = schema.safeParse(present(env));
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) =>
-      issue.code === "invalid_type" ? `${issue.path.join(".")} is required` : issue.message,
+  const e = new EnvReader(env);
+  const host = e.string("COLONIES_SERVER_HOST") ?? "localhost";
+  const port = e.int("COLONIES_SERVER_PORT", 1, 65535) ?? 50080;
+  const tls = e.bool("COLONIES_TLS") ?? false;
+  const colonyName = e.required("COLONIES_COLONY_NAME", NAME);
+  const colonyPrvKey = e.string("COLONIES_COLONY_PRVKEY", KEY);
+  const executorPrvKey = e.string("COLONIES_PRVKEY", KEY);
+  const executorName = e.string("COLONIES_EXECUTOR_NAME", NAME);
+  const executorType = e.string("COLONIES_EXECUTOR_TYPE", NAME) ?? kind;
+  const concurrency = e.int("EXECUTOR_CONCURRENCY", 1, 1024) ?? 1;
+  const assignTimeoutSeconds = e.int("EXECUTOR_ASSIGN_TIMEOUT", 1, 240) ?? 60;
+  const graceSeconds = e.int("EXECUTOR_SHUTDOWN_GRACE", 0, 86_400) ?? 30;
+  const httpPort = e.int("EXECUTOR_HTTP_PORT", 0, 65535);
+  const httpHost = e.string("EXECUTOR_HTTP_HOST") ?? "0.0.0.0";
+  const level = e.oneOf("EXECUTOR_LOG_LEVEL", LEVELS) ?? "info";
+  const format = e.oneOf("EXECUTOR_LOG_FORMAT", ["json", "pretty"] as const);
+  if (!e.raw("COLONIES_COLONY_PRVKEY") && !e.raw("COLONIES_PRVKEY")) {
+    e.problems.push(
+      "set COLONIES_PRVKEY (a pre-registered executor's key) or COLONIES_COLONY_PRVKEY (to self-register)",
     );
-    throw new ConfigError(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }
-  const e = parsed.data;
-  if (!e.COLONIES_COLONY_PRVKEY && !e.COLONIES_PRVKEY) {
-    throw new ConfigError(
-      "invalid configuration:\n  - set COLONIES_PRVKEY (a pre-registered executor's key) or COLONIES_COLONY_PRVKEY (to self-register)",
-    );
-  }
-  const executorType = e.COLONIES_EXECUTOR_TYPE ?? kind;
+  e.check("configuration");
   return {
-    server: { host: e.COLONIES_SERVER_HOST, port: e.COLONIES_SERVER_PORT, tls: e.COLONIES_TLS },
-    colonyName: e.COLONIES_COLONY_NAME,
-    colonyPrvKey: e.COLONIES_COLONY_PRVKEY,
-    executorPrvKey: e.COLONIES_PRVKEY ?? generatePrivateKey(),
-    executorName:
-      e.COLONIES_EXECUTOR_NAME ?? `${executorType}-${hostname().replace(/[^A-Za-z0-9._-]/g, "-")}`,
+    server: { host, port, tls },
+    colonyName,
+    colonyPrvKey,
+    executorPrvKey: executorPrvKey ?? generatePrivateKey(),
+    executorName: executorName ?? `${executorType}-${hostname().replace(/[^A-Za-z0-9._-]/g, "-")}`,
     executorType,
-    concurrency: e.EXECUTOR_CONCURRENCY,
-    assignTimeoutSeconds: e.EXECUTOR_ASSIGN_TIMEOUT,
-    shutdownGraceMs: e.EXECUTOR_SHUTDOWN_GRACE * 1000,
-    http:
-      e.EXECUTOR_HTTP_PORT === undefined ? null : { host: e.EXECUTOR_HTTP_HOST, port: e.EXECUTOR_HTTP_PORT },
-    log: {
-      level: e.EXECUTOR_LOG_LEVEL,
-      pretty: (e.EXECUTOR_LOG_FORMAT ?? (process.stderr.isTTY ? "pretty" : "json")) === "pretty",
-    },
-    locationName: e.EXECUTOR_LOCATION,
+    concurrency,
+    assignTimeoutSeconds,
+    shutdownGraceMs: graceSeconds * 1000,
+    http: httpPort === undefined ? null : { host: httpHost, port: httpPort },
+    log: { level, pretty: (format ?? (process.stderr.isTTY ? "pretty" : "json")) === "pretty" },
+    locationName: e.string("EXECUTOR_LOCATION") ?? "",
   };
 }

@@ -2,8 +2,12 @@
  * Structured logs: JSON lines by default, human-readable on a terminal. Values under secret-looking keys
  * (private keys, passwords, passphrases, S3 secrets, tokens) are masked wherever they appear in a log record.
  */
+import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
+
+// Loaded only for terminals: the JSON default should not pay for the pretty printer.
+const require = createRequire(import.meta.url);
 
 const SECRET_KEY = /prv_?key|private_?key|password|passwd|passphrase|secret|token|credential|authorization/i;
 const MASK = "[redacted]";
@@ -30,6 +34,7 @@ export function createLogger(options: { level: string; pretty: boolean; name?: s
     },
   };
   if (options.pretty) {
+    const pretty = require("pino-pretty") as typeof PinoPretty;
     return pino(
       settings,
       pretty({ sync: true, destination: 2, ignore: "pid,hostname", translateTime: "HH:MM:ss.l" }),

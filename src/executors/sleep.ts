@@ -1,6 +1,6 @@
 /** The sleep executor: `sleep(milliseconds)`, for tests and load generation. */
-import { z } from "zod";
-import { ConfigError, type ExecutorModule, ProcessError } from "../executor/types.js";
+import { EnvReader } from "../executor/env.js";
+import { type ExecutorModule, ProcessError } from "../executor/types.js";
 
 const DEFAULT_MAX_MS = 3_600_000;
 
@@ -20,11 +20,8 @@ function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const maxSchema = z
-  .string()
-  .regex(/^\d+$/, "SLEEP_MAX_MS must be a whole number of milliseconds")
-  .transform(Number)
-  .refine((n) => n <= 2_147_483_647, "SLEEP_MAX_MS must be at most 2147483647 (about 24.8 days)");
+/** setTimeout's largest delay (about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export const sleepExecutor: ExecutorModule = {
   kind: "sleep",
@@ -37,11 +34,9 @@ export const sleepExecutor: ExecutorModule = {
     },
   ],
   async create(env) {
-    const raw = env.SLEEP_MAX_MS?.trim();
-    const parsed = raw ? maxSchema.safeParse(raw) : null;
-    if (parsed && !parsed.success)
-      throw new ConfigError(parsed.error.issues.map((i) => i.message).join("; "));
-    const maxMs = parsed?.data ?? DEFAULT_MAX_MS;
+    const e = new EnvReader(env);
+    const maxMs = e.int("SLEEP_MAX_MS", 0, MAX_TIMER_MS) ?? DEFAULT_MAX_MS;
+    e.check("sleep executor configuration");
     return {
       functions: [
         {

@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# The executors image: `colonyos-executor <sleep|backup|k8s>`. Multi-stage, Node 24, runs as a non-root user.
+# Pinned versions must match package.json (checked by test/unit/dockerfile.test.ts).
+ARG NODE_VERSION=24
+ARG PULUMI_VERSION=3.259.0
+ARG PULUMI_KUBERNETES_VERSION=4.25.0
+
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm install --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY infra ./infra
+RUN npm run build && npm prune --omit=dev
+
+# The Pulumi CLI, its Node.js language host and the Kubernetes provider, for the k8s executor. Installed at build
+# time so that the executor never downloads plugins at run time.
+FROM debian:bookworm-slim AS pulumi
+ARG PULUMI_VERSION
+ARG PULUMI_KUBERNETES_VERSION
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+RUN curl -fsSL "https://get.pulumi.com/releases/sdk/pulumi-v${PULUMI_VERSION}-linux-x64.tar.gz" | tar -xz -C /opt
+ENV PULUMI_HOME=/opt/pulumi-home
+RUN /opt/pulumi/pulumi plugin install resource kubernetes "v${PULUMI_KUBERNETES_VERSION}"
+
+FROM node:${NODE_VERSION}-bookworm-slim
+# PostgreSQL client tools (pg_dump, pg_restore, psql) for the backup executor.
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=pulumi /opt/pulumi /opt/pulumi
+COPY --from=pulumi /opt/pulumi-home /opt/pulumi-home
+ENV PATH=/opt/pulumi:$PATH \
+    PULUMI_HOME=/opt/pulumi-home \
+    PULUMI_SKIP_UPDATE_CHECK=true \
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
+    NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The uid the pod securityContext runs as (see src/k8s/component.ts).
+RUN groupadd --gid 65532 executor && useradd --uid 65532 --gid 65532 --home-dir /data --create-home executor \
+ && chown -R executor:executor /opt/pulumi-home
+USER 65532:65532
+EXPOSE 9464
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["--help"]

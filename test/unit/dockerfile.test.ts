@@ -1,0 +1,42 @@
+/** The Dockerfile cannot be built here (no Docker engine): keep it in step with the code and the pins. */
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+
+const dockerfile = readFileSync("Dockerfile", "utf8");
+const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+const tsconfig = JSON.parse(readFileSync("tsconfig.json", "utf8"));
+
+describe("Dockerfile", () => {
+  it("runs the built CLI entry point named in package.json", () => {
+    const bin: string = pkg.bin["colonyos-executor"];
+    expect(dockerfile).toContain(`ENTRYPOINT ["node", "/app/${bin}"]`);
+    expect(bin).toBe(`${tsconfig.compilerOptions.outDir}/src/cli.js`);
+    expect(existsSync("src/cli.ts")).toBe(true);
+  });
+
+  it("pins the Pulumi CLI and Kubernetes provider to the npm packages' versions", () => {
+    expect(dockerfile).toContain(`ARG PULUMI_VERSION=${pkg.dependencies["@pulumi/pulumi"]}`);
+    expect(dockerfile).toContain(`ARG PULUMI_KUBERNETES_VERSION=${pkg.dependencies["@pulumi/kubernetes"]}`);
+  });
+
+  it("uses the Node major the project targets and runs as the uid of the pod security context", () => {
+    const major = /^>=(\d+)/.exec(pkg.engines.node)?.[1];
+    const nodeArg = Number(/ARG NODE_VERSION=(\d+)/.exec(dockerfile)?.[1]);
+    expect(nodeArg).toBeGreaterThanOrEqual(Number(major));
+    expect(nodeArg).toBe(24);
+    const component = readFileSync("src/k8s/component.ts", "utf8");
+    const uid = /runAsUser: (\d+)/.exec(component)?.[1];
+    expect(dockerfile).toContain(`USER ${uid}:${uid}`);
+  });
+
+  it("ships the PostgreSQL client tools the backup executor spawns", () => {
+    expect(dockerfile).toMatch(/apt-get install[^\n]*postgresql-client/);
+  });
+
+  it("copies every file the build needs", () => {
+    for (const file of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"]) {
+      expect(dockerfile).toContain(file);
+      expect(existsSync(file)).toBe(true);
+    }
+  });
+});
