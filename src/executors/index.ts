@@ -3,4 +3,5 @@ import type { ExecutorModule } from "../executor/types.js";
 
 export const EXECUTORS: Record<string, () => Promise<ExecutorModule>> = {
   sleep: async () => (await import("./sleep.js")).sleepExecutor,
+  k8s: async () => (await import("./k8s.js")).k8sExecutor,
 };

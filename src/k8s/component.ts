@@ -1,0 +1,201 @@
+/**
+ * One deployment of ColonyOS executors on Kubernetes, as a Pulumi component. The same definition is used by the
+ * k8s executor's stacks (one per deployment name) and by the bootstrap program in infra/.
+ *
+ * It owns a Secret with the private keys (Pulumi secrets, referenced from the pods, never in the pod spec) and
+ * a Deployment of `pods` replicas, each with `executorsPerPod` executor containers named executor-0..N-1.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { deploymentLabels, selectorLabels } from "./labels.js";
+
+export interface ColoniesAddress {
+  host: string;
+  port: number;
+  tls: boolean;
+  colonyName: string;
+}
+
+export interface ExecutorDeploymentArgs {
+  /** Deployment name (a DNS-1123 label); also the `instance` label. */
+  name: string;
+  namespace: pulumi.Input<string>;
+  pods: number;
+  executorsPerPod: number;
+  image: string;
+  executorType: string;
+  /** Where the executors in the pods reach Colonies (may differ from the k8s executor's own address). */
+  colonies: ColoniesAddress;
+  /** Colony owner key: the child executors register themselves with it. */
+  colonyPrvKey?: pulumi.Input<string>;
+  /** A pre-registered executor key shared by the containers (instead of self-registration). */
+  executorPrvKey?: pulumi.Input<string>;
+  /** An in-memory emptyDir mounted at /ramdisk in every container. */
+  ramdisk?: boolean;
+  ramdiskSizeLimit?: string;
+  /** Per-container requests (= limits for memory, to avoid overcommit surprises). */
+  cpu?: string;
+  memory?: string;
+  /** Extra plain environment for the containers (no secrets here). */
+  env?: Record<string, string>;
+  /** Extra secret environment (values stored as Pulumi secrets, delivered through the Secret). */
+  secretEnv?: Record<string, pulumi.Input<string>>;
+  command?: string[];
+  args?: string[];
+  serviceAccountName?: pulumi.Input<string>;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** How long `pulumi up` waits for the rollout to become ready. */
+  rolloutTimeoutSeconds?: number;
+  /** Extra labels on the Deployment and its pods. */
+  labels?: Record<string, string>;
+  /** A PersistentVolumeClaim mounted in every container; the Deployment then uses the Recreate strategy. */
+  dataVolume?: { claimName: pulumi.Input<string>; mountPath: string };
+  /**
+   * Port of the executors' /healthz, /readyz and /metrics (this project's executors): sets EXECUTOR_HTTP_PORT
+   * and the probes. Only for one executor per pod.
+   */
+  httpPort?: number;
+}
+
+export const RAMDISK_PATH = "/ramdisk";
+
+export class ExecutorDeployment extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly secret: k8s.core.v1.Secret;
+  readonly deploymentName: pulumi.Output<string>;
+  readonly namespace: pulumi.Output<string>;
+  readonly replicas: pulumi.Output<number>;
+
+  constructor(name: string, args: ExecutorDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("colonyos:executors:ExecutorDeployment", name, {}, opts);
+    const labels = { ...(args.labels ?? {}), ...deploymentLabels(args.name, args.executorType) };
+    const secretData: Record<string, pulumi.Input<string>> = { ...(args.secretEnv ?? {}) };
+    if (args.colonyPrvKey) secretData.COLONIES_COLONY_PRVKEY = args.colonyPrvKey;
+    if (args.executorPrvKey) secretData.COLONIES_PRVKEY = args.executorPrvKey;
+
+    this.secret = new k8s.core.v1.Secret(
+      `${name}-keys`,
+      {
+        metadata: { name: `${args.name}-keys`, namespace: args.namespace, labels },
+        type: "Opaque",
+        stringData: pulumi.secret(secretData),
+      },
+      { parent: this },
+    );
+
+    const plainEnv = (index: number): k8s.types.input.core.v1.EnvVar[] => [
+      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+      { name: "COLONIES_SERVER_HOST", value: args.colonies.host },
+      { name: "COLONIES_SERVER_PORT", value: String(args.colonies.port) },
+      { name: "COLONIES_TLS", value: String(args.colonies.tls) },
+      { name: "COLONIES_COLONY_NAME", value: args.colonies.colonyName },
+      { name: "COLONIES_EXECUTOR_TYPE", value: args.executorType },
+      // Unique per container and readable: the pod name (from the downward API) and the container index.
+      { name: "COLONIES_EXECUTOR_NAME", value: `$(POD_NAME)-executor-${index}` },
+      ...(args.httpPort ? [{ name: "EXECUTOR_HTTP_PORT", value: String(args.httpPort) }] : []),
+      ...Object.entries(args.env ?? {}).map(([envName, value]) => ({ name: envName, value })),
+    ];
+    const probe = (path: string) => ({
+      httpGet: { path, port: "http" },
+      periodSeconds: 10,
+      failureThreshold: 3,
+    });
+    const secretEnv: k8s.types.input.core.v1.EnvVar[] = Object.keys(secretData)
+      .sort()
+      .map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: `${args.name}-keys`, key } } }));
+
+    const resources =
+      args.cpu || args.memory
+        ? {
+            requests: {
+              ...(args.cpu ? { cpu: args.cpu } : {}),
+              ...(args.memory ? { memory: args.memory } : {}),
+            },
+            limits: args.memory ? { memory: args.memory } : undefined,
+          }
+        : undefined;
+
+    const containers: k8s.types.input.core.v1.Container[] = Array.from(
+      { length: args.executorsPerPod },
+      (_, i) => ({
+        name: `executor-${i}`,
+        image: args.image,
+        imagePullPolicy: args.imagePullPolicy,
+        command: args.command,
+        args: args.args,
+        env: [...plainEnv(i), ...secretEnv],
+        resources,
+        securityContext: {
+          runAsNonRoot: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ["ALL"] },
+        },
+        volumeMounts: [
+          { name: "tmp", mountPath: "/tmp" },
+          ...(args.ramdisk ? [{ name: "ramdisk", mountPath: RAMDISK_PATH }] : []),
+          ...(args.dataVolume ? [{ name: "data", mountPath: args.dataVolume.mountPath }] : []),
+        ],
+        ...(args.httpPort
+          ? {
+              ports: [{ name: "http", containerPort: args.httpPort }],
+              livenessProbe: probe("/healthz"),
+              readinessProbe: probe("/readyz"),
+            }
+          : {}),
+      }),
+    );
+
+    const timeout = `${args.rolloutTimeoutSeconds ?? 300}s`;
+    this.deployment = new k8s.apps.v1.Deployment(
+      name,
+      {
+        metadata: { name: args.name, namespace: args.namespace, labels },
+        spec: {
+          replicas: args.pods,
+          ...(args.dataVolume ? { strategy: { type: "Recreate" } } : {}),
+          selector: { matchLabels: selectorLabels(args.name) },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: args.serviceAccountName,
+              automountServiceAccountToken: args.serviceAccountName !== undefined,
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 65532,
+                fsGroup: 65532,
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              terminationGracePeriodSeconds: 60,
+              containers,
+              volumes: [
+                { name: "tmp", emptyDir: {} },
+                ...(args.ramdisk
+                  ? [
+                      {
+                        name: "ramdisk",
+                        emptyDir: { medium: "Memory", sizeLimit: args.ramdiskSizeLimit ?? "256Mi" },
+                      },
+                    ]
+                  : []),
+                ...(args.dataVolume
+                  ? [{ name: "data", persistentVolumeClaim: { claimName: args.dataVolume.claimName } }]
+                  : []),
+              ],
+            },
+          },
+        },
+      },
+      { parent: this, dependsOn: [this.secret], customTimeouts: { create: timeout, update: timeout } },
+    );
+
+    this.deploymentName = this.deployment.metadata.name;
+    this.namespace = this.deployment.metadata.namespace;
+    this.replicas = this.deployment.spec.replicas;
+    this.registerOutputs({
+      deploymentName: this.deploymentName,
+      namespace: this.namespace,
+      replicas: this.replicas,
+    });
+  }
+}

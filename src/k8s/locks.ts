@@ -1,0 +1,86 @@
+/**
+ * Stale-lock recovery for the file state backend. Each update writes
+ * `<backend>/.pulumi/locks/organization/<project>/<stack>/<id>.json` with the holder's pid and host, and nothing
+ * removes it if the holder dies. A lock is stale when its holder is known to be gone:
+ * - held on this host by a pid that is gone (or is no longer a pulumi process);
+ * - with `singleWriter` (one executor owns the backend, e.g. a file backend on a ReadWriteOnce volume), also any
+ *   lock from another host: that can only be an earlier incarnation of this executor (a replaced pod).
+ */
+import { readdir, readFile, rm } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface LockInfo {
+  file: string;
+  stack: string;
+  pid?: number;
+  host?: string;
+  stale: boolean;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return true;
+}
+
+async function isPulumiProcess(pid: number): Promise<boolean> {
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
+    return /pulumi/.test(cmdline);
+  } catch {
+    return processAlive(pid); // no /proc: trust liveness alone
+  }
+}
+
+/** The lock directory of a project in a file backend, or null for other backends. */
+export function lockDir(backendUrl: string, project: string): string | null {
+  if (!backendUrl.startsWith("file://")) return null;
+  return join(fileURLToPath(backendUrl), ".pulumi", "locks", "organization", project);
+}
+
+export async function findLocks(
+  backendUrl: string,
+  project: string,
+  options: { stack?: string; singleWriter?: boolean } = {},
+): Promise<LockInfo[]> {
+  const { stack, singleWriter = false } = options;
+  const dir = lockDir(backendUrl, project);
+  if (!dir) return [];
+  const stacks = stack ? [stack] : await readdir(dir).catch(() => [] as string[]);
+  const locks: LockInfo[] = [];
+  for (const name of stacks) {
+    const files = await readdir(join(dir, name)).catch(() => [] as string[]);
+    for (const entry of files.filter((f) => f.endsWith(".json"))) {
+      const file = join(dir, name, entry);
+      let content: { pid?: number; hostname?: string } = {};
+      try {
+        content = JSON.parse(await readFile(file, "utf8"));
+      } catch {
+        // unreadable: treat as held by an unknown process (not stale)
+      }
+      const local = content.hostname === hostname();
+      const alive = local && typeof content.pid === "number" && (await isPulumiProcess(content.pid));
+      const stale = local
+        ? typeof content.pid === "number" && !alive
+        : singleWriter && content.hostname !== undefined;
+      locks.push({ file, stack: name, pid: content.pid, host: content.hostname, stale });
+    }
+  }
+  return locks;
+}
+
+/** Removes the stale locks of one stack (or all stacks); returns what was removed. */
+export async function removeStaleLocks(
+  backendUrl: string,
+  project: string,
+  options: { stack?: string; singleWriter?: boolean } = {},
+): Promise<LockInfo[]> {
+  const stale = (await findLocks(backendUrl, project, options)).filter((lock) => lock.stale);
+  await Promise.all(stale.map((lock) => rm(lock.file, { force: true })));
+  return stale;
+}

@@ -1,0 +1,243 @@
+/**
+ * The Automation API layer: one Pulumi stack per deployment name, in one project, on one state backend.
+ * - one PulumiCommand, found once and reused (no `pulumi version` per workspace);
+ * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
+ * - operations on one stack run one at a time in arrival order; different stacks concurrently up to a limit;
+ * - stale locks are removed at start-up and when an update meets one (ConcurrentUpdateError);
+ * - the engine's output is streamed to the caller; an AbortSignal cancels an update cleanly (SIGINT to pulumi).
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  ConcurrentUpdateError,
+  LocalWorkspace,
+  PulumiCommand,
+  type PulumiFn,
+  type Stack,
+  StackNotFoundError,
+} from "@pulumi/pulumi/automation/index.js";
+import type { Logger } from "pino";
+import { ProcessError } from "../executor/types.js";
+import { removeStaleLocks } from "./locks.js";
+import { KeyedQueue } from "./queue.js";
+
+export interface StackManagerOptions {
+  project: string;
+  backendUrl: string;
+  passphrase: string;
+  dataDir: string;
+  maxConcurrent: number;
+  /** Directory holding bin/pulumi; PATH when absent. */
+  pulumiRoot?: string;
+  /** Environment for the pulumi CLI and its plugins (KUBECONFIG, PULUMI_HOME, ...). */
+  env: Record<string, string>;
+  logger: Logger;
+}
+
+export interface OperationOptions {
+  signal?: AbortSignal;
+  /** Engine output, line by line. */
+  onOutput?: (line: string) => void;
+}
+
+export interface ChangeSummary {
+  [op: string]: number;
+}
+
+/** Stack outputs are plain JSON values here. */
+export type Outputs = Record<string, unknown>;
+
+const NOISE = /^\s*$/;
+
+export class StackManager {
+  private readonly queue: KeyedQueue;
+  /** Stacks whose lock holder died: their state may hold pending operations, cleared by a refresh first. */
+  private readonly interrupted = new Set<string>();
+
+  private constructor(
+    private readonly options: StackManagerOptions,
+    private readonly command: PulumiCommand,
+  ) {
+    this.queue = new KeyedQueue(options.maxConcurrent);
+  }
+
+  static async create(options: StackManagerOptions): Promise<StackManager> {
+    const command = await PulumiCommand.get({
+      root: options.pulumiRoot,
+      skipVersionCheck: options.env.PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK === "true",
+    });
+    if (options.backendUrl.startsWith("file://")) {
+      await mkdir(new URL(options.backendUrl), { recursive: true });
+    }
+    const manager = new StackManager(options, command);
+    const removed = await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true });
+    for (const lock of removed) {
+      manager.interrupted.add(lock.stack);
+      options.logger.warn(
+        { stack: lock.stack, pid: lock.pid, host: lock.host },
+        "removed a stale Pulumi lock",
+      );
+    }
+    return manager;
+  }
+
+  get pulumiVersion(): string {
+    return this.command.version?.toString() ?? "unknown";
+  }
+
+  private async workspaceOptions(stackName: string) {
+    const workDir = join(this.options.dataDir, "stacks", stackName);
+    await mkdir(workDir, { recursive: true });
+    return {
+      workDir,
+      pulumiCommand: this.command,
+      secretsProvider: "passphrase",
+      projectSettings: {
+        name: this.options.project,
+        runtime: "nodejs" as const,
+        backend: { url: this.options.backendUrl },
+      },
+      envVars: {
+        ...this.options.env,
+        PULUMI_CONFIG_PASSPHRASE: this.options.passphrase,
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      },
+    };
+  }
+
+  private async stack(stackName: string, program: PulumiFn, create: boolean): Promise<Stack> {
+    const args = { projectName: this.options.project, stackName, program };
+    const opts = await this.workspaceOptions(stackName);
+    return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
+  }
+
+  /** Runs one operation on a stack, queued behind the others on that stack. */
+  private run<T>(stackName: string, operation: () => Promise<T>): Promise<T> {
+    return this.queue.run(stackName, operation);
+  }
+
+  /** Retries once after removing stale locks when the stack is locked by a dead holder. */
+  private async withLockRecovery<T>(stackName: string, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!(error instanceof ConcurrentUpdateError)) throw error;
+      const removed = await removeStaleLocks(this.options.backendUrl, this.options.project, {
+        stack: stackName,
+        singleWriter: true,
+      });
+      if (removed.length === 0) {
+        throw new ProcessError(`stack ${stackName} is locked by a running update elsewhere; try again later`);
+      }
+      this.interrupted.add(stackName);
+      this.options.logger.warn({ stack: stackName }, "removed a stale Pulumi lock; retrying");
+      return operation();
+    }
+  }
+
+  async exists(stackName: string): Promise<boolean> {
+    const ws = await LocalWorkspace.create({ ...(await this.workspaceOptions(stackName)) });
+    return (await ws.listStacks()).some((s) => s.name === stackName);
+  }
+
+  async list(): Promise<string[]> {
+    const ws = await LocalWorkspace.create({ ...(await this.workspaceOptions("_list")) });
+    return (await ws.listStacks()).map((s) => s.name).sort();
+  }
+
+  /** `pulumi up` (or a preview when dryrun) of a stack, created if needed. */
+  up(
+    stackName: string,
+    program: PulumiFn,
+    options: OperationOptions & { dryrun?: boolean; refresh?: boolean },
+  ): Promise<{ changes: ChangeSummary; outputs: Outputs }> {
+    return this.run(stackName, async () => {
+      const stack = await this.stack(stackName, program, true);
+      const streamed = lineSplitter(options.onOutput);
+      const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
+      if (options.dryrun) {
+        const preview = await stack.preview({ ...common, refresh: options.refresh });
+        streamed.flush();
+        return { changes: preview.changeSummary, outputs: {} };
+      }
+      const result = await this.withLockRecovery(stackName, async () => {
+        if (this.interrupted.has(stackName)) {
+          // An update was cut off (the executor was killed): reconcile the state with the cluster and drop
+          // creates that never finished, so that this update converges.
+          await stack.refresh({ ...common, clearPendingCreates: true });
+          this.interrupted.delete(stackName);
+        }
+        return stack.up({ ...common, refresh: options.refresh });
+      });
+      streamed.flush();
+      return {
+        changes: (result.summary.resourceChanges ?? {}) as ChangeSummary,
+        outputs: plainOutputs(result.outputs),
+      };
+    });
+  }
+
+  /** The outputs of the last successful update; throws "unknown deployment" for a stack that does not exist. */
+  outputs(stackName: string, program: PulumiFn, signal?: AbortSignal): Promise<Outputs> {
+    return this.run(stackName, async () => {
+      signal?.throwIfAborted();
+      const stack = await this.selectExisting(stackName, program);
+      return plainOutputs(await stack.outputs());
+    });
+  }
+
+  /** Destroys the stack's resources and removes the stack (or previews that when dryrun). */
+  destroy(
+    stackName: string,
+    program: PulumiFn,
+    options: OperationOptions & { dryrun?: boolean },
+  ): Promise<{ changes: ChangeSummary }> {
+    return this.run(stackName, async () => {
+      const stack = await this.selectExisting(stackName, program);
+      const streamed = lineSplitter(options.onOutput);
+      const result = await this.withLockRecovery(stackName, () =>
+        stack.destroy({
+          onOutput: streamed,
+          signal: options.signal,
+          color: "never",
+          previewOnly: options.dryrun,
+          remove: !options.dryrun,
+        }),
+      );
+      streamed.flush();
+      return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
+    });
+  }
+
+  private async selectExisting(stackName: string, program: PulumiFn): Promise<Stack> {
+    try {
+      return await this.stack(stackName, program, false);
+    } catch (error) {
+      if (error instanceof StackNotFoundError || /no stack named|not found/i.test(String(error))) {
+        throw new ProcessError(`unknown deployment: ${stackName}`);
+      }
+      throw error;
+    }
+  }
+}
+
+function plainOutputs(outputs: Record<string, { value: unknown; secret: boolean }>): Outputs {
+  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
+}
+
+/** Turns the engine's output chunks into whole, non-empty lines. */
+function lineSplitter(onLine?: (line: string) => void): ((chunk: string) => void) & { flush(): void } {
+  let partial = "";
+  const feed = (chunk: string) => {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (!NOISE.test(line)) onLine?.(line.trimEnd());
+  };
+  return Object.assign(feed, {
+    flush() {
+      if (!NOISE.test(partial)) onLine?.(partial.trimEnd());
+      partial = "";
+    },
+  });
+}

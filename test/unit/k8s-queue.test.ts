@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { KeyedQueue } from "../../src/k8s/queue.js";
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("KeyedQueue", () => {
+  it("runs operations on one key one at a time in arrival order, even when one fails", async () => {
+    const queue = new KeyedQueue(4);
+    const events: string[] = [];
+    const op =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        events.push(`start ${name}`);
+        await tick(ms);
+        events.push(`end ${name}`);
+        if (fail) throw new Error(name);
+        return name;
+      };
+    const results = await Promise.allSettled([
+      queue.run("a", op("deploy", 30)),
+      queue.run("a", op("scale-1", 5, true)),
+      queue.run("a", op("scale-2", 1)),
+    ]);
+    expect(events).toEqual([
+      "start deploy",
+      "end deploy",
+      "start scale-1",
+      "end scale-1",
+      "start scale-2",
+      "end scale-2",
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+  });
+
+  it("runs different keys concurrently up to the limit", async () => {
+    const queue = new KeyedQueue(2);
+    let running = 0;
+    let peak = 0;
+    const op = async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await tick(20);
+      running--;
+    };
+    await Promise.all(["a", "b", "c", "d", "e"].map((key) => queue.run(key, op)));
+    expect(peak).toBe(2);
+    expect(queue.busyKeys).toEqual([]);
+  });
+});
