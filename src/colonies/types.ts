@@ -34,6 +34,8 @@ export interface Process {
   assignedexecutorid: string;
   isassigned: boolean;
   state: ProcessStateValue;
+  /** Nanoseconds; the server assigns in this order. */
+  prioritytime?: number;
   submissiontime: string;
   starttime: string;
   endtime: string;

@@ -48,6 +48,7 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
   const ctx: ProcessContext = {
     processId: process.processid,
     funcName,
+    priorityTime: Number(process.prioritytime ?? 0),
     signal,
     logger,
     log: async (message) => {

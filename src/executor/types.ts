@@ -33,6 +33,8 @@ export type ParsedArgs = Record<string, ArgValue | undefined>;
 export interface ProcessContext {
   processId: string;
   funcName: string;
+  /** Colonies' ordering key (priority time): lower was submitted earlier or with a higher priority. */
+  priorityTime?: number;
   /** Aborted on shutdown (after the grace period) or when the executor is forced to stop. */
   signal: AbortSignal;
   /** Logger scoped to this process (structured, secrets redacted). */

@@ -36,6 +36,8 @@ export interface StackManagerOptions {
 
 export interface OperationOptions {
   signal?: AbortSignal;
+  /** Position among the operations waiting on the same stack (Colonies' priority time). */
+  order?: number;
   /** Engine output, line by line. */
   onOutput?: (line: string) => void;
 }
@@ -47,7 +49,15 @@ export interface ChangeSummary {
 /** Stack outputs are plain JSON values here. */
 export type Outputs = Record<string, unknown>;
 
+export type UpOptions = OperationOptions & { dryrun?: boolean; refresh?: boolean };
+export interface UpResult {
+  changes: ChangeSummary;
+  outputs: Outputs;
+}
+
 const NOISE = /^\s*$/;
+/** How long an idle stack waits for simultaneous arrivals, so that they run in submission order. */
+const GATHER_MS = 100;
 
 export class StackManager {
   private readonly queue: KeyedQueue;
@@ -58,7 +68,7 @@ export class StackManager {
     private readonly options: StackManagerOptions,
     private readonly command: PulumiCommand,
   ) {
-    this.queue = new KeyedQueue(options.maxConcurrent);
+    this.queue = new KeyedQueue(options.maxConcurrent, GATHER_MS);
   }
 
   static async create(options: StackManagerOptions): Promise<StackManager> {
@@ -113,8 +123,8 @@ export class StackManager {
   }
 
   /** Runs one operation on a stack, queued behind the others on that stack. */
-  private run<T>(stackName: string, operation: () => Promise<T>): Promise<T> {
-    return this.queue.run(stackName, operation);
+  private run<T>(stackName: string, operation: () => Promise<T>, order?: number): Promise<T> {
+    return this.queue.run(stackName, operation, order);
   }
 
   /** Retries once after removing stale locks when the stack is locked by a dead holder. */
@@ -147,67 +157,85 @@ export class StackManager {
   }
 
   /** `pulumi up` (or a preview when dryrun) of a stack, created if needed. */
-  up(
+  up(stackName: string, program: PulumiFn, options: UpOptions): Promise<UpResult> {
+    return this.run(
+      stackName,
+      async () => this.apply(stackName, await this.stack(stackName, program, true), options),
+      options.order,
+    );
+  }
+
+  /**
+   * Updates an existing stack with a program made from its current outputs, in one turn of the stack's queue
+   * (e.g. scale: the recorded spec with a new number of pods). Unknown stacks fail with "unknown deployment".
+   */
+  update(
     stackName: string,
-    program: PulumiFn,
-    options: OperationOptions & { dryrun?: boolean; refresh?: boolean },
-  ): Promise<{ changes: ChangeSummary; outputs: Outputs }> {
-    return this.run(stackName, async () => {
-      const stack = await this.stack(stackName, program, true);
-      const streamed = lineSplitter(options.onOutput);
-      const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
-      if (options.dryrun) {
-        const preview = await stack.preview({ ...common, refresh: options.refresh });
-        streamed.flush();
-        return { changes: preview.changeSummary, outputs: {} };
-      }
-      const result = await this.withLockRecovery(stackName, async () => {
-        if (this.interrupted.has(stackName)) {
-          // An update was cut off (the executor was killed): reconcile the state with the cluster and drop
-          // creates that never finished, so that this update converges.
-          await stack.refresh({ ...common, clearPendingCreates: true });
-          this.interrupted.delete(stackName);
-        }
-        return stack.up({ ...common, refresh: options.refresh });
-      });
+    programFor: (outputs: Outputs) => PulumiFn,
+    options: UpOptions,
+  ): Promise<UpResult> {
+    return this.run(
+      stackName,
+      async () => {
+        const stack = await this.selectExisting(stackName, async () => ({}));
+        (stack.workspace as LocalWorkspace).program = programFor(plainOutputs(await stack.outputs()));
+        return this.apply(stackName, stack, options);
+      },
+      options.order,
+    );
+  }
+
+  private async apply(stackName: string, stack: Stack, options: UpOptions): Promise<UpResult> {
+    const streamed = lineSplitter(options.onOutput);
+    const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
+    if (options.dryrun) {
+      const preview = await stack.preview({ ...common, refresh: options.refresh });
       streamed.flush();
-      return {
-        changes: (result.summary.resourceChanges ?? {}) as ChangeSummary,
-        outputs: plainOutputs(result.outputs),
-      };
+      return { changes: preview.changeSummary, outputs: {} };
+    }
+    const result = await this.withLockRecovery(stackName, async () => {
+      if (this.interrupted.has(stackName)) {
+        // An update was cut off (the executor was killed): reconcile the state with the cluster and drop
+        // creates that never finished, so that this update converges.
+        await stack.refresh({ ...common, clearPendingCreates: true });
+        this.interrupted.delete(stackName);
+      }
+      return stack.up({ ...common, refresh: options.refresh });
     });
+    streamed.flush();
+    return {
+      changes: (result.summary.resourceChanges ?? {}) as ChangeSummary,
+      outputs: plainOutputs(result.outputs),
+    };
   }
 
-  /** The outputs of the last successful update; throws "unknown deployment" for a stack that does not exist. */
-  outputs(stackName: string, program: PulumiFn, signal?: AbortSignal): Promise<Outputs> {
-    return this.run(stackName, async () => {
-      signal?.throwIfAborted();
-      const stack = await this.selectExisting(stackName, program);
-      return plainOutputs(await stack.outputs());
-    });
-  }
-
-  /** Destroys the stack's resources and removes the stack (or previews that when dryrun). */
+  /**
+   * Destroys the stack's resources and removes the stack. With dryrun, previews an empty program instead: its
+   * change summary is exactly what destroy would delete.
+   */
   destroy(
     stackName: string,
-    program: PulumiFn,
     options: OperationOptions & { dryrun?: boolean },
   ): Promise<{ changes: ChangeSummary }> {
-    return this.run(stackName, async () => {
-      const stack = await this.selectExisting(stackName, program);
-      const streamed = lineSplitter(options.onOutput);
-      const result = await this.withLockRecovery(stackName, () =>
-        stack.destroy({
-          onOutput: streamed,
-          signal: options.signal,
-          color: "never",
-          previewOnly: options.dryrun,
-          remove: !options.dryrun,
-        }),
-      );
-      streamed.flush();
-      return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
-    });
+    return this.run(
+      stackName,
+      async () => {
+        const stack = await this.selectExisting(stackName, async () => ({}));
+        const streamed = lineSplitter(options.onOutput);
+        const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
+        if (options.dryrun) {
+          const preview = await stack.preview(common);
+          streamed.flush();
+          return { changes: preview.changeSummary };
+        }
+        const result = await this.withLockRecovery(stackName, () =>
+          stack.destroy({ ...common, remove: true }),
+        );
+        streamed.flush();
+        return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
+      },
+      options.order,
+    );
   }
 
   private async selectExisting(stackName: string, program: PulumiFn): Promise<Stack> {

@@ -185,7 +185,7 @@ describe("k8s executor through the official CLI", () => {
     for (const func of ["get_containers", "containers", "restart", "logs"]) {
       const done = await call(func, ["stranger"]);
       expect(done.state).toBe(ProcessState.FAILED);
-      expect(done.errors?.[0]).toBe(
+      expect(done.errors?.[0], JSON.stringify(done)).toBe(
         `${func}: pod stranger does not exist or is not managed by this executor`,
       );
     }

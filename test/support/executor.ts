@@ -58,7 +58,10 @@ export async function submit(
   );
 }
 
-/** Waits until a process is closed or failed and returns it. */
+/**
+ * Waits until a process is closed or failed and returns it. The server (1.9.12) marks a process FAILED and
+ * stores its errors in two separate statements, so a FAILED process without errors yet is read again.
+ */
 export async function waitDone(
   server: ColoniesServer,
   processId: string,
@@ -68,7 +71,8 @@ export async function waitDone(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const process = await client.getProcess(processId, server.userPrvKey);
-    if (process.state === ProcessState.SUCCESS || process.state === ProcessState.FAILED) return process;
+    if (process.state === ProcessState.SUCCESS) return process;
+    if (process.state === ProcessState.FAILED && (process.errors?.length ?? 0) > 0) return process;
     if (Date.now() > deadline) throw new Error(`process ${processId} still in state ${process.state}`);
     await new Promise((r) => setTimeout(r, 50));
   }

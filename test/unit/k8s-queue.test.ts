@@ -32,6 +32,21 @@ describe("KeyedQueue", () => {
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
   });
 
+  it("sorts a burst of operations on an idle key by their order, not their arrival", async () => {
+    const queue = new KeyedQueue(4, 20);
+    const events: string[] = [];
+    const op = (name: string) => async () => {
+      events.push(name);
+      await tick(5);
+    };
+    await Promise.all([
+      queue.run("k", op("scale-2"), 3),
+      queue.run("k", op("deploy"), 1),
+      queue.run("k", op("scale-4"), 2),
+    ]);
+    expect(events).toEqual(["deploy", "scale-4", "scale-2"]);
+  });
+
   it("runs different keys concurrently up to the limit", async () => {
     const queue = new KeyedQueue(2);
     let running = 0;

@@ -130,19 +130,6 @@ export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
     return deployment;
   }
 
-  async function recordedSpec(fn: string, name: string, ctx: ProcessContext): Promise<DeploymentSpec> {
-    const outputs = await stacks
-      .outputs(name, async () => ({}), ctx.signal)
-      .catch((error: unknown) => {
-        if (error instanceof ProcessError) throw new ProcessError(`${fn}: ${error.message}`);
-        kubeError(fn, error);
-      });
-    if (!isDeploymentSpec(outputs.spec)) {
-      throw new ProcessError(`${fn}: deployment ${name} has no completed deploy on record; run deploy again`);
-    }
-    return outputs.spec;
-  }
-
   async function apply(fn: string, spec: DeploymentSpec, args: ParsedArgs, ctx: ProcessContext) {
     const started = performance.now();
     const result = await withPulumiLog(ctx, (onOutput) =>
@@ -150,6 +137,7 @@ export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
         dryrun: args.dryrun === true,
         signal: ctx.signal,
         onOutput,
+        order: ctx.priorityTime,
       }),
     ).catch((error: unknown) => kubeError(fn, error));
     return {
@@ -253,10 +241,11 @@ export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
         const name = validateDeploymentName("undeploy", args.deploymentname as string);
         const started = performance.now();
         const result = await withPulumiLog(ctx, (onOutput) =>
-          stacks.destroy(name, async () => ({}), {
+          stacks.destroy(name, {
             dryrun: args.dryrun === true,
             signal: ctx.signal,
             onOutput,
+            order: ctx.priorityTime,
           }),
         ).catch((error: unknown) => {
           if (error instanceof ProcessError) throw new ProcessError(`undeploy: ${error.message}`);
@@ -299,16 +288,37 @@ export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
       kwargs: [dryrun],
       async handler(args, ctx) {
         const name = validateDeploymentName("scale", args.deploymentname as string);
-        const spec = await recordedSpec("scale", name, ctx);
-        const result = await apply("scale", { ...spec, pods: args.pods as number }, args, ctx);
+        const pods = args.pods as number;
+        const started = performance.now();
+        let previous = 0;
+        const result = await withPulumiLog(ctx, (onOutput) =>
+          stacks.update(
+            name,
+            (outputs) => {
+              if (!isDeploymentSpec(outputs.spec)) {
+                throw new ProcessError(
+                  `scale: deployment ${name} has no completed deploy on record; run deploy again`,
+                );
+              }
+              previous = outputs.spec.pods;
+              return deploymentProgram({ ...outputs.spec, pods }, config);
+            },
+            { dryrun: args.dryrun === true, signal: ctx.signal, onOutput, order: ctx.priorityTime },
+          ),
+        ).catch((error: unknown) => {
+          if (error instanceof ProcessError && !error.message.startsWith("scale:")) {
+            throw new ProcessError(`scale: ${error.message}`);
+          }
+          kubeError("scale", error);
+        });
         return [
           {
             deployment: name,
-            pods: result.pods,
-            previous: spec.pods,
-            dryrun: result.dryrun,
+            pods,
+            previous,
+            dryrun: args.dryrun === true,
             changes: result.changes,
-            durationMs: result.durationMs,
+            durationMs: Math.round(performance.now() - started),
           },
         ];
       },
