@@ -81,6 +81,9 @@ export async function removeStaleLocks(
   options: { stack?: string; singleWriter?: boolean } = {},
 ): Promise<LockInfo[]> {
   const stale = (await findLocks(backendUrl, project, options)).filter((lock) => lock.stale);
-  await Promise.all(stale.map((lock) => rm(lock.file, { force: true })));
+  // The file backend (gocloud's fileblob) keeps a `.attrs` sidecar beside each object.
+  await Promise.all(
+    stale.flatMap((lock) => [rm(lock.file, { force: true }), rm(`${lock.file}.attrs`, { force: true })]),
+  );
   return stale;
 }

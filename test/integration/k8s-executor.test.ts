@@ -151,6 +151,17 @@ describe("k8s executor through the official CLI", () => {
     expect(await ok("containers", [name])).toEqual([2]);
   });
 
+  it("reads a container's logs through the atom engine (kwok serves them from a file)", async () => {
+    const [pods] = (await ok("get_pods", ["web"])) as [{ name: string }[]];
+    const name = pods[0]?.name as string;
+    const [text] = (await ok("logs", [name, "executor-1", "10"])) as string[];
+    expect(text).toContain("fake container output");
+    const bad = await call("logs", [name, "executor-9"]);
+    expect(bad.errors?.[0]).toBe(
+      `logs: pod ${name} has no container executor-9; it has executor-0, executor-1`,
+    );
+  });
+
   it("scales only the replicas, previews without changing anything, and restarts a pod", async () => {
     const before = await apps.readNamespacedDeployment({ name: "web", namespace });
     const [preview] = (await ok("scale", ["web", "5"], { dryrun: "true" })) as Record<string, unknown>[];

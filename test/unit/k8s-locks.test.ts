@@ -24,6 +24,7 @@ describe("stale Pulumi locks", () => {
       await new Promise((r) => setTimeout(r, 100));
       const { url, dir } = backendWithLocks({
         "dead/1.json": { pid: 999_999, hostname: hostname() },
+        "dead/1.json.attrs": { md5: "sidecar of the file blob store" },
         "alive/2.json": { pid: live.pid, hostname: hostname() },
         "elsewhere/3.json": { pid: 1, hostname: "another-host" },
       });
@@ -35,6 +36,7 @@ describe("stale Pulumi locks", () => {
       const removed = await removeStaleLocks(url, "proj");
       expect(removed.map((l) => l.stack)).toEqual(["dead"]);
       expect(existsSync(join(dir, "dead/1.json"))).toBe(false);
+      expect(existsSync(join(dir, "dead/1.json.attrs"))).toBe(false);
       expect(existsSync(join(dir, "alive/2.json"))).toBe(true);
       // With a single writer, a lock from another host can only be an earlier incarnation of this executor.
       expect((await removeStaleLocks(url, "proj", { singleWriter: true })).map((l) => l.stack)).toEqual([
