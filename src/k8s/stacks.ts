@@ -61,6 +61,9 @@ const GATHER_MS = 100;
 
 export class StackManager {
   private readonly queue: KeyedQueue;
+  private readonly selected = new Map<string, Stack>();
+  /** Outputs of each stack's last update by this process, to spare a CLI call on scale. */
+  private readonly lastOutputs = new Map<string, Outputs>();
   /** Stacks whose lock holder died: their state may hold pending operations, cleared by a refresh first. */
   private readonly interrupted = new Set<string>();
 
@@ -116,10 +119,22 @@ export class StackManager {
     };
   }
 
+  /**
+   * The stack, selected once and then reused with the operation's program: selecting runs the CLI, which
+   * costs a few hundred milliseconds per operation. Called only from inside the stack's queue.
+   */
   private async stack(stackName: string, program: PulumiFn, create: boolean): Promise<Stack> {
-    const args = { projectName: this.options.project, stackName, program };
-    const opts = await this.workspaceOptions(stackName);
-    return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
+    let stack = this.selected.get(stackName);
+    if (!stack) {
+      const args = { projectName: this.options.project, stackName, program };
+      const opts = await this.workspaceOptions(stackName);
+      stack = await (create
+        ? LocalWorkspace.createOrSelectStack(args, opts)
+        : LocalWorkspace.selectStack(args, opts));
+      this.selected.set(stackName, stack);
+    }
+    (stack.workspace as LocalWorkspace).program = program;
+    return stack;
   }
 
   /** Runs one operation on a stack, queued behind the others on that stack. */
@@ -146,16 +161,6 @@ export class StackManager {
     }
   }
 
-  async exists(stackName: string): Promise<boolean> {
-    const ws = await LocalWorkspace.create({ ...(await this.workspaceOptions(stackName)) });
-    return (await ws.listStacks()).some((s) => s.name === stackName);
-  }
-
-  async list(): Promise<string[]> {
-    const ws = await LocalWorkspace.create({ ...(await this.workspaceOptions("_list")) });
-    return (await ws.listStacks()).map((s) => s.name).sort();
-  }
-
   /** `pulumi up` (or a preview when dryrun) of a stack, created if needed. */
   up(stackName: string, program: PulumiFn, options: UpOptions): Promise<UpResult> {
     return this.run(
@@ -177,9 +182,12 @@ export class StackManager {
     return this.run(
       stackName,
       async () => {
-        const stack = await this.selectExisting(stackName, async () => ({}));
-        (stack.workspace as LocalWorkspace).program = programFor(plainOutputs(await stack.outputs()));
-        return this.apply(stackName, stack, options);
+        let outputs = this.lastOutputs.get(stackName);
+        if (!outputs) {
+          const stack = await this.selectExisting(stackName, async () => ({}));
+          outputs = plainOutputs(await stack.outputs());
+        }
+        return this.apply(stackName, await this.stack(stackName, programFor(outputs), false), options);
       },
       options.order,
     );
@@ -203,10 +211,9 @@ export class StackManager {
       return stack.up({ ...common, refresh: options.refresh });
     });
     streamed.flush();
-    return {
-      changes: (result.summary.resourceChanges ?? {}) as ChangeSummary,
-      outputs: plainOutputs(result.outputs),
-    };
+    const outputs = plainOutputs(result.outputs);
+    this.lastOutputs.set(stackName, outputs);
+    return { changes: (result.summary.resourceChanges ?? {}) as ChangeSummary, outputs };
   }
 
   /**
@@ -231,6 +238,8 @@ export class StackManager {
         const result = await this.withLockRecovery(stackName, () =>
           stack.destroy({ ...common, remove: true }),
         );
+        this.selected.delete(stackName);
+        this.lastOutputs.delete(stackName);
         streamed.flush();
         return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
       },
