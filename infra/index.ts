@@ -92,7 +92,7 @@ const k8sExecutor =
           memory: config.get("k8sExecutorMemory") ?? "1Gi",
           env: {
             K8S_NAMESPACE: namespace,
-            K8S_DATA_DIR: "/data",
+            K8S_DATA_DIR: config.get("k8sDataDir") ?? "/data",
             EXECUTOR_CONCURRENCY: String(config.getNumber("k8sExecutorConcurrency") ?? 4),
             ...(config.get("childImagePullPolicy")
               ? { K8S_IMAGE_PULL_POLICY: config.require("childImagePullPolicy") }
@@ -178,11 +178,11 @@ if (backup) {
         ...(target === "dir" ? { BACKUP_DIR: "/backups" } : {}),
         ...(backup.s3
           ? {
-              BACKUP_S3_BUCKET: backup.s3.bucket,
-              ...(backup.s3.endpoint ? { BACKUP_S3_ENDPOINT: backup.s3.endpoint } : {}),
-              ...(backup.s3.region ? { BACKUP_S3_REGION: backup.s3.region } : {}),
-              ...(backup.s3.prefix ? { BACKUP_S3_PREFIX: backup.s3.prefix } : {}),
-              ...(backup.s3.pathStyle ? { BACKUP_S3_FORCE_PATH_STYLE: "true" } : {}),
+              AWS_S3_BUCKET: backup.s3.bucket,
+              ...(backup.s3.endpoint ? { AWS_S3_ENDPOINT: backup.s3.endpoint } : {}),
+              ...(backup.s3.region ? { AWS_S3_REGION: backup.s3.region } : {}),
+              ...(backup.s3.prefix ? { AWS_S3_PREFIX: backup.s3.prefix } : {}),
+              ...(backup.s3.pathStyle ? { AWS_S3_FORCE_PATH_STYLE: "true" } : {}),
             }
           : {}),
       },

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job's one command: sets up Node 24, the npm packages and the real peers (cached outside the
-# repository), builds the executors, and runs the local demo. Pass --keep to leave it running.
+# The main job's one command: provides Node 24, the npm packages and every real peer (built once and cached
+# outside the repository; the first run builds Kubernetes, Pulumi and MinIO from their Go modules, see README),
+# builds the executors and runs the local demo end to end. Pass --keep to leave everything running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(bash scripts/peers/node.sh --export)"
-bash scripts/peers/postgres.sh >/dev/null
-COLONIES_BIN_DIR="$(dirname "$(bash scripts/peers/colonies.sh)")"
-export PATH="$COLONIES_BIN_DIR:$PATH"
-[ -d node_modules ] || npm install --no-audit --no-fund --loglevel=error
+eval "$(bash scripts/peers/all.sh --export)"
+export PATH="$(dirname "$COLONIES_BIN"):$PATH"
+npm install --no-audit --no-fund --loglevel=error
 npm run build --silent
 exec node --import tsx scripts/demo.ts "$@"

@@ -1,76 +1,400 @@
 /**
- * The local demo: a real PostgreSQL and Colonies server on loopback, a sleep executor started with the real
- * `colonyos-executor` command, and a batch of processes run with the official `colonies` CLI.
+ * The local demo, on real peers: PostgreSQL, a Colonies server with a colony, MinIO, a local Kubernetes control
+ * plane (kwok nodes) and a file-backend Pulumi. It bootstraps the executors with `pulumi up` of infra/, then
+ * walks through the mission with the official `colonies` CLI: deploy sleep executors, run a batch of sleeps on
+ * them, scale, get_pods, restart, undeploy, take a backup and verify it.
+ *
+ * The cluster has no container runtime: the local pod runner (src/local) starts the executor processes of the
+ * pods' containers on this machine, with the pods' environment, and stops them when the pods go away. It is the
+ * local stand-in for a container runtime and refuses to run against anything but a kwok cluster.
+ *
  * Usage: bash scripts/demo.sh [--keep]
  */
-import { spawn } from "node:child_process";
-import { parseArgs } from "node:util";
+import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
+import { loadKubeConfig } from "../src/atoms/kube-config.js";
+import { createLogger } from "../src/executor/logger.js";
+import { LocalPodRunner } from "../src/local/pod-runner.js";
 import { startColoniesServer } from "../test/support/colonies-server.js";
+import { startMinio, stopMinio } from "../test/support/minio.js";
 import { waitFor } from "../test/support/ports.js";
 
+const run = promisify(execFile);
 const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });
-const step = (text: string) => console.log(`\n\x1b[1m==> ${text}\x1b[0m`);
+const IMAGE = "colonyos-executors:local";
+const NAMESPACE = "colonyos-demo";
 const started = Date.now();
+const summary: string[] = [];
+let stepNo = 0;
 
-step("Starting PostgreSQL and a Colonies server on loopback");
-const server = await startColoniesServer();
-console.log(`Colonies server at http://127.0.0.1:${server.port}, colony ${server.colonyName}`);
+function step(text: string): void {
+  stepNo++;
+  console.log(`\n\x1b[1m[${stepNo}] ${text}\x1b[0m  (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+function done(text: string): void {
+  console.log(`    \x1b[32m✓\x1b[0m ${text}`);
+  summary.push(text);
+}
 
-step("Starting a sleep executor (2 slots) with colonyos-executor");
-const executor = spawn(process.execPath, ["dist/src/cli.js", "sleep"], {
-  env: {
-    ...server.env,
-    PATH: process.env.PATH ?? "",
-    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
-    COLONIES_EXECUTOR_NAME: "demo-sleep",
-    EXECUTOR_CONCURRENCY: "2",
-    EXECUTOR_LOG_FORMAT: "json",
-  },
-  stdio: ["ignore", "ignore", "inherit"],
-});
-await waitFor("the executor", async () =>
-  (await server.cli(["executor", "ls"])).stdout.includes("demo-sleep"),
+const work = mkdtempSync(join(tmpdir(), "colonyos-demo-"));
+const logFile = join(work, "executors.log");
+const logger = createLogger({ level: "info", pretty: false, name: "demo" });
+
+step("Starting PostgreSQL, a Colonies server with a colony, and MinIO on loopback");
+const colonies = await startColoniesServer();
+const minio = await startMinio();
+console.log(
+  `    Colonies http://127.0.0.1:${colonies.port} (colony ${colonies.colonyName}); MinIO ${minio.endpoint}`,
 );
-console.log((await server.cli(["function", "ls"])).stdout);
 
-step("Running 6 sleep processes with the official CLI: colonies function exec --func sleep --args 200 ...");
+async function cli(args: string[]): Promise<string> {
+  console.log(`    $ colonies ${args.join(" ")}`);
+  const { stdout } = await colonies.cli(args);
+  return stdout;
+}
+
+step("Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)");
+const clusterEnv = { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" };
+const kubeconfig = execFileSync("bash", ["scripts/cluster.sh", "up"], {
+  env: clusterEnv,
+  encoding: "utf8",
+}).trim();
+const kubeConfig: KubeConfig = loadKubeConfig({ path: kubeconfig });
+const core = kubeConfig.makeApiClient(CoreV1Api);
+done(`cluster up (kubeconfig ${kubeconfig})`);
+
+/** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
+const accountKubeconfig = (account: string) => join(work, `${account}.kubeconfig`);
+
+async function writeAccountKubeconfig(account: string): Promise<void> {
+  const token = await core.createNamespacedServiceAccountToken({
+    name: account,
+    namespace: NAMESPACE,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = kubeConfig.getCurrentCluster();
+  writeFileSync(
+    accountKubeconfig(account),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "local",
+          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
+        },
+      ],
+      users: [{ name: account, user: { token: token.status?.token } }],
+      contexts: [{ name: "local", context: { cluster: "local", user: account, namespace: NAMESPACE } }],
+      "current-context": "local",
+    }),
+  );
+}
+
+const pulumiEnv = Object.fromEntries(
+  ["PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"]
+    .filter((k) => process.env[k])
+    .map((k) => [k, process.env[k] as string]),
+);
+const runner = new LocalPodRunner({
+  kubeConfig,
+  namespace: NAMESPACE,
+  logger,
+  gracePeriodMs: 10_000,
+  command(container: V1Container, pod: V1Pod) {
+    if (!container.image?.startsWith("colonyos-executors")) return null;
+    // What an image and the kubelet would provide: the Pulumi plugins, a free port for /metrics (the pods'
+    // port is the same for all, but here they share one host), and the service account's credentials.
+    const extra: Record<string, string> = {
+      ...pulumiEnv,
+      EXECUTOR_LOG_FORMAT: "json",
+      EXECUTOR_HTTP_PORT: "0",
+    };
+    const account = pod.spec?.serviceAccountName;
+    if (account && pod.spec?.automountServiceAccountToken !== false)
+      extra.KUBECONFIG = accountKubeconfig(account);
+    return {
+      command: "env",
+      args: [
+        ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
+        "sh",
+        "-c",
+        // a mounted token exists before the container starts: wait for ours
+        `while [ -n "$KUBECONFIG" ] && [ ! -s "$KUBECONFIG" ]; do sleep 0.2; done; exec "$0" "$@" 2>>${logFile}`,
+        process.execPath,
+        resolve("dist/src/cli.js"),
+        ...(container.args ?? []),
+      ],
+    };
+  },
+});
+// Tokens for the service accounts, made as soon as `pulumi up` has created them.
+const accounts = new Set<string>();
+const prepare = setInterval(async () => {
+  const list = await core.listNamespacedServiceAccount({ namespace: NAMESPACE }).catch(() => ({ items: [] }));
+  for (const account of list.items.map((a) => a.metadata?.name ?? "")) {
+    if (account && !accounts.has(account)) {
+      accounts.add(account);
+      await writeAccountKubeconfig(account).catch(() => accounts.delete(account));
+    }
+  }
+}, 200);
+
+step("Bootstrapping with `pulumi up` of infra/ (k8s executor with its RBAC, backup executor)");
+const project = join(work, "project");
+mkdirSync(project);
+for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "infra", "src", "node_modules"]) {
+  symlinkSync(resolve(entry), join(project, entry));
+}
+mkdirSync(join(work, "pulumi-state"));
+const bucket = "demo-backups";
+execFileSync(process.execPath, [
+  "--import",
+  "tsx",
+  "-e",
+  `
+  import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
+  const s3 = new S3Client({ endpoint: ${JSON.stringify(minio.endpoint)}, region: ${JSON.stringify(minio.region)}, forcePathStyle: true,
+    credentials: { accessKeyId: ${JSON.stringify(minio.accessKey)}, secretAccessKey: ${JSON.stringify(minio.secretKey)} } });
+  await s3.send(new CreateBucketCommand({ Bucket: ${JSON.stringify(bucket)} }));
+`,
+]);
+const pulumiProcessEnv = {
+  ...process.env,
+  KUBECONFIG: kubeconfig,
+  PULUMI_BACKEND_URL: `file://${join(work, "pulumi-state")}`,
+  PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString("hex"),
+};
+async function pulumi(...args: string[]): Promise<string> {
+  const { stdout } = await run("pulumi", [...args, "--stack", "demo", "--non-interactive"], {
+    cwd: project,
+    env: pulumiProcessEnv,
+    maxBuffer: 16 << 20,
+  });
+  return stdout;
+}
+await pulumi("stack", "init", "--secrets-provider", "passphrase");
+const dbPassword = colonies.databasePassword;
+const settings: [string, string, boolean?][] = [
+  ["namespace", NAMESPACE],
+  ["image", IMAGE],
+  ["coloniesHost", "127.0.0.1"],
+  ["coloniesPort", String(colonies.port)],
+  ["colonyName", colonies.colonyName],
+  ["colonyPrvKey", colonies.colonyPrvKey, true],
+  ["k8sPulumiPassphrase", randomBytes(12).toString("hex"), true],
+  ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
+  ["k8sDataDir", join(work, "k8s-executor-data")],
+  ["databasePassword", dbPassword, true],
+  ["s3AccessKey", minio.accessKey, true],
+  ["s3SecretKey", minio.secretKey, true],
+];
+mkdirSync(join(work, "k8s-executor-state"));
+for (const [key, value, secret] of settings) {
+  await pulumi("config", "set", ...(secret ? ["--secret"] : []), key, value);
+}
+await pulumi(
+  "config",
+  "set",
+  "--path",
+  "backup",
+  JSON.stringify({
+    database: { host: "127.0.0.1", port: colonies.databasePort, name: "shop", user: "postgres" },
+    target: "s3",
+    keep: 3,
+    s3: { endpoint: minio.endpoint, region: minio.region, bucket, pathStyle: true },
+  }),
+);
+await runner.start();
+console.log("    $ pulumi preview");
+const preview = await pulumi("preview");
+console.log(`    ${/Resources:[\s\S]*?\n\n/.exec(preview)?.[0].trim().replace(/\n/g, "\n    ") ?? ""}`);
+console.log("    $ pulumi up --yes");
+const up = await pulumi("up", "--yes");
+done(`pulumi up: ${/(\d+) created/.exec(up)?.[0] ?? "done"}`);
+
+step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
+await waitFor(
+  "the k8s and backup executors",
+  async () => {
+    const out = (await colonies.cli(["executor", "ls"])).stdout;
+    return out.includes("k8s-executor") && out.includes("backup-executor");
+  },
+  180_000,
+);
+console.log(await cli(["executor", "ls"]));
+done("k8s and backup executors registered (from pods, through the local pod runner)");
+
+step("Deploying sleep executors through the k8s executor: 2 pods x 2 containers");
+const deployOut = await cli([
+  "function",
+  "exec",
+  "--func",
+  "deploy",
+  "--args",
+  `sleepers,2,2,false,${IMAGE}`,
+  "--kwargs",
+  "executortype:sleep,cmd:sleep",
+  "--targettype",
+  "k8s",
+  "--wait",
+  "--out",
+]);
+console.log(`    ${deployOut.trim()}`);
+const sleepExecutors = async () =>
+  (await colonies.cli(["executor", "ls"])).stdout.split("\n").filter((l) => /sleepers-.*-executor-\d/.test(l))
+    .length;
+await waitFor("4 sleep executors", async () => (await sleepExecutors()) >= 4, 180_000);
+done("deploy sleepers: 4 sleep executors registered");
+
+step("Running a batch of 16 sleep processes on them");
 const t0 = Date.now();
-const runs = await Promise.all(
-  Array.from({ length: 6 }, () =>
-    server.cli([
-      "function",
-      "exec",
-      "--func",
-      "sleep",
-      "--args",
-      "200",
-      "--targettype",
-      "sleep",
-      "--wait",
-      "--out",
-    ]),
+await Promise.all(
+  Array.from({ length: 16 }, () =>
+    colonies.cli(["function", "exec", "--func", "sleep", "--args", "500", "--targettype", "sleep", "--wait"]),
   ),
 );
-console.log(`${runs.length} processes done in ${Date.now() - t0} ms (2 slots x 200 ms each)`);
+const batchMs = Date.now() - t0;
+done(`16 x sleep(500) in ${batchMs} ms on 4 executors (serial would be 8000 ms)`);
 
-step("A bad call fails with a clear message, and the executor keeps serving");
-const bad = await server
-  .cli(["function", "exec", "--func", "sleep", "--args", "soon", "--targettype", "sleep", "--wait"])
-  .catch((error: { stderr?: string }) => ({ stdout: "", stderr: error.stderr ?? "" }));
-console.log(/Error=\[([^\]]*)\]/.exec(bad.stderr)?.[1] ?? bad.stderr.trim());
+step("Scaling to 3 pods, listing pods, restarting one");
+await cli(["function", "exec", "--func", "scale", "--args", "sleepers,3", "--targettype", "k8s", "--wait"]);
+await waitFor("6 sleep executors", async () => (await sleepExecutors()) >= 6, 180_000);
+done("scale sleepers 3: 6 sleep executors");
+const pods = await cli([
+  "function",
+  "exec",
+  "--func",
+  "get_pods",
+  "--args",
+  "sleepers",
+  "--targettype",
+  "k8s",
+  "--wait",
+  "--out",
+]);
+console.log(`    ${pods.trim().slice(0, 300)}...`);
+const podNames = (
+  await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/instance=sleepers" })
+).items.map((p) => p.metadata?.name as string);
+await cli([
+  "function",
+  "exec",
+  "--func",
+  "restart",
+  "--args",
+  podNames[0] as string,
+  "--targettype",
+  "k8s",
+  "--wait",
+]);
+await waitFor(
+  "the replacement pod",
+  async () => {
+    const names = (
+      await core.listNamespacedPod({
+        namespace: NAMESPACE,
+        labelSelector: "app.kubernetes.io/instance=sleepers",
+      })
+    ).items
+      .filter((p) => !p.metadata?.deletionTimestamp)
+      .map((p) => p.metadata?.name);
+    return names.length === 3 && !names.includes(podNames[0]);
+  },
+  120_000,
+);
+done(`restart ${podNames[0]}: replaced`);
 
-step("Summary");
-console.log((await server.cli(["process", "pss", "--count", "10"]).catch(() => ({ stdout: "" }))).stdout);
-console.log(`demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+step("Undeploying the sleep executors");
+await cli(["function", "exec", "--func", "undeploy", "--args", "sleepers", "--targettype", "k8s", "--wait"]);
+await waitFor(
+  "the sleep executor processes to stop",
+  async () => {
+    const atoms = await runner.processes();
+    return !atoms.some((a) => a.id.startsWith("sleepers-") && a.state === "running");
+  },
+  120_000,
+);
+done("undeploy sleepers: pods and executor processes gone");
+
+step("Taking a backup of the shop database with the backup executor, then verifying it");
+execFileSync(
+  "psql",
+  ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", "-c", "CREATE DATABASE shop"],
+  {
+    env: { ...process.env, PGPASSWORD: dbPassword },
+  },
+);
+execFileSync(
+  "psql",
+  [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(colonies.databasePort),
+    "-U",
+    "postgres",
+    "-d",
+    "shop",
+    "-c",
+    "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 50000) g",
+  ],
+  {
+    env: { ...process.env, PGPASSWORD: dbPassword },
+  },
+);
+const backupOut = await cli([
+  "function",
+  "exec",
+  "--func",
+  "backup",
+  "--targettype",
+  "backup",
+  "--wait",
+  "--out",
+]);
+const name = /(backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak)/.exec(backupOut)?.[1];
+console.log(`    ${backupOut.trim()}`);
+if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
+const verifyOut = await cli([
+  "function",
+  "exec",
+  "--func",
+  "verify",
+  "--args",
+  name,
+  "--targettype",
+  "backup",
+  "--wait",
+  "--out",
+]);
+console.log(`    ${verifyOut.trim()}`);
+done(`backup ${name} to s3://${bucket} and verified`);
+
+console.log(`\n\x1b[1mSummary\x1b[0m (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+for (const line of summary) console.log(`  ✓ ${line}`);
 
 if (values.keep) {
   console.log(`\nStill running. Talk to it with:
-  export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${server.port} COLONIES_TLS=false
-  export COLONIES_COLONY_NAME=${server.colonyName} COLONIES_PRVKEY=${server.userPrvKey}
-  colonies function exec --func sleep --args 100 --targettype sleep --wait
-Press Ctrl-C to stop.`);
-  await new Promise((resolve) => process.once("SIGINT", resolve));
+  export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${colonies.port} COLONIES_TLS=false
+  export COLONIES_COLONY_NAME=${colonies.colonyName} COLONIES_PRVKEY=${colonies.userPrvKey}
+  colonies function exec --func get_deployments --targettype k8s --wait --out
+  KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} get pods
+Executor logs: ${logFile}. Press Ctrl-C to tear everything down.`);
+  await new Promise((r) => process.once("SIGINT", r));
 }
-executor.kill("SIGTERM");
-await new Promise((resolve) => executor.once("exit", resolve));
-await server.stop();
+
+step("Tearing down: pulumi destroy, pod runner, cluster, servers");
+await pulumi("destroy", "--yes").catch((error: Error) => console.log(`    pulumi destroy: ${error.message}`));
+clearInterval(prepare);
+await runner.stop();
+execFileSync("bash", ["scripts/cluster.sh", "down"], { env: clusterEnv, stdio: "ignore" });
+await stopMinio(minio);
+await colonies.stop();
+rmSync(work, { recursive: true, force: true });
+console.log("    done");

@@ -3,5 +3,6 @@ import type { ExecutorModule } from "../executor/types.js";
 
 export const EXECUTORS: Record<string, () => Promise<ExecutorModule>> = {
   sleep: async () => (await import("./sleep.js")).sleepExecutor,
+  backup: async () => (await import("./backup.js")).backupExecutor,
   k8s: async () => (await import("./k8s.js")).k8sExecutor,
 };

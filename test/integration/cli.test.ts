@@ -60,7 +60,7 @@ describe("colonyos-executor command", () => {
     expect(result.stderr).toContain("COLONIES_SERVER_PORT must be a whole number");
     expect(result.stderr).toContain("COLONIES_COLONY_NAME is required");
     expect(spawnSync(process.execPath, [...CLI, "nope"], { encoding: "utf8" }).stderr).toContain(
-      'unknown executor "nope"; known: sleep',
+      'unknown executor "nope"; known: sleep, backup, k8s',
     );
   });
 

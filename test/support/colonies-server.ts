@@ -36,6 +36,9 @@ export interface ColoniesServer {
   serverPrvKey: string;
   /** A user of the colony: can submit and read processes. */
   userPrvKey: string;
+  /** The server's PostgreSQL (the demo also backs up a database of it). */
+  databasePort: number;
+  databasePassword: string;
   /** Environment for executors and the CLI (COLONIES_*), without the colony owner key. */
   env: Record<string, string>;
   /** Runs the official CLI with the user's key; returns stdout. */
@@ -156,6 +159,8 @@ export async function startColoniesServer(options: { colonyName?: string } = {})
     colonyPrvKey,
     serverPrvKey,
     userPrvKey,
+    databasePort: pg.port,
+    databasePassword: pg.password,
     env: { ...base, COLONIES_COLONY_NAME: colonyName },
     cli,
     stopServer,
