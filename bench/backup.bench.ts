@@ -211,22 +211,39 @@ async function main(): Promise<void> {
     const best = { raw: Infinity, dir: Infinity, s3: Infinity };
     const rss = { dir: 0, s3: 0, dirIdle: 0, s3Idle: 0 };
     let dumpSize = 0;
+    // The order rotates each round (and each run gets a quiet moment first), so that no mode always follows
+    // the one whose aftermath (MinIO flushing, page cache) costs the most.
+    const settle = () => new Promise((r) => setTimeout(r, 5_000));
     for (let round = 1; round <= ROUNDS; round++) {
-      const raw = await rawPgDump(server);
-      const dir = await backupInChild(dirEnv);
-      const s3r = await backupInChild(s3Env);
-      dumpSize = dir.size;
-      best.raw = Math.min(best.raw, raw);
-      best.dir = Math.min(best.dir, dir.seconds);
-      best.s3 = Math.min(best.s3, s3r.seconds);
-      rss.dir = Math.max(rss.dir, dir.peakRss);
-      rss.s3 = Math.max(rss.s3, s3r.peakRss);
-      rss.dirIdle = Math.max(rss.dirIdle, dir.startRss);
-      rss.s3Idle = Math.max(rss.s3Idle, s3r.startRss);
-      console.log(
-        `round ${round}: raw ${raw.toFixed(1)} s, dir ${dir.seconds.toFixed(1)} s (RSS ${(dir.peakRss / MB).toFixed(0)} MiB), ` +
-          `s3 ${s3r.seconds.toFixed(1)} s (RSS ${(s3r.peakRss / MB).toFixed(0)} MiB)`,
-      );
+      const runs: Record<string, () => Promise<void>> = {
+        raw: async () => {
+          await settle();
+          const raw = await rawPgDump(server as Postgres);
+          best.raw = Math.min(best.raw, raw);
+          line.push(`raw ${raw.toFixed(1)} s`);
+        },
+        dir: async () => {
+          await settle();
+          const dir = await backupInChild(dirEnv);
+          dumpSize = dir.size;
+          best.dir = Math.min(best.dir, dir.seconds);
+          rss.dir = Math.max(rss.dir, dir.peakRss);
+          rss.dirIdle = Math.max(rss.dirIdle, dir.startRss);
+          line.push(`dir ${dir.seconds.toFixed(1)} s (RSS ${(dir.peakRss / MB).toFixed(0)} MiB)`);
+        },
+        s3: async () => {
+          await settle();
+          const s3r = await backupInChild(s3Env);
+          best.s3 = Math.min(best.s3, s3r.seconds);
+          rss.s3 = Math.max(rss.s3, s3r.peakRss);
+          rss.s3Idle = Math.max(rss.s3Idle, s3r.startRss);
+          line.push(`s3 ${s3r.seconds.toFixed(1)} s (RSS ${(s3r.peakRss / MB).toFixed(0)} MiB)`);
+        },
+      };
+      const order = ["raw", "dir", "s3"];
+      const line: string[] = [];
+      for (let i = 0; i < order.length; i++) await runs[order[(i + round - 1) % order.length] as string]?.();
+      console.log(`round ${round}: ${line.join(", ")}`);
     }
 
     const mbps = (s: number) => (dbSize / MB / s).toFixed(1);

@@ -1,0 +1,338 @@
+/**
+ * Configuration of the backup executor, read once from the environment and validated at start-up.
+ *
+ * Names: the original executor's (`DB_*`, `AWS_S3_*`, `FULL_BACKUPS`, `BACKUP_PATH`) are accepted next to the
+ * standard libpq ones (`PG*`) and new ones (`BACKUP_*`). When both spellings are set, the first listed wins.
+ * Secrets (`DB_PASSWORD`/`PGPASSWORD`, the S3 secret key) never appear in error messages or logs.
+ */
+import path from "node:path";
+import { z } from "zod";
+import { ConfigError, type EnvDoc } from "../../executor/types.js";
+
+export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+export interface PgConfig {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Reaches pg_dump/pg_restore through PGPASSWORD in their environment only. */
+  password?: string;
+  sslMode?: SslMode;
+  sslRootCert?: string;
+  /** Directory of pg_dump/pg_restore; unset means PATH. */
+  bindir?: string;
+  connectTimeoutMs: number;
+}
+
+export interface DirTargetConfig {
+  kind: "dir";
+  /** Absolute path. */
+  dir: string;
+}
+
+export interface S3TargetConfig {
+  kind: "s3";
+  /** Full URL (scheme included); unset means AWS. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Key prefix, "" or ending in "/". */
+  prefix: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  forcePathStyle: boolean;
+  insecureSkipVerify: boolean;
+  caFile?: string;
+  partSizeBytes: number;
+  queueSize: number;
+}
+
+export type TargetConfig = DirTargetConfig | S3TargetConfig;
+
+export interface BackupConfig {
+  pg: PgConfig;
+  target: TargetConfig;
+  /** Newest backups of a database kept after a backup; 0 keeps all. */
+  keep: number;
+  /** pg_dump -Z level; unset means pg_dump's default. */
+  compression?: number;
+  progressIntervalMs: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULTS = {
+  host: "localhost",
+  port: 5432,
+  user: "postgres",
+  database: "postgres",
+  dir: "backups",
+  region: "us-east-1",
+  prefix: "backups/",
+  partSizeMiB: 5,
+  queueSize: 2,
+  keep: 0,
+  progressIntervalMs: 10_000,
+  connectTimeoutMs: 10_000,
+} as const;
+
+/** Documented for `--help`; one entry per setting, aliases named in the description. */
+export const BACKUP_ENV: readonly EnvDoc[] = [
+  { name: "DB_HOST", description: "PostgreSQL host (alias PGHOST)", default: DEFAULTS.host },
+  { name: "DB_PORT", description: "PostgreSQL port (alias PGPORT)", default: `${DEFAULTS.port}` },
+  { name: "DB_DATABASE", description: "database to back up (alias PGDATABASE)", default: DEFAULTS.database },
+  { name: "DB_USER", description: "PostgreSQL user (alias PGUSER)", default: DEFAULTS.user },
+  {
+    name: "DB_PASSWORD",
+    description: "PostgreSQL password (alias PGPASSWORD); given to pg_dump in its environment only",
+    secret: true,
+  },
+  { name: "PGSSLMODE", description: `libpq sslmode: ${SSL_MODES.join(", ")}`, default: "prefer" },
+  { name: "PGSSLROOTCERT", description: "CA file for sslmode verify-ca / verify-full" },
+  { name: "PGCONNECT_TIMEOUT", description: "connection timeout in seconds", default: "10" },
+  {
+    name: "BACKUP_PG_BINDIR",
+    description: "directory holding pg_dump and pg_restore (must be >= the server's major version)",
+    default: "PATH",
+  },
+  {
+    name: "BACKUP_TARGET",
+    description: "dir or s3; unset means s3 when AWS_S3_BUCKET_NAME is set, else dir",
+    default: "dir",
+  },
+  {
+    name: "BACKUP_DIR",
+    description: "directory for the dir target, e.g. a mounted volume (alias BACKUP_PATH)",
+    default: DEFAULTS.dir,
+  },
+  {
+    name: "BACKUP_KEEP",
+    description: "newest backups of the database to keep after each backup; 0 keeps all (alias FULL_BACKUPS)",
+    default: `${DEFAULTS.keep}`,
+  },
+  { name: "BACKUP_COMPRESSION", description: "pg_dump compression level 0-9", default: "pg_dump's default" },
+  {
+    name: "BACKUP_PROGRESS_INTERVAL_MS",
+    description: "how often progress (bytes so far) goes to the process log during a dump",
+    default: `${DEFAULTS.progressIntervalMs}`,
+  },
+  {
+    name: "AWS_S3_ENDPOINT",
+    description:
+      "S3 endpoint, host:port or URL (aliases AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL); unset means AWS",
+  },
+  { name: "AWS_S3_SECURE", description: "https for an endpoint given without scheme", default: "true" },
+  {
+    name: "AWS_S3_REGION",
+    description: "S3 region (aliases AWS_REGION, AWS_DEFAULT_REGION)",
+    default: DEFAULTS.region,
+  },
+  { name: "AWS_S3_BUCKET_NAME", description: "bucket (alias AWS_S3_BUCKET); must exist" },
+  { name: "AWS_S3_PREFIX", description: "key prefix of the backups", default: DEFAULTS.prefix },
+  {
+    name: "AWS_S3_ACCESS_KEY",
+    description: "access key id (alias AWS_ACCESS_KEY_ID); unset means the SDK's default credential chain",
+  },
+  {
+    name: "AWS_S3_SECRET_ACCESS_KEY",
+    description: "secret access key (alias AWS_SECRET_ACCESS_KEY)",
+    secret: true,
+  },
+  {
+    name: "AWS_SESSION_TOKEN",
+    description: "session token for temporary credentials given as AWS_S3_ACCESS_KEY/AWS_ACCESS_KEY_ID",
+    secret: true,
+  },
+  {
+    name: "AWS_S3_FORCE_PATH_STYLE",
+    description: "path-style addressing (bucket in the path)",
+    default: "true with AWS_S3_ENDPOINT, else false",
+  },
+  { name: "AWS_S3_INSECURE_SKIP_VERIFY", description: "skip TLS certificate verification", default: "false" },
+  { name: "AWS_S3_CA_FILE", description: "PEM file of CA certificates to trust for the endpoint" },
+  {
+    name: "AWS_S3_PART_SIZE_MB",
+    description: "multipart part size in MiB (5-512; doubles every 1000 parts)",
+    default: `${DEFAULTS.partSizeMiB}`,
+  },
+  {
+    name: "AWS_S3_QUEUE_SIZE",
+    description: "parts uploaded concurrently (memory is about (queue + 1) x part size)",
+    default: `${DEFAULTS.queueSize}`,
+  },
+];
+
+interface Source {
+  name: string;
+  value: string;
+}
+
+/** The first variable of `names` that is set and not blank. */
+function pick(env: NodeJS.ProcessEnv, ...names: string[]): Source | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") return { name, value: value.trim() };
+  }
+  return undefined;
+}
+
+const TRUE = ["true", "1", "yes", "on"];
+const FALSE = ["false", "0", "no", "off"];
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  string(...names: string[]): string | undefined {
+    return pick(this.env, ...names)?.value;
+  }
+
+  /** Never echoes the value (it may be a secret) and keeps it untrimmed; an empty one counts as unset. */
+  secret(...names: string[]): string | undefined {
+    for (const name of names) {
+      const value = this.env[name];
+      if (value !== undefined && value !== "") return value;
+    }
+    return undefined;
+  }
+
+  int(names: string[], min: number, max: number): number | undefined {
+    const src = pick(this.env, ...names);
+    if (!src) return undefined;
+    const parsed = z
+      .string()
+      .regex(/^\d+$/)
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max))
+      .safeParse(src.value);
+    if (parsed.success) return parsed.data;
+    this.problems.push(
+      `${src.name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(src.value)}`,
+    );
+    return undefined;
+  }
+
+  bool(...names: string[]): boolean | undefined {
+    const src = pick(this.env, ...names);
+    if (!src) return undefined;
+    const v = src.value.toLowerCase();
+    if (TRUE.includes(v)) return true;
+    if (FALSE.includes(v)) return false;
+    this.problems.push(`${src.name} must be true or false, got ${JSON.stringify(src.value)}`);
+    return undefined;
+  }
+
+  oneOf<T extends string>(names: string[], allowed: readonly T[]): T | undefined {
+    const src = pick(this.env, ...names);
+    if (!src) return undefined;
+    const v = src.value.toLowerCase();
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.problems.push(`${src.name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(src.value)}`);
+    return undefined;
+  }
+}
+
+/** `host:port` or a URL; a bare host gets https unless `secure` is false. */
+export function normalizeEndpoint(raw: string, secure: boolean | undefined): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)
+    ? raw
+    : `${secure === false ? "http" : "https"}://${raw}`;
+  const url = new URL(withScheme);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("scheme must be http or https");
+  if (url.pathname !== "/" && url.pathname !== "") throw new Error("must not contain a path");
+  return `${url.protocol}//${url.host}`;
+}
+
+/** "" (bucket root) or a prefix ending in "/" without a leading one. */
+export function normalizePrefix(raw: string): string {
+  const trimmed = raw.replace(/^\/+/, "").replace(/\/+$/, "");
+  return trimmed === "" ? "" : `${trimmed}/`;
+}
+
+export function parseBackupConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): BackupConfig {
+  const r = new Reader(env);
+
+  const connectTimeoutS = r.int(["PGCONNECT_TIMEOUT"], 1, 3600);
+  const database = r.string("DB_DATABASE", "PGDATABASE") ?? DEFAULTS.database;
+  if (Buffer.byteLength(database) > 63) r.problems.push("DB_DATABASE must be at most 63 bytes long");
+  const pg: PgConfig = {
+    host: r.string("DB_HOST", "PGHOST") ?? DEFAULTS.host,
+    port: r.int(["DB_PORT", "PGPORT"], 1, 65535) ?? DEFAULTS.port,
+    database,
+    user: r.string("DB_USER", "PGUSER") ?? DEFAULTS.user,
+    password: r.secret("DB_PASSWORD", "PGPASSWORD"),
+    sslMode: r.oneOf(["PGSSLMODE"], SSL_MODES),
+    sslRootCert: r.string("PGSSLROOTCERT"),
+    bindir: r.string("BACKUP_PG_BINDIR"),
+    connectTimeoutMs: (connectTimeoutS ?? DEFAULTS.connectTimeoutMs / 1000) * 1000,
+  };
+  if (pg.bindir && !path.isAbsolute(pg.bindir)) r.problems.push("BACKUP_PG_BINDIR must be an absolute path");
+
+  const bucket = r.string("AWS_S3_BUCKET_NAME", "AWS_S3_BUCKET");
+  const kind = r.oneOf(["BACKUP_TARGET"], ["dir", "s3"] as const) ?? (bucket ? "s3" : "dir");
+
+  let target: TargetConfig;
+  if (kind === "dir") {
+    const dir = r.string("BACKUP_DIR", "BACKUP_PATH") ?? DEFAULTS.dir;
+    target = { kind: "dir", dir: path.resolve(cwd, dir) };
+  } else {
+    if (!bucket) r.problems.push("AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3");
+    const secure = r.bool("AWS_S3_SECURE");
+    const rawEndpoint = r.string("AWS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+    let endpoint: string | undefined;
+    if (rawEndpoint) {
+      try {
+        endpoint = normalizeEndpoint(rawEndpoint, secure);
+      } catch (e) {
+        r.problems.push(
+          `AWS_S3_ENDPOINT ${JSON.stringify(rawEndpoint)} is not a valid endpoint: ${(e as Error).message}`,
+        );
+      }
+    }
+    const accessKeyId = r.string("AWS_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID");
+    const secretAccessKey = r.secret("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY");
+    if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
+      r.problems.push("AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together");
+    }
+    const partSizeMiB = r.int(["AWS_S3_PART_SIZE_MB"], 5, 512) ?? DEFAULTS.partSizeMiB;
+    target = {
+      kind: "s3",
+      endpoint,
+      region: r.string("AWS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? DEFAULTS.region,
+      bucket: bucket ?? "",
+      prefix: normalizePrefix(r.string("AWS_S3_PREFIX") ?? DEFAULTS.prefix),
+      accessKeyId,
+      secretAccessKey,
+      sessionToken: accessKeyId ? r.secret("AWS_SESSION_TOKEN") : undefined,
+      forcePathStyle: r.bool("AWS_S3_FORCE_PATH_STYLE") ?? endpoint !== undefined,
+      insecureSkipVerify: r.bool("AWS_S3_INSECURE_SKIP_VERIFY") ?? false,
+      caFile: r.string("AWS_S3_CA_FILE"),
+      partSizeBytes: partSizeMiB * MiB,
+      queueSize: r.int(["AWS_S3_QUEUE_SIZE"], 1, 64) ?? DEFAULTS.queueSize,
+    };
+  }
+
+  const config: BackupConfig = {
+    pg,
+    target,
+    keep: r.int(["BACKUP_KEEP", "FULL_BACKUPS"], 0, 100_000) ?? DEFAULTS.keep,
+    compression: r.int(["BACKUP_COMPRESSION"], 0, 9),
+    progressIntervalMs:
+      r.int(["BACKUP_PROGRESS_INTERVAL_MS"], 100, 86_400_000) ?? DEFAULTS.progressIntervalMs,
+  };
+  if (r.problems.length > 0) throw new ConfigError(`backup executor: ${r.problems.join("; ")}`);
+  return config;
+}
+
+/** The configuration without secrets, for the start-up log line. */
+export function describeConfig(config: BackupConfig): Record<string, unknown> {
+  const { password: _password, ...pg } = config.pg;
+  const target =
+    config.target.kind === "s3"
+      ? (({ secretAccessKey: _secret, sessionToken: _token, ...rest }) => rest)(config.target)
+      : { ...config.target };
+  return { pg: { ...pg, password: config.pg.password ? "[set]" : "[unset]" }, target, keep: config.keep };
+}

@@ -1,0 +1,81 @@
+/** The backup executor's table of Colonies functions. */
+import type { FunctionDef } from "../../executor/types.js";
+import { type BackupDeps, runBackup } from "./dump.js";
+import { compareNewestFirst, type ParsedName, parseBackupName } from "./names.js";
+import { runRestore } from "./restore.js";
+import { runVerify } from "./verify.js";
+
+export interface ListedBackup {
+  name: string;
+  database: string;
+  /** The backup's start (UTC), from its name. */
+  time: string;
+  size: number;
+  target: "dir" | "s3";
+  path?: string;
+  bucket?: string;
+  key?: string;
+}
+
+export async function listBackups(deps: BackupDeps, database?: unknown): Promise<ListedBackup[]> {
+  const filter = typeof database === "string" && database.trim() !== "" ? database.trim() : undefined;
+  const stored = await deps.target.list(filter);
+  const sizes = new Map(stored.map((b) => [b.name, b.size]));
+  return stored
+    .map((b) => parseBackupName(b.name))
+    .filter((p): p is ParsedName => p !== undefined)
+    .sort(compareNewestFirst)
+    .map((p) => ({
+      name: p.name,
+      database: p.database,
+      time: p.time.toISOString(),
+      size: sizes.get(p.name) ?? 0,
+      ...deps.target.locate(p.name),
+    }));
+}
+
+export function backupFunctions(deps: BackupDeps): FunctionDef[] {
+  return [
+    {
+      name: "backup",
+      description:
+        "pg_dump -Fc of the configured database, streamed to the target with size and sha256; then retention. " +
+        "Output: {name, filename, target, bucket, key, size, sha256, durationMs, ...}",
+      args: [],
+      handler: async (_args, ctx) => [await runBackup(deps, ctx)],
+    },
+    {
+      name: "list_backups",
+      description: "Backups in the target, newest first: [[{name, database, time, size, ...}]]",
+      args: [],
+      kwargs: [{ name: "database", type: "string", description: "only the backups of this database" }],
+      handler: async (args) => [await listBackups(deps, args.database)],
+    },
+    {
+      name: "verify",
+      description:
+        "Checks a backup's size and sha256 against its metadata and reads it with pg_restore --list",
+      args: [{ name: "name", type: "string", description: "backup name, as list_backups shows it" }],
+      handler: async (args, ctx) => [await runVerify(deps, ctx, args.name)],
+    },
+    {
+      name: "restore",
+      description:
+        "Restores a backup into a NEW database on the configured server (checked against its sha256 while streaming)",
+      args: [
+        { name: "name", type: "string", description: "backup name, as list_backups shows it" },
+        { name: "database", type: "string", description: "database to create and restore into" },
+      ],
+      kwargs: [
+        {
+          name: "allow_existing",
+          type: "bool",
+          description: "restore into an existing database, replacing the objects the backup contains",
+        },
+      ],
+      handler: async (args, ctx) => [
+        await runRestore(deps, ctx, args.name, args.database, args.allow_existing),
+      ],
+    },
+  ];
+}

@@ -1,0 +1,627 @@
+/**
+ * The backup executor against a real PostgreSQL server (Debian packages) and a real S3-compatible server
+ * (MinIO built from its Go module). Handlers are called directly with a test ProcessContext; the Colonies
+ * wiring is tested elsewhere. Every failure case checks the message, that nothing partial is left behind
+ * and that the newest good backup survives.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import pg from "pg";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExecutorInstance, ParsedArgs, ProcessContext } from "../../src/executor/types.js";
+import type { BackupOutput } from "../../src/executors/backup/dump.js";
+import type { ListedBackup } from "../../src/executors/backup/functions.js";
+import type { RestoreOutput } from "../../src/executors/backup/restore.js";
+import type { VerifyOutput } from "../../src/executors/backup/verify.js";
+import { backupExecutor } from "../../src/executors/backup.js";
+import { type MinioServer, startMinio, stopMinio } from "../support/minio.js";
+import { type Postgres, startPostgres } from "../support/postgres.js";
+
+let server: Postgres;
+let minio: MinioServer;
+let s3: S3Client;
+let work: string;
+const BUCKET = "backups";
+const mounts: string[] = [];
+/** Every line any executor logged, to check that no secret ever appears. */
+const logged: string[] = [];
+const logger = pino({ level: "debug" }, { write: (line: string) => void logged.push(line) });
+
+async function sql(database: string, text: string, srv: Postgres = server): Promise<pg.QueryResult> {
+  const client = new pg.Client({
+    host: srv.host,
+    port: srv.port,
+    user: srv.user,
+    password: srv.password,
+    database,
+  });
+  await client.connect();
+  try {
+    return await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A small database with the kinds of things a dump must carry: schemas, FKs, arrays, jsonb, bytea, NULLs. */
+async function createShop(database: string, srv: Postgres = server): Promise<void> {
+  await sql("postgres", `CREATE DATABASE ${database}`, srv);
+  await sql(
+    database,
+    `CREATE SCHEMA sales;
+     CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, created timestamptz);
+     CREATE TABLE sales.orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
+       amount numeric(12,2), note text, tags text[], payload jsonb, blob bytea);
+     CREATE TABLE empty_table (id int);
+     CREATE INDEX ON sales.orders (customer_id);
+     CREATE VIEW big_spenders AS SELECT customer_id, sum(amount) FROM sales.orders GROUP BY 1;
+     INSERT INTO customers (name, email, created)
+       SELECT 'customer ' || i, 'c' || i || '@example.org', timestamptz '2024-01-01' + i * interval '1 hour'
+       FROM generate_series(1, 2000) i;
+     INSERT INTO sales.orders (customer_id, amount, note, tags, payload, blob)
+       SELECT 1 + i % 2000, (i * 7 % 100000) / 100.0, CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || md5(i::text) END,
+         ARRAY['t' || i % 5, 'u' || i % 7], jsonb_build_object('i', i, 'sq', i * i), decode(md5(i::text), 'hex')
+       FROM generate_series(1, 20000) i;`,
+    srv,
+  );
+}
+
+/** Rows that take pg_dump a few seconds: for progress, cancellation and killing the server mid-dump. */
+async function createBig(database: string, rows: number, srv: Postgres = server): Promise<void> {
+  await sql("postgres", `CREATE DATABASE ${database}`, srv);
+  await sql(
+    database,
+    `CREATE TABLE big AS SELECT i AS id, md5(i::text) || md5((i * 31)::text) || md5((i * 17)::text) AS payload
+     FROM generate_series(1, ${rows}) i`,
+    srv,
+  );
+}
+
+/** Per table: row count and an md5 over all rows in a stable order. */
+async function tableChecksums(database: string): Promise<Record<string, { rows: number; md5: string }>> {
+  const tables = await sql(
+    database,
+    `SELECT format('%I.%I', table_schema, table_name) AS t FROM information_schema.tables
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`,
+  );
+  const out: Record<string, { rows: number; md5: string }> = {};
+  for (const { t } of tables.rows as { t: string }[]) {
+    const res = await sql(
+      database,
+      `SELECT count(*)::int AS rows, md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS md5 FROM ${t} x`,
+    );
+    out[t] = res.rows[0] as { rows: number; md5: string };
+  }
+  return out;
+}
+
+function pgEnv(database: string, srv: Postgres = server): Record<string, string> {
+  return {
+    DB_HOST: srv.host,
+    DB_PORT: String(srv.port),
+    DB_DATABASE: database,
+    DB_USER: srv.user,
+    DB_PASSWORD: srv.password,
+    BACKUP_PG_BINDIR: srv.bindir,
+  };
+}
+
+function s3Env(prefix: string, bucket = BUCKET): Record<string, string> {
+  return {
+    BACKUP_TARGET: "s3",
+    AWS_S3_ENDPOINT: minio.endpoint.replace("http://", ""),
+    AWS_S3_SECURE: "false",
+    AWS_S3_REGION: minio.region,
+    AWS_S3_ACCESS_KEY: minio.accessKey,
+    AWS_S3_SECRET_ACCESS_KEY: minio.secretKey,
+    AWS_S3_BUCKET_NAME: bucket,
+    AWS_S3_PREFIX: prefix,
+  };
+}
+
+interface TestContext extends ProcessContext {
+  lines: string[];
+  controller: AbortController;
+}
+
+function context(funcName: string, onLog?: (line: string) => void): TestContext {
+  const controller = new AbortController();
+  const lines: string[] = [];
+  return {
+    processId: randomBytes(8).toString("hex"),
+    funcName,
+    signal: controller.signal,
+    logger: logger.child({ process: funcName }),
+    lines,
+    controller,
+    async log(message: string) {
+      lines.push(message);
+      onLog?.(message);
+    },
+  };
+}
+
+class Executor {
+  constructor(readonly instance: ExecutorInstance) {}
+
+  async call<T>(name: string, args: ParsedArgs = {}, ctx: TestContext = context(name)): Promise<T> {
+    const fn = this.instance.functions.find((f) => f.name === name);
+    if (!fn) throw new Error(`no function ${name}`);
+    const out = await fn.handler(args, ctx);
+    expect(out).toHaveLength(1);
+    return out[0] as T;
+  }
+
+  backup(ctx?: TestContext): Promise<BackupOutput> {
+    return this.call<BackupOutput>("backup", {}, ctx);
+  }
+}
+
+const executors: ExecutorInstance[] = [];
+async function executor(env: Record<string, string>): Promise<Executor> {
+  const instance = await backupExecutor.create(env, logger);
+  executors.push(instance);
+  return new Executor(instance);
+}
+
+async function tempDir(name: string): Promise<string> {
+  const dir = path.join(work, `${name}-${randomBytes(3).toString("hex")}`);
+  await fs.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+async function s3Keys(prefix: string): Promise<string[]> {
+  const res = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key as string).sort();
+}
+
+async function s3Uploads(prefix: string): Promise<string[]> {
+  const res = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }));
+  return (res.Uploads ?? []).map((u) => u.Key as string);
+}
+
+function expectNoSecrets(...texts: string[]): void {
+  for (const text of [...texts, ...logged]) {
+    expect(text).not.toContain(server.password);
+    if (minio) expect(text).not.toContain(minio.secretKey);
+  }
+}
+
+/** Waits until a dump has produced bytes (a progress line), then calls `act`. */
+function whenDumping(act: () => void): (line: string) => void {
+  let done = false;
+  return (line) => {
+    if (!done && / so far /.test(line) && !/^backup \S+: 0 B/.test(line)) {
+      done = true;
+      act();
+    }
+  };
+}
+
+beforeAll(async () => {
+  work = await fs.mkdtemp(path.join(os.tmpdir(), "colonyos-backup-test-"));
+  server = await startPostgres();
+  minio = await startMinio();
+  s3 = new S3Client({
+    endpoint: minio.endpoint,
+    region: minio.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await createShop("shop");
+  await createBig("bigdb", 1_500_000);
+});
+
+afterAll(async () => {
+  for (const instance of executors) await instance.close?.();
+  for (const mount of mounts.reverse()) {
+    try {
+      execFileSync("umount", [mount]);
+    } catch {
+      // already gone
+    }
+  }
+  s3?.destroy();
+  if (minio) await stopMinio(minio);
+  await server?.stop();
+  if (work) await fs.rm(work, { recursive: true, force: true });
+});
+
+describe("backup to a directory", () => {
+  it("round trip: backup → list → verify → restore, data equal table by table", async () => {
+    const dir = await tempDir("dir");
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    const ctx = context("backup");
+    const out = await ex.backup(ctx);
+
+    expect(out.target).toBe("dir");
+    expect(out.database).toBe("shop");
+    expect(out.name).toMatch(/^backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak$/);
+    expect(out.filename).toBe(out.name);
+    expect(out.path).toBe(path.join(dir, out.name));
+    expect(out.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(out.serverVersion).toMatch(/^\d+\.\d+/);
+    expect(out.retention).toEqual({ keep: 0, deleted: [] });
+    const st = await fs.stat(path.join(dir, out.name));
+    expect(st.size).toBe(out.size);
+    expect((await fs.readdir(dir)).sort()).toEqual([out.name, `${out.name}.json`]);
+    const meta = JSON.parse(await fs.readFile(path.join(dir, `${out.name}.json`), "utf8"));
+    expect(meta).toMatchObject({ name: out.name, database: "shop", size: out.size, sha256: out.sha256 });
+    expect(meta.start <= meta.end).toBe(true);
+
+    const listed = await ex.call<ListedBackup[]>("list_backups");
+    expect(listed).toEqual([expect.objectContaining({ name: out.name, database: "shop", size: out.size })]);
+
+    const verified = await ex.call<VerifyOutput>("verify", { name: out.name });
+    expect(verified).toMatchObject({ ok: true, name: out.name, size: out.size, sha256: out.sha256 });
+    expect(verified.entries).toBeGreaterThan(5);
+
+    const restored = await ex.call<RestoreOutput>("restore", { name: out.name, database: "shop_copy_dir" });
+    expect(restored).toMatchObject({ name: out.name, database: "shop_copy_dir", created: true });
+    const source = await tableChecksums("shop");
+    expect(Object.keys(source)).toEqual(["public.customers", "public.empty_table", "sales.orders"]);
+    expect(source["sales.orders"]?.rows).toBe(20000);
+    expect(await tableChecksums("shop_copy_dir")).toEqual(source);
+    const view = await sql("shop_copy_dir", "SELECT count(*)::int AS n FROM big_spenders");
+    expect(view.rows[0].n).toBe(2000);
+
+    // Restoring over an existing database needs the explicit kwarg; with it the data is replaced.
+    await expect(ex.call("restore", { name: out.name, database: "shop_copy_dir" })).rejects.toThrow(
+      /database "shop_copy_dir" already exists.*allow_existing=true/,
+    );
+    await sql("shop_copy_dir", "DELETE FROM sales.orders WHERE id > 100");
+    const again = await ex.call<RestoreOutput>("restore", {
+      name: out.name,
+      database: "shop_copy_dir",
+      allow_existing: true,
+    });
+    expect(again.created).toBe(false);
+    expect(await tableChecksums("shop_copy_dir")).toEqual(source);
+    expectNoSecrets(JSON.stringify(out), ...ctx.lines);
+  });
+
+  it("reports progress to the process log during a long dump; the password is in no argv", async () => {
+    const dir = await tempDir("progress");
+    const ex = await executor({ ...pgEnv("bigdb"), BACKUP_DIR: dir, BACKUP_PROGRESS_INTERVAL_MS: "200" });
+    const seen: { argv: string; hasEnvPassword: boolean }[] = [];
+    const ctx = context(
+      "backup",
+      whenDumping(() => {
+        // While pg_dump runs: its command line (visible to every user via ps) must not hold the password.
+        for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+          try {
+            const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+            if (!argv.includes("pg_dump")) continue;
+            const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+            seen.push({ argv, hasEnvPassword: environ.includes(`PGPASSWORD=${server.password}`) });
+          } catch {
+            // the process went away
+          }
+        }
+      }),
+    );
+    const out = await ex.backup(ctx);
+    const progress = ctx.lines.filter((l) => l.includes(" so far "));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress[0]).toMatch(new RegExp(`^backup ${out.name.replace(/\./g, "\\.")}: [\\d.]+ \\w+ so far`));
+    expect(seen).toEqual([
+      { argv: expect.stringMatching(/pg_dump --format=custom --no-password/), hasEnvPassword: true },
+    ]);
+    expect(seen[0]?.argv).not.toContain(server.password);
+    expect((await ex.call<VerifyOutput>("verify", { name: out.name })).ok).toBe(true);
+  });
+
+  it("cancellation stops pg_dump and removes the partial file; the previous backup survives", async () => {
+    const dir = await tempDir("cancel");
+    const ex = await executor({ ...pgEnv("bigdb"), BACKUP_DIR: dir, BACKUP_PROGRESS_INTERVAL_MS: "100" });
+    const good = await ex.backup();
+    const ctx = context(
+      "backup",
+      whenDumping(() => ctx.controller.abort(new Error("WORKER_SHUTDOWN"))),
+    );
+    await expect(ex.backup(ctx)).rejects.toThrow(/backup backup_bigdb_\S+ cancelled \(WORKER_SHUTDOWN\)/);
+    expect((await fs.readdir(dir)).sort()).toEqual([good.name, `${good.name}.json`]);
+    const pgDumps = await sql(
+      "postgres",
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'colonyos-backup'",
+    );
+    expect(pgDumps.rows[0].n).toBe(0);
+  });
+
+  it("wrong password: a specific message, nothing written, the good backup survives", async () => {
+    const dir = await tempDir("password");
+    const good = await (await executor({ ...pgEnv("shop"), BACKUP_DIR: dir })).backup();
+    const ex = await executor({ ...pgEnv("shop"), DB_PASSWORD: "not-the-password", BACKUP_DIR: dir });
+    const err = await ex.backup().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(
+      /PostgreSQL at 127\.0\.0\.1:\d+ rejected user "postgres".*password authentication failed/,
+    );
+    expect((err as Error).message).not.toContain("not-the-password");
+    expect((await fs.readdir(dir)).sort()).toEqual([good.name, `${good.name}.json`]);
+    expect(logged.join("\n")).not.toContain("not-the-password");
+  });
+
+  it("an unwritable target directory fails with the directory and the reason", async () => {
+    const dir = await tempDir("readonly");
+    const good = await (await executor({ ...pgEnv("shop"), BACKUP_DIR: dir })).backup();
+    if (process.getuid?.() === 0) {
+      // root ignores permission bits: make the directory a read-only mount of itself.
+      execFileSync("mount", ["--bind", dir, dir]);
+      mounts.push(dir);
+      execFileSync("mount", ["-o", "remount,bind,ro", dir]);
+    } else {
+      await fs.chmod(dir, 0o555);
+    }
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    await expect(ex.backup()).rejects.toThrow(
+      new RegExp(
+        `backup directory ${dir}: cannot create a backup file: (read-only file system|permission denied)`,
+      ),
+    );
+    expect((await fs.readdir(dir)).sort()).toEqual([good.name, `${good.name}.json`]);
+    expect((await ex.call<VerifyOutput>("verify", { name: good.name })).ok).toBe(true);
+  });
+
+  it("a full target directory fails with ENOSPC, the partial file is removed, the good backup survives", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test mounts a small tmpfs: run the suite as root");
+    const dir = await tempDir("full");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", dir]);
+    mounts.push(dir);
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    const good = await ex.backup();
+    // Shrink the file system to what it holds now plus a little: the next dump cannot fit.
+    execFileSync("mount", ["-o", `remount,size=${good.size + 256 * 1024}`, dir]);
+    await expect(ex.backup()).rejects.toThrow(
+      new RegExp(`backup directory ${dir}: cannot write backup backup_shop_\\S+: no space left on device`),
+    );
+    expect((await fs.readdir(dir)).sort()).toEqual([good.name, `${good.name}.json`]);
+    expect((await ex.call<VerifyOutput>("verify", { name: good.name })).ok).toBe(true);
+  });
+
+  it("two backups of one database at once: one runs, the other is refused, nothing partial", async () => {
+    const dir = await tempDir("concurrent");
+    const ex = await executor({ ...pgEnv("bigdb"), BACKUP_DIR: dir });
+    const results = await Promise.allSettled([ex.backup(), ex.backup()]);
+    const ok = results.filter((r) => r.status === "fulfilled") as PromiseFulfilledResult<BackupOutput>[];
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    expect(ok).toHaveLength(1);
+    expect(failed).toHaveLength(1);
+    expect(String(failed[0]?.reason.message)).toMatch(
+      /another backup of database "bigdb" on .* is already running/,
+    );
+    const name = ok[0]?.value.name as string;
+    expect((await fs.readdir(dir)).sort()).toEqual([name, `${name}.json`]);
+  });
+
+  it("a damaged backup fails verify and restore, and restore leaves no database behind", async () => {
+    const dir = await tempDir("damaged");
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    const out = await ex.backup();
+    const file = path.join(dir, out.name);
+    const bytes = await fs.readFile(file);
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = (bytes[middle] as number) ^ 0xff;
+    await fs.writeFile(file, bytes);
+    await expect(ex.call("verify", { name: out.name })).rejects.toThrow(
+      new RegExp(
+        `verify: backup ${out.name.replace(/\./g, "\\.")} is damaged: ${out.size} bytes with sha256 [0-9a-f]{64}, the metadata records`,
+      ),
+    );
+    await expect(ex.call("restore", { name: out.name, database: "shop_damaged" })).rejects.toThrow(
+      /restore: backup \S+ is damaged \(.* has sha256 [0-9a-f]{64}, the metadata records [0-9a-f]{64}\); nothing was restored/,
+    );
+    const exists = await sql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'shop_damaged'");
+    expect(exists.rowCount).toBe(0);
+  });
+
+  it("bad arguments get specific messages and change nothing", async () => {
+    const dir = await tempDir("args");
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    const good = await ex.backup();
+    await fs.writeFile(path.join(dir, "notes.txt"), "not a backup");
+    await expect(ex.call("verify", { name: "../../etc/passwd" })).rejects.toThrow(
+      /verify: "\.\.\/\.\.\/etc\/passwd" is not a backup name \(expected backup_<database>_/,
+    );
+    await expect(ex.call("verify", { name: "notes.txt" })).rejects.toThrow(
+      /"notes\.txt" is not a backup name/,
+    );
+    await expect(ex.call("verify", {})).rejects.toThrow(/verify: argument name must be a backup name/);
+    await expect(ex.call("verify", { name: "backup_shop_20200101T000000.000Z.bak" })).rejects.toThrow(
+      `verify: backup backup_shop_20200101T000000.000Z.bak not found in directory ${dir}`,
+    );
+    await expect(ex.call("restore", { name: good.name })).rejects.toThrow(
+      /restore: argument database must be/,
+    );
+    await expect(ex.call("restore", { name: good.name, database: "x".repeat(64) })).rejects.toThrow(
+      /is longer than 63 bytes/,
+    );
+    await expect(ex.call("restore", { name: good.name, database: "shop" })).rejects.toThrow(
+      /restore: database "shop" already exists/,
+    );
+    await expect(
+      ex.call("restore", { name: good.name, database: "fresh_db", allow_existing: "maybe" }),
+    ).rejects.toThrow(/allow_existing must be "true" or "false"/);
+    await fs.rm(path.join(dir, `${good.name}.json`));
+    await expect(ex.call("verify", { name: good.name })).rejects.toThrow(/has no metadata document/);
+    expect((await sql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'fresh_db'")).rowCount).toBe(0);
+    expect((await fs.readdir(dir)).sort()).toEqual([good.name, "notes.txt"]);
+  });
+
+  it("bad configuration is refused at start-up with the variable named", async () => {
+    await expect(backupExecutor.create({ BACKUP_TARGET: "ftp" }, logger)).rejects.toThrow(
+      /BACKUP_TARGET must be one of dir, s3, got "ftp"/,
+    );
+    await expect(backupExecutor.create({ FULL_BACKUPS: "-1" }, logger)).rejects.toThrow(
+      /FULL_BACKUPS must be a whole number/,
+    );
+    await expect(backupExecutor.create({ BACKUP_TARGET: "s3" }, logger)).rejects.toThrow(
+      /AWS_S3_BUCKET_NAME is required/,
+    );
+  });
+});
+
+describe("retention", () => {
+  for (const existing of [0, 1, 5]) {
+    it(`keeps the newest 3 with ${existing} existing backups, never the new one, and only ours`, async () => {
+      const dir = await tempDir(`retention-${existing}`);
+      const plain = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+      const made: string[] = [];
+      for (let i = 0; i < existing; i++) made.push((await plain.backup()).name);
+      // Things retention must never touch: another database's backup, foreign files.
+      const foreign = ["backup_other_20200101T000000.000Z.bak", "backup_shop.bak", "notes.txt"];
+      for (const f of foreign) await fs.writeFile(path.join(dir, f), "x");
+
+      const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir, BACKUP_KEEP: "3" });
+      const out = await ex.backup();
+      const expectedKept = [out.name, ...made.slice(-2).reverse()].slice(0, 3);
+      const expectedDeleted = made.slice(0, Math.max(0, made.length - 2)).reverse();
+      expect(out.retention).toEqual({ keep: 3, deleted: expectedDeleted });
+      const listed = await ex.call<ListedBackup[]>("list_backups", { database: "shop" });
+      expect(listed.map((b) => b.name)).toEqual(expectedKept);
+      const files = await fs.readdir(dir);
+      for (const f of foreign) expect(files).toContain(f);
+      for (const d of expectedDeleted) expect(files).not.toContain(`${d}.json`);
+      expect(files).toHaveLength(foreign.length + 2 * expectedKept.length);
+    });
+  }
+
+  it("FULL_BACKUPS=1 keeps only the new backup; unset keeps everything", async () => {
+    const dir = await tempDir("retention-one");
+    const all = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir });
+    await all.backup();
+    await all.backup();
+    expect(await all.call<ListedBackup[]>("list_backups")).toHaveLength(2);
+    const one = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir, FULL_BACKUPS: "1" });
+    const out = await one.backup();
+    expect(out.retention.deleted).toHaveLength(2);
+    expect((await one.call<ListedBackup[]>("list_backups")).map((b) => b.name)).toEqual([out.name]);
+  });
+});
+
+describe("backup to S3 (MinIO)", () => {
+  it("round trip: multipart upload → list → verify → restore, data equal table by table", async () => {
+    // Small parts so that even this dump is a real multipart upload with several parts.
+    const ex = await executor({ ...pgEnv("bigdb"), ...s3Env("rt/"), AWS_S3_PART_SIZE_MB: "5" });
+    const ctx = context("backup");
+    const out = await ex.backup(ctx);
+    expect(out).toMatchObject({ target: "s3", bucket: BUCKET, database: "bigdb" });
+    expect(out.key).toBe(`rt/${out.name}`);
+    expect(out.filepath_s3).toBe(out.key);
+    expect(out.size_s3).toBe(out.size);
+    expect(out.size).toBeGreaterThan(10 * 1024 * 1024);
+    expect(await s3Keys("rt/")).toEqual([`rt/${out.name}`, `rt/${out.name}.json`]);
+    expect(await s3Uploads("rt/")).toEqual([]);
+    const meta = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `rt/${out.name}.json` }));
+    expect(JSON.parse(await (meta.Body?.transformToString() ?? ""))).toMatchObject({
+      sha256: out.sha256,
+      size: out.size,
+    });
+
+    expect(await ex.call<ListedBackup[]>("list_backups")).toEqual([
+      expect.objectContaining({ name: out.name, size: out.size, bucket: BUCKET, key: out.key }),
+    ]);
+    expect(await ex.call<VerifyOutput>("verify", { name: out.name })).toMatchObject({
+      ok: true,
+      sha256: out.sha256,
+    });
+    await ex.call<RestoreOutput>("restore", { name: out.name, database: "bigdb_copy" });
+    expect(await tableChecksums("bigdb_copy")).toEqual(await tableChecksums("bigdb"));
+    await sql("postgres", "DROP DATABASE bigdb_copy");
+    expectNoSecrets(JSON.stringify(out), ...ctx.lines);
+  });
+
+  it("the small database round trip too (a single part)", async () => {
+    const ex = await executor({ ...pgEnv("shop"), ...s3Env("small") });
+    const out = await ex.backup();
+    expect(out.key).toBe(`small/${out.name}`);
+    await ex.call<RestoreOutput>("restore", { name: out.name, database: "shop_copy_s3" });
+    expect(await tableChecksums("shop_copy_s3")).toEqual(await tableChecksums("shop"));
+  });
+
+  it("a missing bucket fails with the bucket named and leaves nothing", async () => {
+    const ex = await executor({ ...pgEnv("shop"), ...s3Env("x/", "no-such-bucket") });
+    await expect(ex.backup()).rejects.toThrow(
+      /S3 bucket "no-such-bucket" at http:\/\/127\.0\.0\.1:\d+: the bucket does not exist/,
+    );
+    expect(await ex.instance.ready?.()).toBe(false);
+  });
+
+  it("wrong S3 credentials fail with a specific message", async () => {
+    const ex = await executor({
+      ...pgEnv("shop"),
+      ...s3Env("creds/"),
+      AWS_S3_SECRET_ACCESS_KEY: "wrong-secret-key",
+    });
+    await expect(ex.backup()).rejects.toThrow(/credentials rejected \(SignatureDoesNotMatch\)/);
+    expect(await s3Keys("creds/")).toEqual([]);
+    expect(await s3Uploads("creds/")).toEqual([]);
+  });
+
+  it("PostgreSQL killed mid-dump: pg_dump's error, multipart upload aborted, the good backup survives", async () => {
+    const victim = await startPostgres();
+    try {
+      await createBig("doomed", 1_500_000, victim);
+      const ex = await executor({
+        ...pgEnv("doomed", victim),
+        ...s3Env("killed/"),
+        AWS_S3_PART_SIZE_MB: "5",
+        BACKUP_PROGRESS_INTERVAL_MS: "100",
+      });
+      const good = await ex.backup();
+      let killing: Promise<void> | undefined;
+      const ctx = context(
+        "backup",
+        whenDumping(() => {
+          // pg_ctl stop -m immediate: the server dies without a goodbye, like a crash.
+          killing = victim.stop();
+        }),
+      );
+      const err = await ex.backup(ctx).catch((e: Error) => e);
+      await killing;
+      expect(killing).toBeDefined();
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(
+        /backup of database "doomed" failed: pg_dump exited with code 1: pg_dump: error: .*(server closed the connection|terminating connection|connection to server)/s,
+      );
+      expect(await s3Keys("killed/")).toEqual([`killed/${good.name}`, `killed/${good.name}.json`]);
+      expect(await s3Uploads("killed/")).toEqual([]);
+      expect((await ex.call<VerifyOutput>("verify", { name: good.name })).ok).toBe(true);
+    } finally {
+      if (existsSync(victim.dataDir)) await victim.stop();
+    }
+  });
+
+  it("retention on S3 touches only our keys under the prefix", async () => {
+    const plain = await executor({ ...pgEnv("shop"), ...s3Env("ret/") });
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await plain.backup()).name);
+    const foreign = [
+      "ret/notes.txt",
+      "ret/backup_other_20200101T000000.000Z.bak",
+      "ret/sub/backup_shop_20200101T000000.000Z.bak",
+    ];
+    for (const key of foreign) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "x" }));
+    const ex = await executor({ ...pgEnv("shop"), ...s3Env("ret/"), BACKUP_KEEP: "2" });
+    const out = await ex.backup();
+    expect(out.retention.deleted).toEqual(made.slice(0, 4).reverse());
+    const keys = await s3Keys("ret/");
+    expect(keys).toEqual(
+      [...foreign, `ret/${made[4]}`, `ret/${made[4]}.json`, `ret/${out.name}`, `ret/${out.name}.json`].sort(),
+    );
+  });
+});

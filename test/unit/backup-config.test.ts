@@ -1,0 +1,243 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/executor/types.js";
+import {
+  BACKUP_ENV,
+  describeConfig,
+  normalizeEndpoint,
+  normalizePrefix,
+  parseBackupConfig,
+  type S3TargetConfig,
+} from "../../src/executors/backup/config.js";
+
+const CWD = "/srv/executor";
+
+function s3(env: NodeJS.ProcessEnv): S3TargetConfig {
+  const target = parseBackupConfig(env, CWD).target;
+  if (target.kind !== "s3") throw new Error("expected an s3 target");
+  return target;
+}
+
+function problems(env: NodeJS.ProcessEnv): string {
+  try {
+    parseBackupConfig(env, CWD);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseBackupConfig", () => {
+  it("has typed defaults: local PostgreSQL, a ./backups directory, keep everything", () => {
+    const cfg = parseBackupConfig({}, CWD);
+    expect(cfg.pg).toMatchObject({ host: "localhost", port: 5432, database: "postgres", user: "postgres" });
+    expect(cfg.pg.password).toBeUndefined();
+    expect(cfg.pg.connectTimeoutMs).toBe(10_000);
+    expect(cfg.target).toEqual({ kind: "dir", dir: "/srv/executor/backups" });
+    expect(cfg.keep).toBe(0);
+    expect(cfg.compression).toBeUndefined();
+    expect(cfg.progressIntervalMs).toBe(10_000);
+  });
+
+  it("reads the original DB_* names, and they win over the standard PG* ones", () => {
+    const cfg = parseBackupConfig(
+      {
+        DB_HOST: "db.internal",
+        DB_PORT: "6432",
+        DB_DATABASE: "shop",
+        DB_USER: "backup",
+        DB_PASSWORD: " secret with spaces ",
+        PGHOST: "ignored",
+        PGPORT: "1",
+        PGDATABASE: "ignored",
+        PGUSER: "ignored",
+        PGPASSWORD: "ignored",
+      },
+      CWD,
+    );
+    expect(cfg.pg).toMatchObject({ host: "db.internal", port: 6432, database: "shop", user: "backup" });
+    expect(cfg.pg.password).toBe(" secret with spaces ");
+  });
+
+  it("falls back to the standard PG* names, including sslmode", () => {
+    const cfg = parseBackupConfig(
+      {
+        PGHOST: "pg",
+        PGPORT: "5433",
+        PGDATABASE: "app",
+        PGUSER: "u",
+        PGPASSWORD: "p",
+        PGSSLMODE: "verify-full",
+      },
+      CWD,
+    );
+    expect(cfg.pg).toMatchObject({
+      host: "pg",
+      port: 5433,
+      database: "app",
+      user: "u",
+      password: "p",
+      sslMode: "verify-full",
+    });
+  });
+
+  it("BACKUP_KEEP and its original alias FULL_BACKUPS", () => {
+    expect(parseBackupConfig({ BACKUP_KEEP: "7" }, CWD).keep).toBe(7);
+    expect(parseBackupConfig({ FULL_BACKUPS: "3" }, CWD).keep).toBe(3);
+    expect(parseBackupConfig({ BACKUP_KEEP: "2", FULL_BACKUPS: "9" }, CWD).keep).toBe(2);
+    expect(parseBackupConfig({ FULL_BACKUPS: "" }, CWD).keep).toBe(0);
+  });
+
+  it("BACKUP_DIR (alias BACKUP_PATH) is resolved to an absolute path", () => {
+    expect(parseBackupConfig({ BACKUP_DIR: "/mnt/backups" }, CWD).target).toEqual({
+      kind: "dir",
+      dir: "/mnt/backups",
+    });
+    expect(parseBackupConfig({ BACKUP_PATH: "data/b" }, CWD).target).toEqual({
+      kind: "dir",
+      dir: "/srv/executor/data/b",
+    });
+  });
+
+  it("the target is s3 when a bucket is configured and BACKUP_TARGET is unset (the original always used S3)", () => {
+    expect(parseBackupConfig({ AWS_S3_BUCKET_NAME: "b" }, CWD).target.kind).toBe("s3");
+    expect(parseBackupConfig({ AWS_S3_BUCKET_NAME: "b", BACKUP_TARGET: "dir" }, CWD).target.kind).toBe("dir");
+    expect(parseBackupConfig({ BACKUP_TARGET: "S3", AWS_S3_BUCKET: "b" }, CWD).target.kind).toBe("s3");
+  });
+
+  it("reads the original AWS_S3_* names for MinIO: host:port endpoint, AWS_S3_SECURE, path style", () => {
+    const t = s3({
+      AWS_S3_ENDPOINT: "minio:9000",
+      AWS_S3_SECURE: "false",
+      AWS_S3_REGION: "eu-north-1",
+      AWS_S3_ACCESS_KEY: "AKIA",
+      AWS_S3_SECRET_ACCESS_KEY: "s3cr3t",
+      AWS_S3_BUCKET_NAME: "backups",
+      AWS_S3_INSECURE_SKIP_VERIFY: "true",
+    });
+    expect(t).toMatchObject({
+      endpoint: "http://minio:9000",
+      region: "eu-north-1",
+      bucket: "backups",
+      prefix: "backups/",
+      accessKeyId: "AKIA",
+      secretAccessKey: "s3cr3t",
+      forcePathStyle: true,
+      insecureSkipVerify: true,
+      partSizeBytes: 5 * 1024 * 1024,
+      queueSize: 2,
+    });
+  });
+
+  it("the standard AWS_* credential names work too, with a session token", () => {
+    const env = {
+      AWS_S3_BUCKET_NAME: "b",
+      AWS_ACCESS_KEY_ID: "id",
+      AWS_SECRET_ACCESS_KEY: "secret-1",
+      AWS_SESSION_TOKEN: "token-2",
+    };
+    expect(s3(env)).toMatchObject({
+      accessKeyId: "id",
+      secretAccessKey: "secret-1",
+      sessionToken: "token-2",
+    });
+    const described = JSON.stringify(describeConfig(parseBackupConfig(env, CWD)));
+    expect(described).not.toContain("secret-1");
+    expect(described).not.toContain("token-2");
+  });
+
+  it("AWS proper: no endpoint, virtual-hosted style, SDK credential chain", () => {
+    const t = s3({ AWS_S3_BUCKET_NAME: "b", AWS_REGION: "us-west-2" });
+    expect(t.endpoint).toBeUndefined();
+    expect(t.forcePathStyle).toBe(false);
+    expect(t.region).toBe("us-west-2");
+    expect(t.accessKeyId).toBeUndefined();
+    expect(
+      s3({ AWS_S3_BUCKET_NAME: "b", AWS_S3_ENDPOINT: "https://s3.example", AWS_S3_FORCE_PATH_STYLE: "no" })
+        .forcePathStyle,
+    ).toBe(false);
+  });
+
+  it("prefix and part size options", () => {
+    const t = s3({
+      AWS_S3_BUCKET_NAME: "b",
+      AWS_S3_PREFIX: "/db/prod/",
+      AWS_S3_PART_SIZE_MB: "16",
+      AWS_S3_QUEUE_SIZE: "2",
+    });
+    expect(t.prefix).toBe("db/prod/");
+    expect(t.partSizeBytes).toBe(16 * 1024 * 1024);
+    expect(t.queueSize).toBe(2);
+  });
+
+  it("collects every problem, names the variables, and never echoes a secret", () => {
+    const msg = problems({
+      DB_PORT: "70000",
+      BACKUP_KEEP: "-1",
+      BACKUP_TARGET: "s3",
+      AWS_S3_SECURE: "maybe",
+      AWS_S3_SECRET_ACCESS_KEY: "hunter2",
+      PGSSLMODE: "sometimes",
+      BACKUP_COMPRESSION: "10",
+    });
+    expect(msg).toContain('DB_PORT must be a whole number from 1 to 65535, got "70000"');
+    expect(msg).toContain('BACKUP_KEEP must be a whole number from 0 to 100000, got "-1"');
+    expect(msg).toContain("AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3");
+    expect(msg).toContain('AWS_S3_SECURE must be true or false, got "maybe"');
+    expect(msg).toContain("AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together");
+    expect(msg).toContain("PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full");
+    expect(msg).toContain("BACKUP_COMPRESSION must be a whole number from 0 to 9");
+    expect(msg).not.toContain("hunter2");
+  });
+
+  it("rejects unknown targets, relative bindirs, bad endpoints and over-long database names", () => {
+    expect(problems({ BACKUP_TARGET: "ftp" })).toContain('BACKUP_TARGET must be one of dir, s3, got "ftp"');
+    expect(problems({ BACKUP_PG_BINDIR: "bin" })).toContain("BACKUP_PG_BINDIR must be an absolute path");
+    expect(problems({ AWS_S3_BUCKET_NAME: "b", AWS_S3_ENDPOINT: "ftp://x" })).toContain(
+      "is not a valid endpoint",
+    );
+    expect(problems({ DB_DATABASE: "d".repeat(64) })).toContain("at most 63 bytes");
+  });
+
+  it("describeConfig hides the secrets", () => {
+    const cfg = parseBackupConfig(
+      {
+        DB_PASSWORD: "pw-123",
+        AWS_S3_BUCKET_NAME: "b",
+        AWS_S3_ACCESS_KEY: "ak",
+        AWS_S3_SECRET_ACCESS_KEY: "sk-456",
+      },
+      CWD,
+    );
+    const text = JSON.stringify(describeConfig(cfg));
+    expect(text).not.toContain("pw-123");
+    expect(text).not.toContain("sk-456");
+    expect(text).toContain('"password":"[set]"');
+  });
+
+  it("documents every variable once, secrets marked", () => {
+    const names = BACKUP_ENV.map((e) => e.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(BACKUP_ENV.filter((e) => e.secret).map((e) => e.name)).toEqual([
+      "DB_PASSWORD",
+      "AWS_S3_SECRET_ACCESS_KEY",
+      "AWS_SESSION_TOKEN",
+    ]);
+  });
+});
+
+describe("normalizeEndpoint / normalizePrefix", () => {
+  it("adds the scheme from AWS_S3_SECURE only when missing", () => {
+    expect(normalizeEndpoint("minio:9000", undefined)).toBe("https://minio:9000");
+    expect(normalizeEndpoint("minio:9000", false)).toBe("http://minio:9000");
+    expect(normalizeEndpoint("https://minio:9000/", false)).toBe("https://minio:9000");
+    expect(() => normalizeEndpoint("http://minio:9000/bucket", undefined)).toThrow(/path/);
+  });
+
+  it("prefixes end in exactly one slash; empty means the bucket root", () => {
+    expect(normalizePrefix("backups")).toBe("backups/");
+    expect(normalizePrefix("/a/b//")).toBe("a/b/");
+    expect(normalizePrefix("/")).toBe("");
+    expect(normalizePrefix("")).toBe("");
+  });
+});
