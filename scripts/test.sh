@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # One command for all tests on a fresh machine: provides Node 24 (when the machine's node is older than 22),
-# installs the npm packages, builds or reuses the real peers (cached outside the repository), then runs the
-# linter, the type checker, the unit tests and the integration tests against the real peers.
+# installs the npm packages, builds or reuses every real peer (cached outside the repository: PostgreSQL, the
+# Colonies server, MinIO, the Pulumi CLI + Kubernetes provider, kube-apiserver & co. + kwok), starts a private
+# local Kubernetes cluster, runs lint, type check, unit and integration tests, and deletes the cluster.
+# Usage: bash scripts/test.sh [vitest arguments, e.g. test/integration/k8s-executor.test.ts]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
-eval "$(bash scripts/peers/node.sh --export)"
-echo "[test] node $(node -v), npm $(npm -v)"
-bash scripts/peers/postgres.sh >/dev/null
-bash scripts/peers/colonies.sh >/dev/null
-echo "[test] peers ready after $((SECONDS - started)) s"
+eval "$(bash scripts/peers/all.sh --export)"
+echo "[test] node $(node -v); peers ready after $((SECONDS - started)) s"
+
 # npm ci rejects lockfiles written with omit-lockfile-registry-resolved; install honours the lock all the same.
 npm install --no-audit --no-fund --loglevel=error
-npm run build
-npm test
+npm run build --silent
+
+export KWOK_CLUSTER_NAME="test-$$"
+trap 'bash scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
+bash scripts/cluster.sh up >/dev/null
+eval "$(bash scripts/cluster.sh env)"
+echo "[test] cluster $KWOK_CLUSTER_NAME ready after $((SECONDS - started)) s"
+
+npm run lint
+npm run typecheck
+npx vitest run "$@"
 echo "[test] all tests passed in $((SECONDS - started)) s"
