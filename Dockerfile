@@ -44,5 +44,5 @@ RUN groupadd --gid 65532 executor && useradd --uid 65532 --gid 65532 --home-dir 
  && chown -R executor:executor /opt/pulumi-home
 USER 65532:65532
 EXPOSE 9464
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/src/cli.js"]
 CMD ["--help"]

@@ -77,8 +77,8 @@ async function runtimeLoop(server: ColoniesServer, n: number, ms: string, slots:
     EXECUTOR_CONCURRENCY: String(slots),
   });
   for (;;) {
-    const metric = await runtime.metrics.processes.get();
-    const done = metric.values.reduce((sum, v) => sum + v.value, 0);
+    const { success, failed, aborted } = runtime.metrics.completed;
+    const done = success + failed + aborted;
     if (done >= n) break;
     await new Promise((r) => setTimeout(r, 20)); // coarse: polling must not steal the loop it measures
   }
@@ -119,7 +119,8 @@ async function goLoop(server: ColoniesServer, n: number): Promise<number | null>
 }
 
 async function idleRss(server: ColoniesServer): Promise<number> {
-  const child = spawn(process.execPath, ["dist/src/cli.js", "sleep"], {
+  // Started the way the bin's shebang and the image's entry point start it.
+  const child = spawn(process.execPath, ["--max-semi-space-size=1", "dist/src/cli.js", "sleep"], {
     env: {
       ...server.env,
       PATH: process.env.PATH ?? "",

@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-/** One entry point for every executor: `colonyos-executor <kind>`. */
+#!/usr/bin/env -S node --max-semi-space-size=1
+/**
+ * One entry point for every executor: `colonyos-executor <kind>`. A small young generation (the shebang's and
+ * the image's flag) keeps an idle executor's memory low; executors allocate little.
+ */
 import { parseArgs } from "node:util";
 import { RUNTIME_ENV } from "./executor/config.js";
 import { runExecutor } from "./executor/main.js";

@@ -1,7 +1,7 @@
 /** /healthz (the process is alive), /readyz (registered and serving) and /metrics (Prometheus). */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ExecutorMetrics } from "./metrics.js";
+import type { Registry } from "prom-client";
 
 export interface Probes {
   ready(): Promise<boolean>;
@@ -9,7 +9,7 @@ export interface Probes {
 
 export async function startHttp(
   address: { host: string; port: number },
-  metrics: ExecutorMetrics,
+  registry: Registry,
   probes: Probes,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
@@ -28,8 +28,8 @@ export async function startHttp(
       return;
     }
     if (path === "/metrics") {
-      metrics.registry.metrics().then(
-        (text) => reply(200, text, metrics.registry.contentType),
+      registry.metrics().then(
+        (text) => reply(200, text, registry.contentType),
         (error: Error) => reply(500, `${error.message}\n`),
       );
       return;

@@ -1,36 +1,83 @@
-/** Prometheus metrics of one executor process. */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+/**
+ * What the runtime measures. Counted in plain numbers always; exported as Prometheus metrics (prom-client)
+ * only when the HTTP endpoint is on — loading prom-client costs an idle executor ~20 MB it would never use.
+ */
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export type Outcome = "success" | "failed" | "aborted";
 
-export class ExecutorMetrics {
-  readonly registry = new Registry();
-  readonly processes = new Counter({
-    name: "colonies_executor_processes_total",
-    help: "Processes handled, by function and outcome",
-    labelNames: ["function", "outcome"] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: "colonies_executor_process_duration_seconds",
-    help: "Time from assignment to close or fail, by function and outcome",
-    labelNames: ["function", "outcome"] as const,
-    buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
-    registers: [this.registry],
-  });
-  readonly running = new Gauge({
-    name: "colonies_executor_processes_running",
-    help: "Processes currently running",
-    registers: [this.registry],
-  });
-  readonly assignErrors = new Counter({
-    name: "colonies_executor_assign_errors_total",
-    help: "Assign requests that failed for a reason other than 'nothing to do'",
-    registers: [this.registry],
-  });
+interface Exporter {
+  registry: Registry;
+  processes: Counter<"function" | "outcome">;
+  duration: Histogram<"function" | "outcome">;
+  running: Gauge;
+  assignErrors: Counter;
+}
 
-  constructor(labels: Record<string, string>) {
-    this.registry.setDefaultLabels(labels);
-    collectDefaultMetrics({ register: this.registry });
+export class ExecutorMetrics {
+  /** Processes reported (closed or failed), by outcome. */
+  readonly completed: Record<Outcome, number> = { success: 0, failed: 0, aborted: 0 };
+  running = 0;
+  assignErrors = 0;
+  private exporter: Exporter | null = null;
+
+  constructor(private readonly labels: Record<string, string>) {}
+
+  processStarted(): void {
+    this.running++;
+    this.exporter?.running.inc();
+  }
+
+  processDone(fn: string, outcome: Outcome, seconds: number): void {
+    this.running--;
+    this.completed[outcome]++;
+    if (!this.exporter) return;
+    this.exporter.running.dec();
+    this.exporter.processes.inc({ function: fn, outcome });
+    this.exporter.duration.observe({ function: fn, outcome }, seconds);
+  }
+
+  assignFailed(): void {
+    this.assignErrors++;
+    this.exporter?.assignErrors.inc();
+  }
+
+  /** Loads prom-client and starts exporting; counts from before are carried over. */
+  async export(): Promise<Registry> {
+    if (this.exporter) return this.exporter.registry;
+    const prom = await import("prom-client");
+    const registry = new prom.Registry();
+    registry.setDefaultLabels(this.labels);
+    prom.collectDefaultMetrics({ register: registry });
+    const exporter: Exporter = {
+      registry,
+      processes: new prom.Counter({
+        name: "colonies_executor_processes_total",
+        help: "Processes handled, by function and outcome",
+        labelNames: ["function", "outcome"],
+        registers: [registry],
+      }),
+      duration: new prom.Histogram({
+        name: "colonies_executor_process_duration_seconds",
+        help: "Time from assignment to close or fail, by function and outcome",
+        labelNames: ["function", "outcome"],
+        buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+        registers: [registry],
+      }),
+      running: new prom.Gauge({
+        name: "colonies_executor_processes_running",
+        help: "Processes currently running",
+        registers: [registry],
+      }),
+      assignErrors: new prom.Counter({
+        name: "colonies_executor_assign_errors_total",
+        help: "Assign requests that failed for a reason other than 'nothing to do'",
+        registers: [registry],
+      }),
+    };
+    exporter.running.set(this.running);
+    exporter.assignErrors.inc(this.assignErrors);
+    this.exporter = exporter;
+    return registry;
   }
 }

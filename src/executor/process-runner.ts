@@ -43,7 +43,7 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
   const funcName = process.spec?.funcname ?? "";
   const logger = deps.logger.child({ processId: process.processid, function: funcName });
   const started = performance.now();
-  metrics.running.inc();
+  metrics.processStarted();
 
   const ctx: ProcessContext = {
     processId: process.processid,
@@ -83,12 +83,9 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
       await ctx.log(error.message);
     }
     await report(logger, () => client.closeFailed(process.processid, [message], prvKey));
-  } finally {
-    metrics.running.dec();
   }
   const seconds = (performance.now() - started) / 1000;
-  metrics.processes.inc({ function: funcName, outcome });
-  metrics.duration.observe({ function: funcName, outcome }, seconds);
+  metrics.processDone(funcName, outcome, seconds);
   logger.info({ outcome, durationMs: Math.round(seconds * 1000) }, "process done");
   return outcome;
 }

@@ -82,7 +82,9 @@ export class ExecutorRuntime {
   /** Starts the HTTP endpoints, registers (retrying until the server answers) and starts the assign loops. */
   async start(): Promise<void> {
     if (this.config.http) {
-      this.http = await startHttp(this.config.http, this.metrics, { ready: () => this.ready() });
+      this.http = await startHttp(this.config.http, await this.metrics.export(), {
+        ready: () => this.ready(),
+      });
       this.logger.info({ port: this.http.port }, "serving /healthz, /readyz and /metrics");
     }
     await this.ensureRegistered();
@@ -144,7 +146,7 @@ export class ExecutorRuntime {
           failures = 0;
           continue;
         }
-        this.metrics.assignErrors.inc();
+        this.metrics.assignFailed();
         this.lastContactOk = !(error instanceof ColoniesError && error.unreachable);
         await this.recover(error, slot, failures++);
         continue;
