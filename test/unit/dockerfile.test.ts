@@ -11,7 +11,9 @@ describe("Dockerfile", () => {
     const bin: string = pkg.bin["colonyos-executor"];
     expect(dockerfile).toContain(`ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/${bin}"]`);
     // the same flag as the bin's shebang
-    expect(readFileSync("src/cli.ts", "utf8").split("\n")[0]).toBe("#!/usr/bin/env -S node --max-semi-space-size=1");
+    expect(readFileSync("src/cli.ts", "utf8").split("\n")[0]).toBe(
+      "#!/usr/bin/env -S node --max-semi-space-size=1",
+    );
     expect(bin).toBe(`${tsconfig.compilerOptions.outDir}/src/cli.js`);
     expect(existsSync("src/cli.ts")).toBe(true);
   });
