@@ -151,6 +151,25 @@ describe("k8s executor through the official CLI", () => {
     expect(await ok("containers", [name])).toEqual([2]);
   });
 
+  it("answers every read function called through the official CLI with string arguments", async () => {
+    const exec = async (func: string, args: string[] = []) => {
+      const argv = ["function", "exec", "--func", func, "--targettype", "k8s", "--wait", "--out"];
+      const { stdout, stderr } = await server.cli(args.length ? [...argv, "--args", args.join(",")] : argv);
+      expect(stderr, `${func} ${args.join(",")}`).toContain("Process finished successfully");
+      return stdout.trim();
+    };
+    expect(await exec("get_deployments")).toContain("web");
+    expect(await exec("get_scale", ["web"])).toBe("2");
+    expect(await exec("pods", ["web"])).toBe("2");
+    const podsOut = await exec("get_pods", ["web"]);
+    const pod = (await podsOf("web"))[0]?.metadata?.name as string;
+    expect(podsOut).toContain(pod);
+    expect(podsOut).toContain("running");
+    expect(await exec("get_containers", [pod])).toContain("executor-0 executor-1");
+    expect(await exec("containers", [pod])).toBe("2");
+    expect(await exec("logs", [pod, "executor-0", "5"])).toContain("fake container output");
+  });
+
   it("reads a container's logs through the atom engine (kwok serves them from a file)", async () => {
     const [pods] = (await ok("get_pods", ["web"])) as [{ name: string }[]];
     const name = pods[0]?.name as string;
@@ -177,7 +196,18 @@ describe("k8s executor through the official CLI", () => {
     await waitFor("3 pods", async () => (await podsOf("web")).length === 3);
 
     const victim = (await podsOf("web"))[0]?.metadata?.name as string;
-    expect(await ok("restart", [victim])).toEqual([{ pod: victim, gracePeriodSeconds: 30 }]);
+    const restarted = await server.cli([
+      "function",
+      "exec",
+      "--func",
+      "restart",
+      "--args",
+      victim,
+      "--targettype",
+      "k8s",
+      "--wait",
+    ]);
+    expect(restarted.stderr).toContain("Process finished successfully");
     await waitFor(
       "the replacement pod",
       async () => {
@@ -320,7 +350,18 @@ describe("k8s executor state", () => {
     const [preview] = (await ok("undeploy", ["web"], { dryrun: "true" })) as Record<string, unknown>[];
     expect(((preview?.changes ?? {}) as Record<string, number>).delete).toBeGreaterThanOrEqual(2);
     expect(await deploymentNames()).toEqual(["web"]);
-    await ok("undeploy", ["web"]);
+    const { stderr } = await server.cli([
+      "function",
+      "exec",
+      "--func",
+      "undeploy",
+      "--args",
+      "web",
+      "--targettype",
+      "k8s",
+      "--wait",
+    ]);
+    expect(stderr).toContain("Process finished successfully");
     expect(await deploymentNames()).toEqual([]);
     expect(await ok("get_deployments")).toEqual([[]]);
     const again = await call("undeploy", ["web"]);
