@@ -48,12 +48,12 @@ function startExecutor(): ChildProcess {
   return child;
 }
 
-function lockDir(): string {
-  return join(dataDir, "state", ".pulumi", "locks", "organization", "colonyos-executors", "crash");
+function lockDir(stack = "crash"): string {
+  return join(dataDir, "state", ".pulumi", "locks", "organization", "colonyos-executors", stack);
 }
 
-function lockFiles(): string[] {
-  return existsSync(lockDir()) ? readdirSync(lockDir()).filter((f) => f.endsWith(".json")) : [];
+function lockFiles(stack = "crash"): string[] {
+  return existsSync(lockDir(stack)) ? readdirSync(lockDir(stack)).filter((f) => f.endsWith(".json")) : [];
 }
 
 beforeAll(async () => {
@@ -109,5 +109,58 @@ describe("k8s executor after kill -9", () => {
     );
     expect(scaled.state, scaled.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect((await apps.readNamespacedDeployment({ name: "crash", namespace })).spec?.replicas).toBe(1);
+  });
+});
+
+describe("k8s executor shutdown during an update", () => {
+  it("cancels the Pulumi update cleanly, fails the process with the reason, and leaves the stack usable", async () => {
+    const { startRuntime } = await import("../support/executor.js");
+    const { k8sExecutor } = await import("../../src/executors/k8s.js");
+    const env = {
+      KUBECONFIG: kubeconfig,
+      K8S_NAMESPACE: namespace,
+      K8S_DATA_DIR: dataDir,
+      K8S_PULUMI_PASSPHRASE: "recovery-test",
+      EXECUTOR_SHUTDOWN_GRACE: "2",
+      COLONIES_EXECUTOR_TYPE: "k8s-shutdown",
+    };
+    const runtime = await startRuntime(server, k8sExecutor, env);
+    // No node can fit a container asking for 1000 CPUs: the rollout waits until the update is cancelled.
+    const stuck = await submit(
+      server,
+      "k8s-shutdown",
+      "deploy",
+      ["stuck", "1", "1", "false", "busybox:1.36"],
+      {
+        cpu: "1000",
+      },
+    );
+    await waitFor("the update to hold its lock", async () => lockFiles("stuck").length > 0, 120_000);
+    const started = Date.now();
+    await runtime.shutdown("test");
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const failed = await waitDone(server, stuck.processid);
+    expect(failed.state).toBe(ProcessState.FAILED);
+    expect(failed.errors?.[0]).toMatch(/executor shut down \(test\)/);
+    expect(lockFiles("stuck")).toEqual([]); // cancelled, not abandoned
+
+    const again = await startRuntime(server, k8sExecutor, env);
+    try {
+      const fixed = await waitDone(
+        server,
+        (
+          await submit(server, "k8s-shutdown", "deploy", ["stuck", "1", "1", "false", "busybox:1.36"], {
+            cpu: "100m",
+          })
+        ).processid,
+        300_000,
+      );
+      expect(fixed.state, fixed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+      expect((await apps.readNamespacedDeployment({ name: "stuck", namespace })).status?.readyReplicas).toBe(
+        1,
+      );
+    } finally {
+      await again.shutdown();
+    }
   });
 });
