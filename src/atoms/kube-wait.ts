@@ -6,7 +6,8 @@
  */
 import type { CoreV1Api, V1Pod, Watch } from "@kubernetes/client-node";
 import { type Atom, AtomNotFoundError, isFinished, LABEL } from "./engine.js";
-import { classifyKubeError, isApiStatus, KubeApiError, withSignal } from "./kube-api.js";
+import { classifyKubeError, withSignal } from "./kube-api.js";
+import { watchPodsSession } from "./kube-watch-session.js";
 import { KUBERNETES_ENGINE, podToAtom } from "./pod-status.js";
 
 export interface PodWatchContext {
@@ -14,9 +15,6 @@ export interface PodWatchContext {
   watch: Watch;
   namespace: string;
 }
-
-// Below the client's 30 s inactivity timeout, so that a quiet watch is ended cleanly by the server.
-const WATCH_TIMEOUT_SECONDS = 25;
 
 /** How one watch request ended. */
 type WatchEnd = { kind: "finished"; atom: Atom } | { kind: "closed" } | { kind: "expired" };
@@ -58,87 +56,26 @@ async function listOne(
   }
 }
 
-interface WatchEvent {
-  type: string;
-  object: {
-    metadata?: { resourceVersion?: string };
-    code?: number;
-    message?: string;
-  };
-}
-
 /** One watch request from `cursor.resourceVersion`; advances the cursor with every event. */
-function watchOnce(
+async function watchOnce(
   { watch, namespace }: PodWatchContext,
   id: string,
   cursor: { resourceVersion: string | undefined; lastSeen: Atom },
   signal: AbortSignal,
 ): Promise<WatchEnd> {
-  return new Promise<WatchEnd>((resolve, reject) => {
-    let request: AbortController | undefined;
-    let settled = false;
-    const settle = (outcome: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener("abort", onAbort);
-      request?.abort();
-      outcome();
-    };
-    const onAbort = () => settle(() => reject(signal.reason));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-
-    const onEvent = (type: string, object: WatchEvent["object"]) => {
-      if (type === "ERROR") {
-        // The API reports an expired resourceVersion inside a 200 response, as a Status object.
-        if (object.code === 410) settle(() => resolve({ kind: "expired" }));
-        else
-          settle(() =>
-            reject(new KubeApiError(`kubernetes: watch pod "${id}": ${object.message}`, object.code ?? 500)),
-          );
-        return;
-      }
-      cursor.resourceVersion = object.metadata?.resourceVersion ?? cursor.resourceVersion;
-      if (type === "BOOKMARK") return;
-      // Watch events carry raw JSON; podToAtom reads its dates from strings as well as Dates.
-      const pod = object as V1Pod;
-      if (type === "DELETED") {
-        settle(() => resolve({ kind: "finished", atom: podToAtom(pod, { gone: true }) }));
-        return;
-      }
+  const end = await watchPodsSession({
+    watch,
+    namespace,
+    selectors: { fieldSelector: `metadata.name=${id}`, labelSelector: LABEL },
+    cursor,
+    action: `kubernetes: watch pod "${id}"`,
+    onEvent: (type, pod) => {
+      // podToAtom reads its dates from strings as well as Dates.
+      if (type === "DELETED") return podToAtom(pod, { gone: true });
       cursor.lastSeen = podToAtom(pod);
-      if (isFinished(cursor.lastSeen.state))
-        settle(() => resolve({ kind: "finished", atom: cursor.lastSeen }));
-    };
-
-    const onDone = (error: unknown) => {
-      if (!error || isTimeout(error)) settle(() => resolve({ kind: "closed" }));
-      else if (isGone(error)) settle(() => resolve({ kind: "expired" }));
-      else settle(() => reject(error));
-    };
-
-    const query = {
-      fieldSelector: `metadata.name=${id}`,
-      labelSelector: LABEL,
-      resourceVersion: cursor.resourceVersion,
-      allowWatchBookmarks: true,
-      timeoutSeconds: WATCH_TIMEOUT_SECONDS,
-    };
-    watch.watch(`/api/v1/namespaces/${namespace}/pods`, query, onEvent, onDone).then(
-      (controller) => {
-        request = controller;
-        if (settled) controller.abort();
-      },
-      (error: unknown) => settle(() => reject(error)),
-    );
+      return isFinished(cursor.lastSeen.state) ? cursor.lastSeen : undefined;
+    },
+    signal,
   });
-}
-
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.name === "TimeoutError";
-}
-
-/** A watch refused with HTTP 410 (rather than an ERROR event): the resourceVersion is too old. */
-function isGone(error: unknown): boolean {
-  return isApiStatus(error, 410) || (error as { statusCode?: number } | null)?.statusCode === 410;
+  return typeof end === "string" ? { kind: end } : { kind: "finished", atom: end.finished };
 }

@@ -6,7 +6,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CoreV1Api, V1Pod, Watch } from "@kubernetes/client-node";
-import { isApiStatus, KubeApiError, kubeApiError, withSignal } from "../atoms/kube-api.js";
+import { kubeApiError, withSignal } from "../atoms/kube-api.js";
+import { watchPodsSession } from "../atoms/kube-watch-session.js";
 
 export interface PodWatchTarget {
   core: CoreV1Api;
@@ -26,8 +27,6 @@ export interface PodWatchHandler {
   failed(error: unknown, retryInMs: number): void;
 }
 
-// Below the client's 30 s inactivity timeout, so that a quiet watch is ended cleanly by the server.
-const WATCH_TIMEOUT_SECONDS = 25;
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 
@@ -68,76 +67,25 @@ async function list(
   }
 }
 
-interface WatchEvent {
-  metadata?: { resourceVersion?: string };
-  code?: number;
-  message?: string;
-}
-
 /** One watch request from `cursor.resourceVersion`, advancing it; "expired" asks for a fresh list. */
-function watchOnce(
+async function watchOnce(
   { watch, namespace, labelSelector }: PodWatchTarget,
   handler: PodWatchHandler,
   cursor: { resourceVersion: string | undefined },
   signal: AbortSignal,
 ): Promise<"closed" | "expired"> {
-  return new Promise((resolve, reject) => {
-    let request: AbortController | undefined;
-    let settled = false;
-    const settle = (outcome: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener("abort", onAbort);
-      request?.abort();
-      outcome();
-    };
-    const onAbort = () => settle(() => reject(signal.reason));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-
-    const onEvent = (type: string, object: WatchEvent) => {
-      if (settled) return;
-      if (type === "ERROR") {
-        // The API reports an expired resourceVersion inside a 200 response, as a Status object.
-        if (object.code === 410) settle(() => resolve("expired"));
-        else {
-          const message = `watch pods of namespace "${namespace}": ${object.message}`;
-          settle(() => reject(new KubeApiError(message, object.code ?? 500)));
-        }
-        return;
-      }
-      cursor.resourceVersion = object.metadata?.resourceVersion ?? cursor.resourceVersion;
-      if (type === "ADDED" || type === "MODIFIED") handler.changed(object as V1Pod);
-      else if (type === "DELETED") handler.deleted(object as V1Pod);
-    };
-
-    const onDone = (error: unknown) => {
-      if (!error || isTimeout(error)) settle(() => resolve("closed"));
-      else if (isGone(error)) settle(() => resolve("expired"));
-      else settle(() => reject(error));
-    };
-
-    const query = {
-      labelSelector,
-      resourceVersion: cursor.resourceVersion,
-      allowWatchBookmarks: true,
-      timeoutSeconds: WATCH_TIMEOUT_SECONDS,
-    };
-    watch.watch(`/api/v1/namespaces/${namespace}/pods`, query, onEvent, onDone).then(
-      (controller) => {
-        request = controller;
-        if (settled) controller.abort();
-      },
-      (error: unknown) => settle(() => reject(error)),
-    );
+  const end = await watchPodsSession<never>({
+    watch,
+    namespace,
+    selectors: { labelSelector },
+    cursor,
+    action: `watch pods of namespace "${namespace}"`,
+    onEvent: (type, pod) => {
+      if (type === "ADDED" || type === "MODIFIED") handler.changed(pod);
+      else if (type === "DELETED") handler.deleted(pod);
+      return undefined;
+    },
+    signal,
   });
-}
-
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.name === "TimeoutError";
-}
-
-/** A watch refused with HTTP 410 (rather than an ERROR event): the resourceVersion is too old. */
-function isGone(error: unknown): boolean {
-  return isApiStatus(error, 410) || (error as { statusCode?: number } | null)?.statusCode === 410;
+  return end as "closed" | "expired";
 }
