@@ -48,27 +48,32 @@ const dryrun: ArgSpec = {
   description: "preview only: nothing changes, the output says what would",
 };
 
+/** The server's message of a Kubernetes API error (its body is a Status object, or its JSON text). */
+function apiMessage(error: unknown): string | undefined {
+  let body = (error as { body?: unknown } | null)?.body;
+  if (typeof body === "string") {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      return body || undefined;
+    }
+  }
+  const message = (body as { message?: unknown } | null)?.message;
+  return typeof message === "string" ? message : undefined;
+}
+
 /** Kubernetes and Pulumi errors: their first meaningful line; the whole text goes to the process log. */
 function kubeError(fn: string, error: unknown): never {
   if (error instanceof ProcessError) throw error;
-  const body = (error as { body?: unknown }).body;
-  const message =
-    (typeof body === "object" && body && "message" in body
-      ? String((body as { message: unknown }).message)
-      : undefined) ??
-    (typeof body === "string" && body.includes("message")
-      ? (JSON.parse(body) as { message?: string }).message
-      : undefined) ??
-    (error as Error).message ??
-    String(error);
+  const message = apiMessage(error) ?? (error instanceof Error ? error.message : String(error));
+  const lines = message.split("\n").map((l) => l.trim());
   const meaningful =
-    message
-      .split("\n")
-      .map((l) => l.trim())
-      .find((l) => /error|fail|denied|forbidden|invalid|timed out|refused/i.test(l) && !/^\s*at /.test(l)) ??
-    message.split("\n").find((l) => l.trim()) ??
+    lines.find(
+      (l) => /error|fail|denied|forbidden|invalid|timed out|refused/i.test(l) && !l.startsWith("at "),
+    ) ??
+    lines.find((l) => l !== "") ??
     message;
-  throw new Error(`${fn}: ${meaningful.trim()}\n${message}`);
+  throw new Error(`${fn}: ${meaningful}\n${message}`);
 }
 
 function changed(changes: ChangeSummary): boolean {
