@@ -52,10 +52,11 @@ const dryrun: ArgSpec = {
 function apiMessage(error: unknown): string | undefined {
   let body = (error as { body?: unknown } | null)?.body;
   if (typeof body === "string") {
+    const text = body;
     try {
-      body = JSON.parse(body);
+      body = JSON.parse(text);
     } catch {
-      return body || undefined;
+      return text || undefined;
     }
   }
   const message = (body as { message?: unknown } | null)?.message;
