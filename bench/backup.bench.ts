@@ -16,13 +16,12 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import pg from "pg";
 import { pino } from "pino";
 import type { ProcessContext } from "../src/executor/types.js";
 import type { BackupOutput } from "../src/executors/backup/dump.js";
 import { backupExecutor } from "../src/executors/backup.js";
 import { type MinioServer, startMinio, stopMinio } from "../test/support/minio.js";
-import { type Postgres, startPostgres } from "../test/support/postgres.js";
+import { type Postgres, query, startPostgres } from "../test/support/postgres.js";
 
 const { values } = parseArgs({
   options: {
@@ -38,21 +37,7 @@ const MB = 1024 * 1024;
 
 const logger = pino({ level: "warn" });
 
-async function sql(server: Postgres, database: string, text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    password: server.password,
-    database,
-  });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
+const sql = query;
 
 /** ~150 bytes a row of mixed, partly compressible data, added in batches until the database is big enough. */
 async function generate(server: Postgres): Promise<number> {

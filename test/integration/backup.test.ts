@@ -18,7 +18,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import pg from "pg";
+import type pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecutorInstance, ParsedArgs, ProcessContext } from "../../src/executor/types.js";
@@ -28,7 +28,7 @@ import type { RestoreOutput } from "../../src/executors/backup/restore.js";
 import type { VerifyOutput } from "../../src/executors/backup/verify.js";
 import { backupExecutor } from "../../src/executors/backup.js";
 import { type MinioServer, startMinio, stopMinio } from "../support/minio.js";
-import { type Postgres, startPostgres } from "../support/postgres.js";
+import { type Postgres, query, startPostgres } from "../support/postgres.js";
 
 let server: Postgres;
 let minio: MinioServer;
@@ -40,20 +40,8 @@ const mounts: string[] = [];
 const logged: string[] = [];
 const logger = pino({ level: "debug" }, { write: (line: string) => void logged.push(line) });
 
-async function sql(database: string, text: string, srv: Postgres = server): Promise<pg.QueryResult> {
-  const client = new pg.Client({
-    host: srv.host,
-    port: srv.port,
-    user: srv.user,
-    password: srv.password,
-    database,
-  });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
+function sql(database: string, text: string, srv: Postgres = server): Promise<pg.QueryResult> {
+  return query(srv, database, text);
 }
 
 /** A small database with the kinds of things a dump must carry: schemas, FKs, arrays, jsonb, bytea, NULLs. */

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { freePort } from "./ports.js";
 
 export interface Postgres {
@@ -101,4 +102,21 @@ export async function startPostgres(options: { password?: string } = {}): Promis
       }
     },
   };
+}
+
+/** Runs one SQL statement on a database of a test server, on a connection of its own. */
+export async function query(server: Postgres, database: string, text: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    database,
+  });
+  await client.connect();
+  try {
+    return await client.query(text);
+  } finally {
+    await client.end();
+  }
 }
