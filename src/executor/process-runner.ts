@@ -38,7 +38,15 @@ export function failureMessage(error: unknown, signal: AbortSignal): string {
   return firstLine(String(error));
 }
 
-export async function runProcess(deps: RunnerDeps, process: Process, signal: AbortSignal): Promise<Outcome> {
+/**
+ * Runs a process's handler; resolves when the handler is done, with `reported`, which settles once Colonies
+ * has the outcome (never rejects).
+ */
+export async function runProcess(
+  deps: RunnerDeps,
+  process: Process,
+  signal: AbortSignal,
+): Promise<{ reported: Promise<Outcome> }> {
   const { client, prvKey, metrics } = deps;
   const funcName = process.spec?.funcname ?? "";
   const logger = deps.logger.child({ processId: process.processid, function: funcName });
@@ -60,7 +68,10 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
     },
   };
 
+  // The handler's result, then its one report. The report is returned unawaited so that the slot can ask for
+  // its next process while the close is on the wire (the process itself has finished).
   let outcome: Outcome;
+  let send: () => Promise<unknown>;
   try {
     const fn = deps.functions.get(funcName);
     if (!fn) {
@@ -72,8 +83,8 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
     logger.info({ args }, "process started");
     const out = await untilAborted(fn.handler(args, ctx), signal);
     if (!Array.isArray(out)) throw new Error(`${funcName} returned ${typeof out}, not a list of outputs`);
-    await report(logger, () => client.closeSuccessful(process.processid, out, prvKey));
     outcome = "success";
+    send = () => client.closeSuccessful(process.processid, out, prvKey);
   } catch (error) {
     const message = failureMessage(error, signal);
     outcome = signal.aborted ? "aborted" : "failed";
@@ -82,12 +93,15 @@ export async function runProcess(deps: RunnerDeps, process: Process, signal: Abo
     if (error instanceof Error && !(error instanceof ProcessError) && error.message.includes("\n")) {
       await ctx.log(error.message);
     }
-    await report(logger, () => client.closeFailed(process.processid, [message], prvKey));
+    send = () => client.closeFailed(process.processid, [message], prvKey);
   }
-  const seconds = (performance.now() - started) / 1000;
-  metrics.processDone(funcName, outcome, seconds);
-  logger.info({ outcome, durationMs: Math.round(seconds * 1000) }, "process done");
-  return outcome;
+  const reported = report(logger, send).then(() => {
+    const seconds = (performance.now() - started) / 1000;
+    metrics.processDone(funcName, outcome, seconds);
+    logger.info({ outcome, durationMs: Math.round(seconds * 1000) }, "process done");
+    return outcome;
+  });
+  return { reported };
 }
 
 /** How long an aborted handler gets to clean up (kill children, remove partial output) before it is failed. */

@@ -49,7 +49,10 @@ export class ExecutorRuntime {
   private readonly polling = new AbortController();
   /** Aborted when running processes must stop (after the grace period, or forced). */
   private readonly processes = new AbortController();
+  /** Handlers running now (one per busy slot). */
   private readonly running = new Set<Promise<unknown>>();
+  /** Closes and fails on the wire: a slot polls again while its last report is being sent. */
+  private readonly reporting = new Set<Promise<unknown>>();
   private loops: Promise<void>[] = [];
   private lastContactOk = false;
   private http: { port: number; close(): Promise<void> } | null = null;
@@ -163,8 +166,10 @@ export class ExecutorRuntime {
         this.processes.signal,
       );
       this.running.add(run);
-      await run;
+      const { reported } = await run;
       this.running.delete(run);
+      this.reporting.add(reported);
+      void reported.finally(() => this.reporting.delete(reported));
     }
   }
 
@@ -219,6 +224,7 @@ export class ExecutorRuntime {
     );
     await Promise.allSettled(this.loops);
     clearTimeout(grace);
+    await Promise.allSettled([...this.reporting]);
     if (this.registration) await deregister(this.client, this.config, this.registration, this.logger);
     await this.instance.close?.();
     await this.http?.close();
