@@ -2,7 +2,8 @@
  * The Automation API layer: one Pulumi stack per deployment name, in one project, on one state backend.
  * - one PulumiCommand, found once and reused (no `pulumi version` per workspace);
  * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
- * - operations on one stack run one at a time in arrival order; different stacks concurrently up to a limit;
+ * - operations on one stack run one at a time in Colonies priority order; different stacks concurrently up to a
+ *   limit;
  * - stale locks are removed at start-up and when an update meets one (ConcurrentUpdateError);
  * - the engine's output is streamed to the caller; an AbortSignal cancels an update cleanly (SIGINT to pulumi).
  */
