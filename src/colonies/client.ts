@@ -2,6 +2,7 @@
  * A typed Colonies client: one method per RPC message this project uses. Each method names the key it must be
  * signed with (colony owner key, or a member key: an approved executor or a user).
  */
+import { ColoniesError } from "./errors.js";
 import { type CallOptions, type ServerAddress, Transport } from "./transport.js";
 import type {
   ColoniesFunction,
@@ -75,6 +76,30 @@ export class ColoniesClient {
       prvKey,
       { timeoutMs: timeoutSeconds * 1000 + LONG_POLL_MARGIN_MS, ...options },
     );
+  }
+
+  /**
+   * Marks the executor alive without taking work: only assign requests update the server's "last heard from"
+   * time, so this is an assign that returns at once (timeout -1) offering a negative CPU budget, which no
+   * process fits (every process asks for CPU >= 0). Resolves null when the server answered "nothing to do".
+   */
+  async heartbeat(colonyName: string, prvKey: string, options?: CallOptions): Promise<Process | null> {
+    try {
+      return await this.transport.call<Process>(
+        {
+          msgtype: "assignprocessmsg",
+          colonyname: colonyName,
+          timeout: -1,
+          availablecpu: "-1m",
+          availablemem: "",
+        },
+        prvKey,
+        options,
+      );
+    } catch (error) {
+      if (error instanceof ColoniesError && error.notFound) return null;
+      throw error;
+    }
   }
 
   closeSuccessful(processId: string, out: unknown[], prvKey: string, options?: CallOptions) {

@@ -18,6 +18,8 @@ export interface RuntimeConfig {
   executorType: string;
   concurrency: number;
   assignTimeoutSeconds: number;
+  /** Longest silence towards the server while every slot is busy; 0 disables the heartbeat. */
+  heartbeatMs: number;
   shutdownGraceMs: number;
   http: { host: string; port: number } | null;
   log: { level: string; pretty: boolean };
@@ -48,6 +50,12 @@ export const RUNTIME_ENV: readonly EnvDoc[] = [
   { name: "COLONIES_EXECUTOR_TYPE", description: "executor type that processes target", default: "<kind>" },
   { name: "EXECUTOR_CONCURRENCY", description: "processes run at once", default: "1" },
   { name: "EXECUTOR_ASSIGN_TIMEOUT", description: "long-poll seconds per assign request", default: "60" },
+  {
+    name: "EXECUTOR_HEARTBEAT",
+    description:
+      "seconds between keep-alive calls while every slot is busy (the server removes executors silent for COLONIES_STALE_EXECUTOR_DURATION); 0 disables",
+    default: "60",
+  },
   {
     name: "EXECUTOR_SHUTDOWN_GRACE",
     description: "seconds running processes get to finish on SIGTERM before they are aborted and failed",
@@ -82,6 +90,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv, kind: string): Runtime
   const executorType = e.string("COLONIES_EXECUTOR_TYPE", NAME) ?? kind;
   const concurrency = e.int("EXECUTOR_CONCURRENCY", 1, 1024) ?? 1;
   const assignTimeoutSeconds = e.int("EXECUTOR_ASSIGN_TIMEOUT", 1, 240) ?? 60;
+  const heartbeatSeconds = e.int("EXECUTOR_HEARTBEAT", 0, 3600) ?? 60;
   const graceSeconds = e.int("EXECUTOR_SHUTDOWN_GRACE", 0, 86_400) ?? 30;
   const httpPort = e.int("EXECUTOR_HTTP_PORT", 0, 65535);
   const httpHost = e.string("EXECUTOR_HTTP_HOST") ?? "0.0.0.0";
@@ -102,6 +111,7 @@ export function loadRuntimeConfig(env: NodeJS.ProcessEnv, kind: string): Runtime
     executorType,
     concurrency,
     assignTimeoutSeconds,
+    heartbeatMs: heartbeatSeconds * 1000,
     shutdownGraceMs: graceSeconds * 1000,
     http: httpPort === undefined ? null : { host: httpHost, port: httpPort },
     log: { level, pretty: (format ?? (process.stderr.isTTY ? "pretty" : "json")) === "pretty" },

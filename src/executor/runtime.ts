@@ -55,6 +55,9 @@ export class ExecutorRuntime {
   private readonly reporting = new Set<Promise<unknown>>();
   private loops: Promise<void>[] = [];
   private lastContactOk = false;
+  /** When the last assign request (long-poll or heartbeat) was sent: the server's "last heard from". */
+  private lastAssignAt = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
   private http: { port: number; close(): Promise<void> } | null = null;
   private stopped: Promise<void> | null = null;
   private resolveFinished!: () => void;
@@ -94,6 +97,10 @@ export class ExecutorRuntime {
     if (this.polling.signal.aborted) return;
     this.phase = "serving";
     this.loops = Array.from({ length: this.config.concurrency }, (_, slot) => this.loop(slot));
+    if (this.config.heartbeatMs > 0) {
+      this.heartbeat = setInterval(() => void this.keepAlive(), Math.max(1000, this.config.heartbeatMs / 4));
+      this.heartbeat.unref();
+    }
   }
 
   async ready(): Promise<boolean> {
@@ -128,12 +135,23 @@ export class ExecutorRuntime {
     return this.registering;
   }
 
+  private runnerDeps() {
+    return {
+      client: this.client,
+      prvKey: this.config.executorPrvKey,
+      functions: this.functions,
+      metrics: this.metrics,
+      logger: this.logger,
+    };
+  }
+
   private async loop(slot: number): Promise<void> {
     const signal = this.polling.signal;
     let failures = 0;
     while (!signal.aborted) {
       let process: Process;
       try {
+        this.lastAssignAt = Date.now();
         process = await this.client.assign(
           this.config.colonyName,
           this.config.assignTimeoutSeconds,
@@ -154,22 +172,36 @@ export class ExecutorRuntime {
         await this.recover(error, slot, failures++);
         continue;
       }
-      const run = runProcess(
-        {
-          client: this.client,
-          prvKey: this.config.executorPrvKey,
-          functions: this.functions,
-          metrics: this.metrics,
-          logger: this.logger,
-        },
-        process,
-        this.processes.signal,
-      );
+      const run = runProcess(this.runnerDeps(), process, this.processes.signal);
       this.running.add(run);
       const { reported } = await run;
       this.running.delete(run);
       this.reporting.add(reported);
       void reported.finally(() => this.reporting.delete(reported));
+    }
+  }
+
+  /**
+   * While every slot is busy nothing polls, and the server removes executors it has not heard from for a while
+   * (re-queuing their processes): a long backup or deploy would be run twice. So when no assign request went
+   * out for `heartbeatMs`, send one that cannot take work.
+   */
+  private async keepAlive(): Promise<void> {
+    if (this.phase !== "serving" || Date.now() - this.lastAssignAt < this.config.heartbeatMs) return;
+    this.lastAssignAt = Date.now();
+    try {
+      const process = await this.client.heartbeat(this.config.colonyName, this.config.executorPrvKey);
+      if (process) {
+        // Cannot happen with a negative CPU budget; if a server ever assigns one anyway, run it rather than lose it.
+        this.logger.warn(
+          { processId: process.processid },
+          "the heartbeat was assigned a process; running it",
+        );
+        const run = runProcess(this.runnerDeps(), process, this.processes.signal);
+        this.reporting.add(run.then((r) => r.reported));
+      }
+    } catch (error) {
+      this.logger.warn({ err: error instanceof Error ? error.message : String(error) }, "heartbeat failed");
     }
   }
 
@@ -214,6 +246,7 @@ export class ExecutorRuntime {
     );
     this.phase = "draining";
     this.polling.abort();
+    if (this.heartbeat) clearInterval(this.heartbeat);
     // Loops end once their current process is reported; abort what is still running after the grace period.
     const grace = setTimeout(
       () =>

@@ -184,6 +184,33 @@ describe("executor runtime", () => {
     expect(longDone.errors?.[0]).toMatch(/executor shut down \(test\).*grace period/);
   });
 
+  it("keeps itself alive while every slot is busy, without taking more work", async () => {
+    const probe = probeExecutor(uniqueName("probe"));
+    const runtime = await startRuntime(server, probe, { EXECUTOR_HEARTBEAT: "1" });
+    try {
+      const client = userClient(server);
+      const heard = async () =>
+        Date.parse(
+          (await client.getExecutor(server.colonyName, runtime.executorName, server.userPrvKey))
+            .lastheardfromtime ?? "",
+        );
+      const long = await submit(server, probe.kind, "hold", ["4000"]);
+      await new Promise((r) => setTimeout(r, 500)); // the only slot is now busy
+      const waiting = await submit(server, probe.kind, "hold", ["10"]);
+      const before = await heard();
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await heard()).toBeGreaterThan(before + 1000); // heard from while busy
+      expect((await client.getProcess(waiting.processid, server.userPrvKey)).state).toBe(
+        ProcessState.WAITING,
+      );
+      expect((await waitDone(server, long.processid)).state).toBe(ProcessState.SUCCESS);
+      expect((await waitDone(server, waiting.processid)).state).toBe(ProcessState.SUCCESS);
+      expect(probe.peak()).toBe(1);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
   it("keeps polling through a server restart and serves afterwards", async () => {
     const runtime = await startRuntime(server, sleepExecutor, { EXECUTOR_ASSIGN_TIMEOUT: "2" });
     try {
