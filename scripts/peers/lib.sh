@@ -11,7 +11,8 @@ die() { printf '\033[31m[peers] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # Version of an npm dependency as pinned in package.json (the single source of truth for Pulumi versions).
 npm_pin() {
-  sed -n "s/^ *\"$1\": *\"\([^\"]*\)\".*/\1/p" "$PROJECT_ROOT/package.json" | head -n 1
+  # `|` as the sed delimiter: package names contain slashes (@pulumi/pulumi).
+  sed -n "s|^ *\"$1\": *\"\([^\"]*\)\".*|\1|p" "$PROJECT_ROOT/package.json" | head -n 1
 }
 
 # run_logged NAME CMD...: runs a long build with its output in a log file, prints the tail on failure.

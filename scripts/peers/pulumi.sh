@@ -29,8 +29,8 @@
 #   module zip, so a tiny main here serves the schema and mappings taken from the module.
 source "$(dirname "$0")/lib.sh"
 
-PULUMI_VERSION="$(npm_pin '@pulumi\/pulumi')"
-K8S_PROVIDER_VERSION="$(npm_pin '@pulumi\/kubernetes')"
+PULUMI_VERSION="$(npm_pin '@pulumi/pulumi')"
+K8S_PROVIDER_VERSION="$(npm_pin '@pulumi/kubernetes')"
 [ -n "$PULUMI_VERSION" ] && [ -n "$K8S_PROVIDER_VERSION" ] || die "cannot read @pulumi/pulumi and @pulumi/kubernetes from package.json"
 LANGHOST_SDK_VERSION=3.68.0
 
