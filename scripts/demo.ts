@@ -12,7 +12,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -23,6 +23,7 @@ import { LocalPodRunner } from "../src/local/pod-runner.js";
 import { startColoniesServer } from "../test/support/colonies-server.js";
 import { startMinio, stopMinio } from "../test/support/minio.js";
 import { waitFor } from "../test/support/ports.js";
+import { linkPulumiProject } from "../test/support/pulumi-project.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });
@@ -148,9 +149,7 @@ const prepare = setInterval(async () => {
 step("Bootstrapping with `pulumi up` of infra/ (k8s executor with its RBAC, backup executor)");
 const project = join(work, "project");
 mkdirSync(project);
-for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "infra", "src", "node_modules"]) {
-  symlinkSync(resolve(entry), join(project, entry));
-}
+linkPulumiProject(project);
 mkdirSync(join(work, "pulumi-state"));
 const bucket = "demo-backups";
 execFileSync(process.execPath, [

@@ -4,9 +4,9 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import { generatePrivateKey } from "../../src/colonies/crypto.js";
 import { K8S_EXECUTOR_RULES } from "../../src/k8s/rbac.js";
 import { clusterKubeconfig } from "../support/cluster.js";
 import { waitFor } from "../support/ports.js";
+import { linkPulumiProject } from "../support/pulumi-project.js";
 
 const run = promisify(execFile);
 const namespace = `infra-${randomBytes(3).toString("hex")}`;
@@ -58,9 +59,7 @@ beforeAll(async () => {
   rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   mkdirSync(join(work, "state"));
   mkdirSync(projectDir);
-  for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "infra", "src", "node_modules"]) {
-    symlinkSync(resolve(entry), join(projectDir, entry));
-  }
+  linkPulumiProject(projectDir);
   env = {
     ...process.env,
     KUBECONFIG: kubeconfig,
