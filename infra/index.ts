@@ -1,11 +1,14 @@
 /**
  * Bootstrap: `pulumi up` puts the executors into a cluster; `pulumi preview` is the dry run.
- * It creates the namespace (optional), the k8s executor's ServiceAccount with a namespaced Role, a volume for its
+ * It creates the namespace (optional; labelled for the `restricted` Pod Security level), a ResourceQuota and a
+ * LimitRange bounding what runs in it, the k8s executor's ServiceAccount with a namespaced Role, a volume for its
  * Pulumi state, and the executors themselves through the same component the k8s executor's stacks use.
+ * The k8s executor gets the operator's policy: the images and cmd strings callers may deploy, and its budgets.
  * Configuration reference: README, "Running on a real cluster".
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { parseQuantity, QUANTITY } from "../src/executors/k8s/validation.js";
 import { ExecutorDeployment } from "../src/k8s/component.js";
 import { K8S_EXECUTOR_RULES } from "../src/k8s/rbac.js";
 
@@ -23,14 +26,212 @@ const labels = { "app.kubernetes.io/part-of": "colonyos", "app.kubernetes.io/man
 // Volumes of WaitForFirstConsumer storage classes stay Pending until a pod uses them: do not wait for them.
 const volumeAnnotations = { "pulumi.com/skipAwait": "true" };
 
+/** A Kubernetes quantity from the config, checked now (before anything is planned). */
+function quantity(key: string, fallback: string): string {
+  const text = config.get(key) ?? fallback;
+  if (!QUANTITY.test(text) || !((parseQuantity(text) ?? 0) > 0)) {
+    throw new Error(
+      `config ${key}: "${text}" is not a positive Kubernetes quantity (e.g. 500m, 2, 512Mi, 8Gi)`,
+    );
+  }
+  return text;
+}
+const amount = (text: string) => parseQuantity(text) ?? 0;
+const smaller = (a: string, b: string) => (amount(a) <= amount(b) ? a : b);
+function count(key: string): number | undefined {
+  const n = config.getNumber(key);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 0))
+    throw new Error(`config ${key}: ${n} is not a count`);
+  return n;
+}
+const list = (text: string) =>
+  text
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+
+// What the k8s executor lets callers deploy (K8S_ALLOWED_IMAGES, K8S_ALLOWED_CMDS: nothing unless listed): the
+// image installed here plus the operator's extra patterns, and cmd strings, which become the arguments of the
+// image's entry point `colonyos-executor` (`sleep` runs sleep executors). Its budgets (K8S_MAX_*).
+const allowedImages = [...new Set([image, ...list(config.get("allowedImages") ?? "")])];
+const allowedCmds = list(config.get("allowedCmds") ?? "sleep");
+const maxDeployments = count("maxDeployments");
+const maxContainers = count("maxContainers");
+// The largest container in the namespace: the LimitRange's max, and the k8s executor's own check (K8S_MAX_CPU,
+// K8S_MAX_MEMORY), always both from here so that they agree.
+const maxCpu = quantity("maxCpu", "4");
+const maxMemory = quantity("maxMemory", "8Gi");
+// Containers that name no resources get these (LimitRange); the quota needs requests and a memory limit on all.
+const containerDefaults = {
+  request: { cpu: smaller("100m", maxCpu), memory: smaller("128Mi", maxMemory) },
+  limit: { cpu: maxCpu, memory: smaller("256Mi", maxMemory) },
+};
+const quota = {
+  pods: count("quotaPods") ?? 200,
+  cpu: quantity("quotaCpu", "16"),
+  memory: quantity("quotaMemory", "32Gi"),
+};
+
+// The executors infra runs itself, and a check that they fit the LimitRange and the quota, with room for a
+// rolling update's extra pods: otherwise `pulumi up` would wait for pods that admission keeps refusing.
+const k8sReplicas = config.getNumber("k8sExecutorReplicas") ?? 1;
+const k8sResources = {
+  cpu: quantity("k8sExecutorCpu", "250m"),
+  memory: quantity("k8sExecutorMemory", "1Gi"),
+};
+// Default state backend: a file backend on a ReadWriteOnce volume (one k8s executor, Recreate strategy).
+// Any other Pulumi backend (s3://, postgres://, ...) can be given instead and then allows several replicas.
+const stateBackend = config.getSecret("k8sStateBackend");
+const k8sPods = stateBackend ? k8sReplicas : Math.min(k8sReplicas, 1);
+const sleepReplicas = config.getNumber("sleepReplicas") ?? 0;
+const sleepExecutorsPerPod = config.getNumber("sleepExecutorsPerPod") ?? 1;
+const backup = config.getObject<{
+  database: { host: string; port?: number; name: string; user: string };
+  target?: "dir" | "s3";
+  keep?: number;
+  s3?: { endpoint?: string; region?: string; bucket: string; prefix?: string; pathStyle?: boolean };
+  volumeSize?: string;
+  /** Per-container request (and, for memory, limit); the namespace's defaults when absent. */
+  cpu?: string;
+  memory?: string;
+}>("backup");
+const backupTarget = backup?.target ?? "dir";
+checkFits([
+  {
+    what: "the k8s executor",
+    config: "k8sExecutorCpu/Memory",
+    pods: k8sPods,
+    containers: 1,
+    ...k8sResources,
+    rolling: !!stateBackend,
+  },
+  {
+    what: "the sleep executors",
+    config: "",
+    pods: sleepReplicas,
+    containers: sleepExecutorsPerPod,
+    rolling: true,
+  },
+  ...(backup
+    ? [
+        {
+          what: "the backup executor",
+          config: "backup.cpu/memory",
+          pods: 1,
+          containers: 1,
+          cpu: backup.cpu,
+          memory: backup.memory,
+          rolling: backupTarget !== "dir",
+        },
+      ]
+    : []),
+]);
+
+function checkFits(
+  shapes: {
+    what: string;
+    config: string;
+    pods: number;
+    containers: number;
+    cpu?: string;
+    memory?: string;
+    rolling: boolean;
+  }[],
+): void {
+  const problems: string[] = [];
+  const total = { pods: 0, cpu: 0, memory: 0, memoryLimit: 0 };
+  for (const shape of shapes) {
+    for (const [resource, text, max, maxKey] of [
+      ["cpu", shape.cpu, maxCpu, "maxCpu"],
+      ["memory", shape.memory, maxMemory, "maxMemory"],
+    ] as const) {
+      if (text !== undefined && amount(text) > amount(max)) {
+        problems.push(
+          `${shape.what} asks for ${resource} ${text} (${shape.config}), more than ${maxKey} (${max}) allows a container`,
+        );
+      }
+    }
+    // A rolling update adds up to 25% (rounded up) new pods before old ones go (Deployment's default maxSurge).
+    const pods = shape.pods + (shape.rolling ? Math.ceil(shape.pods / 4) : 0);
+    const containers = pods * shape.containers;
+    total.pods += pods;
+    total.cpu += containers * amount(shape.cpu ?? containerDefaults.request.cpu);
+    total.memory += containers * amount(shape.memory ?? containerDefaults.request.memory);
+    total.memoryLimit += containers * amount(shape.memory ?? containerDefaults.limit.memory);
+  }
+  if (total.pods > quota.pods)
+    problems.push(
+      `infra's own executors need ${total.pods} pods (with a rolling update's extra ones), more than quotaPods (${quota.pods})`,
+    );
+  if (total.cpu > amount(quota.cpu))
+    problems.push(
+      `infra's own executors request ${total.cpu} cpu (with a rolling update's extra pods), more than quotaCpu (${quota.cpu})`,
+    );
+  const gi = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)}Gi`;
+  if (Math.max(total.memory, total.memoryLimit) > amount(quota.memory)) {
+    problems.push(
+      `infra's own executors need ${gi(Math.max(total.memory, total.memoryLimit))} of memory (limits, with a rolling update's extra pods), more than quotaMemory (${quota.memory})`,
+    );
+  }
+  if (problems.length)
+    throw new Error(`the configuration does not fit the namespace's limits:\n  ${problems.join("\n  ")}`);
+}
+
+// Pod Security Admission: the namespace infra creates enforces the `restricted` level (the component's pods run
+// as non-root, without privilege escalation or capabilities, with the RuntimeDefault seccomp profile); warn and
+// audit say the same to anyone applying pods by hand. A namespace brought by the operator is theirs to label.
+const podSecurityLabels = Object.fromEntries(
+  ["enforce", "warn", "audit"].flatMap((mode) => [
+    [`pod-security.kubernetes.io/${mode}`, "restricted"],
+    [`pod-security.kubernetes.io/${mode}-version`, "latest"],
+  ]),
+);
 const ns =
   config.getBoolean("createNamespace") !== false
-    ? new k8s.core.v1.Namespace("namespace", { metadata: { name: namespace, labels } })
+    ? new k8s.core.v1.Namespace("namespace", {
+        metadata: { name: namespace, labels: { ...labels, ...podSecurityLabels } },
+      })
     : undefined;
 const opts = { dependsOn: ns ? [ns] : [] };
 
+// Bounds of the namespace, whoever deploys into it (infra, the k8s executor's stacks, anyone else).
+const limitRange = new k8s.core.v1.LimitRange(
+  "executors",
+  {
+    metadata: { name: "colonyos-executors", namespace, labels },
+    spec: {
+      limits: [
+        {
+          type: "Container",
+          defaultRequest: containerDefaults.request,
+          default: containerDefaults.limit,
+          max: { cpu: maxCpu, memory: maxMemory },
+        },
+      ],
+    },
+  },
+  opts,
+);
+const resourceQuota = new k8s.core.v1.ResourceQuota(
+  "executors",
+  {
+    metadata: { name: "colonyos-executors", namespace, labels },
+    spec: {
+      hard: {
+        pods: String(quota.pods),
+        "requests.cpu": quota.cpu,
+        "requests.memory": quota.memory,
+        "limits.memory": quota.memory,
+      },
+    },
+  },
+  // The defaults first: a pod admitted before them would lack the requests the quota insists on.
+  { dependsOn: [...opts.dependsOn, limitRange] },
+);
+// The executors' pods come after both, so that every one of them is defaulted and counted.
+const podOpts = { dependsOn: [...opts.dependsOn, limitRange, resourceQuota] };
+
 // The k8s executor: ServiceAccount, namespaced Role, its state volume and itself.
-const k8sReplicas = config.getNumber("k8sExecutorReplicas") ?? 1;
 const serviceAccount = new k8s.core.v1.ServiceAccount(
   "k8s-executor",
   { metadata: { name: "colonyos-k8s-executor", namespace, labels } },
@@ -54,9 +255,6 @@ new k8s.rbac.v1.RoleBinding(
   opts,
 );
 
-// Default state backend: a file backend on a ReadWriteOnce volume (one k8s executor, Recreate strategy).
-// Any other Pulumi backend (s3://, postgres://, ...) can be given instead and then allows several replicas.
-const stateBackend = config.getSecret("k8sStateBackend");
 const stateVolume = stateBackend
   ? undefined
   : new k8s.core.v1.PersistentVolumeClaim(
@@ -73,13 +271,13 @@ const stateVolume = stateBackend
     );
 
 const k8sExecutor =
-  k8sReplicas > 0
+  k8sPods > 0
     ? new ExecutorDeployment(
         "k8s-executor",
         {
           name: "k8s-executor",
           namespace,
-          pods: stateVolume ? Math.min(k8sReplicas, 1) : k8sReplicas,
+          pods: k8sPods,
           executorsPerPod: 1,
           image,
           executorType: config.get("k8sExecutorType") ?? "k8s",
@@ -88,12 +286,18 @@ const k8sExecutor =
           args: ["k8s"],
           serviceAccountName: serviceAccount.metadata.name,
           httpPort: 9464,
-          cpu: config.get("k8sExecutorCpu") ?? "250m",
-          memory: config.get("k8sExecutorMemory") ?? "1Gi",
+          cpu: k8sResources.cpu,
+          memory: k8sResources.memory,
           env: {
             K8S_NAMESPACE: namespace,
             K8S_DATA_DIR: config.get("k8sDataDir") ?? "/data",
             EXECUTOR_CONCURRENCY: String(config.getNumber("k8sExecutorConcurrency") ?? 4),
+            K8S_ALLOWED_IMAGES: allowedImages.join(","),
+            K8S_ALLOWED_CMDS: allowedCmds.join(","),
+            ...(maxDeployments !== undefined ? { K8S_MAX_DEPLOYMENTS: String(maxDeployments) } : {}),
+            ...(maxContainers !== undefined ? { K8S_MAX_CONTAINERS: String(maxContainers) } : {}),
+            K8S_MAX_CPU: maxCpu,
+            K8S_MAX_MEMORY: maxMemory,
             ...(config.get("childImagePullPolicy")
               ? { K8S_IMAGE_PULL_POLICY: config.require("childImagePullPolicy") }
               : {}),
@@ -104,12 +308,11 @@ const k8sExecutor =
           },
           dataVolume: stateVolume ? { claimName: stateVolume.metadata.name, mountPath: "/data" } : undefined,
         },
-        opts,
+        podOpts,
       )
     : undefined;
 
 // Optional sleep executors (tests and load generation).
-const sleepReplicas = config.getNumber("sleepReplicas") ?? 0;
 const sleepExecutors =
   sleepReplicas > 0
     ? new ExecutorDeployment(
@@ -118,28 +321,21 @@ const sleepExecutors =
           name: "sleep-executors",
           namespace,
           pods: sleepReplicas,
-          executorsPerPod: config.getNumber("sleepExecutorsPerPod") ?? 1,
+          executorsPerPod: sleepExecutorsPerPod,
           image,
           executorType: "sleep",
           colonies,
           colonyPrvKey,
           args: ["sleep"],
         },
-        opts,
+        podOpts,
       )
     : undefined;
 
 // Optional backup executor.
-const backup = config.getObject<{
-  database: { host: string; port?: number; name: string; user: string };
-  target?: "dir" | "s3";
-  keep?: number;
-  s3?: { endpoint?: string; region?: string; bucket: string; prefix?: string; pathStyle?: boolean };
-  volumeSize?: string;
-}>("backup");
 let backupExecutor: ExecutorDeployment | undefined;
 if (backup) {
-  const target = backup.target ?? "dir";
+  const target = backupTarget;
   const backupVolume =
     target === "dir"
       ? new k8s.core.v1.PersistentVolumeClaim(
@@ -168,6 +364,8 @@ if (backup) {
       colonyPrvKey,
       args: ["backup"],
       httpPort: 9464,
+      cpu: backup.cpu,
+      memory: backup.memory,
       env: {
         PGHOST: backup.database.host,
         PGPORT: String(backup.database.port ?? 5432),
@@ -197,7 +395,7 @@ if (backup) {
       },
       dataVolume: backupVolume ? { claimName: backupVolume.metadata.name, mountPath: "/backups" } : undefined,
     },
-    opts,
+    podOpts,
   );
 }
 
@@ -210,5 +408,19 @@ export const outputs = {
     : "file:///data/state (PersistentVolumeClaim colonyos-k8s-executor-state)",
   sleepExecutors: sleepExecutors?.deploymentName,
   backupExecutor: backupExecutor?.deploymentName,
+  // The operator's policy, as the k8s executor enforces it, and the namespace's bounds.
+  policy: {
+    allowedImages,
+    allowedCmds,
+    maxDeployments: maxDeployments ?? "the k8s executor's default",
+    maxContainers: maxContainers ?? "the k8s executor's default",
+    maxCpuPerContainer: maxCpu,
+    maxMemoryPerContainer: maxMemory,
+    podSecurity: ns
+      ? `restricted (enforced on namespace ${namespace})`
+      : `not managed here: label namespace ${namespace} pod-security.kubernetes.io/enforce=restricted`,
+    quota,
+    containerDefaults,
+  },
   tryIt: `colonies function exec --func get_deployments --targettype ${config.get("k8sExecutorType") ?? "k8s"} --wait --out`,
 };

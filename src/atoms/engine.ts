@@ -104,6 +104,8 @@ export interface LogsOptions extends CallOptions {
   tail?: number;
   /** Prefix each line with its RFC 3339 time. */
   timestamps?: boolean;
+  /** Bytes the engine should send at most (a bound for the source; readers still cap what they keep). */
+  limitBytes?: number;
 }
 
 /**

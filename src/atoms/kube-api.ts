@@ -68,7 +68,7 @@ export function kubeApiError(error: unknown, what: string, signal: AbortSignal):
 }
 
 /** The `message` of the V1Status the API answered with, which the client keeps as JSON text. */
-function statusMessage(error: ApiException<unknown>): string {
+export function statusMessage(error: ApiException<unknown>): string {
   const body = error.body;
   try {
     const status: unknown = typeof body === "string" ? JSON.parse(body) : body;

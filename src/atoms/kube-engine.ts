@@ -123,7 +123,7 @@ export class KubeEngine implements Engine<PodSpec> {
   }
 
   async logs(id: string, options: LogsOptions): Promise<Readable> {
-    const { follow, since, tail, timestamps, signal } = options;
+    const { follow, since, tail, timestamps, limitBytes, signal } = options;
     if (tail !== undefined && !(Number.isInteger(tail) && tail >= 1)) {
       throw new TypeError("logs: tail must be an integer >= 1");
     }
@@ -137,6 +137,7 @@ export class KubeEngine implements Engine<PodSpec> {
         sinceTime: since?.toISOString(),
         tailLines: tail,
         timestamps,
+        limitBytes,
       });
     } catch (error) {
       // The pod was just read: a 404 here is about its node or container, not a missing atom.

@@ -49,6 +49,8 @@ export function coerce(fn: string, spec: ArgSpec, value: unknown): ArgValue {
     case "string": {
       if (typeof value !== "string" || value.trim() === "") return fail();
       if (spec.enum && !spec.enum.includes(value)) return fail();
+      const problem = spec.check?.(value);
+      if (problem !== undefined) throw new ProcessError(`${fn}: ${problem}`);
       return value;
     }
   }

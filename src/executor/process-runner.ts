@@ -90,7 +90,8 @@ export async function runProcess(
     outcome = signal.aborted ? "aborted" : "failed";
     if (error instanceof ProcessError || signal.aborted) logger.warn({ reason: message }, "process failed");
     else logger.error({ err: error }, "process failed");
-    if (error instanceof Error && !(error instanceof ProcessError) && error.message.includes("\n")) {
+    if (error instanceof ProcessError && error.details) await ctx.log(error.details);
+    else if (error instanceof Error && !(error instanceof ProcessError) && error.message.includes("\n")) {
       await ctx.log(error.message);
     }
     send = () => client.closeFailed(process.processid, [message], prvKey);

@@ -24,6 +24,12 @@ export interface ArgSpec {
   max?: number;
   /** Allowed values for strings. */
   enum?: readonly string[];
+  /**
+   * Further rules of a string argument (a name, an image, a quantity...): returns what is wrong with the value,
+   * as a phrase completing "<fn>: ", or undefined when it is fine. Declared here so that handlers get values
+   * that were checked before they run, and `colonies function ls` describes the rule.
+   */
+  check?: (value: string) => string | undefined;
 }
 
 export type ArgValue = string | number | boolean;
@@ -80,9 +86,18 @@ export interface ExecutorModule {
   create(env: NodeJS.ProcessEnv, logger: Logger): Promise<ExecutorInstance>;
 }
 
-/** A failure whose message is meant for the caller, as is (the process fails with it). */
+/**
+ * A failure whose message is meant for the caller, as is (the process fails with it). `details` (e.g. an
+ * engine's whole output) go to the process log instead, where long text belongs.
+ */
 export class ProcessError extends Error {
   override name = "ProcessError";
+  constructor(
+    message: string,
+    readonly details?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Invalid configuration found at start-up. */

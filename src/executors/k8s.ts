@@ -1,11 +1,15 @@
 /** The k8s executor: deploys other executors on Kubernetes through Pulumi stacks, one per deployment name. */
-import { AppsV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../atoms/kube-config.js";
 import { KubeEngine } from "../atoms/kube-engine.js";
+import { ColoniesClient } from "../colonies/client.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
-import { K8S_ENV, loadK8sConfig } from "../k8s/config.js";
 import { StackManager } from "../k8s/stacks.js";
+import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { k8sFunctions } from "./k8s/functions.js";
+import { IdentityRegistry } from "./k8s/identity.js";
+import { Ownership } from "./k8s/ownership.js";
+import { Budget, DeployPolicy } from "./k8s/policy.js";
 
 const READY_CACHE_MS = 5_000;
 
@@ -22,41 +26,66 @@ export const k8sExecutor: ExecutorModule = {
       throw new ConfigError((error as Error).message);
     }
     const apps = kubeConfig.makeApiClient(AppsV1Api);
-    const pods = new KubeEngine({ kubeConfig, namespace: config.namespace });
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const { namespace } = config;
+    const project = config.pulumi.project;
     const stacks = await StackManager.create({
-      project: config.pulumi.project,
+      project,
       backendUrl: config.pulumi.backendUrl,
       passphrase: config.pulumi.passphrase,
       dataDir: config.dataDir,
       maxConcurrent: config.stackConcurrency,
+      deadlineMs: config.operationTimeoutSeconds * 1000,
       pulumiRoot: config.pulumi.root,
       env: config.kubeconfig ? { KUBECONFIG: config.kubeconfig } : {},
       logger,
     }).catch((error: unknown) => {
       throw new ConfigError(`cannot use the Pulumi CLI: ${(error as Error).message}`);
     });
+    const colonies = new ColoniesClient(config.server);
     logger.info(
       {
-        namespace: config.namespace,
+        namespace,
         cluster: kubeConfig.getCurrentCluster()?.server,
         backend: config.pulumi.backendUrl.replace(/\/\/[^@/]*@/, "//***@"),
         pulumi: stacks.pulumiVersion,
+        identity: config.identity,
+        allowedImages: config.policy.images,
+        allowedCmds: config.policy.cmds,
       },
       "k8s executor configured",
     );
 
     let readyAt = 0;
     return {
-      functions: k8sFunctions({ config, stacks, apps, pods }),
+      functions: k8sFunctions({
+        config,
+        stacks,
+        pods: new KubeEngine({ kubeConfig, namespace }),
+        ownership: new Ownership({ apps, core, namespace, project }),
+        policy: new DeployPolicy(config.policy),
+        budget: new Budget({ apps, namespace, project, limits: config.limits }),
+        identities: new IdentityRegistry({
+          client: colonies,
+          colonyName: config.child.colonyName,
+          ownerKey: config.ownerKey,
+          location: `kubernetes/${namespace}`,
+          logger,
+        }),
+        logger,
+      }),
       async ready() {
         if (Date.now() - readyAt < READY_CACHE_MS) return true;
         try {
-          await apps.listNamespacedDeployment({ namespace: config.namespace, limit: 1 });
+          await apps.listNamespacedDeployment({ namespace, limit: 1 });
           readyAt = Date.now();
           return true;
         } catch {
           return false;
         }
+      },
+      async close() {
+        colonies.close();
       },
     };
   },

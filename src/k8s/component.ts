@@ -7,7 +7,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { deploymentLabels, selectorLabels } from "./labels.js";
+import { deploymentLabels, type StackOwner, selectorLabels } from "./labels.js";
 
 export interface ColoniesAddress {
   host: string;
@@ -19,6 +19,11 @@ export interface ColoniesAddress {
 export interface ExecutorDeploymentArgs {
   /** Deployment name (a DNS-1123 label); also the `instance` label. */
   name: string;
+  /**
+   * The k8s executor's stack that owns this deployment (labels say so, and its pods become atoms the executor
+   * may act on). Absent for the bootstrap's own executors, which the k8s executor never sees.
+   */
+  owner?: StackOwner;
   namespace: pulumi.Input<string>;
   pods: number;
   executorsPerPod: number;
@@ -26,9 +31,9 @@ export interface ExecutorDeploymentArgs {
   executorType: string;
   /** Where the executors in the pods reach Colonies (may differ from the k8s executor's own address). */
   colonies: ColoniesAddress;
-  /** Colony owner key: the child executors register themselves with it. */
+  /** Colony owner key: the executors register themselves with it (only for images the operator trusts). */
   colonyPrvKey?: pulumi.Input<string>;
-  /** A pre-registered executor key shared by the containers (instead of self-registration). */
+  /** The key of a registered executor identity, shared by every container (the runtime's pre-registered mode). */
   executorPrvKey?: pulumi.Input<string>;
   /** An in-memory emptyDir mounted at /ramdisk in every container. */
   ramdisk?: boolean;
@@ -68,7 +73,7 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
 
   constructor(name: string, args: ExecutorDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("colonyos:executors:ExecutorDeployment", name, {}, opts);
-    const labels = { ...(args.labels ?? {}), ...deploymentLabels(args.name, args.executorType) };
+    const labels = { ...(args.labels ?? {}), ...deploymentLabels(args.name, args.executorType, args.owner) };
     const secretData: Record<string, pulumi.Input<string>> = { ...(args.secretEnv ?? {}) };
     if (args.colonyPrvKey) secretData.COLONIES_COLONY_PRVKEY = args.colonyPrvKey;
     if (args.executorPrvKey) secretData.COLONIES_PRVKEY = args.executorPrvKey;
@@ -154,7 +159,7 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
         spec: {
           replicas: args.pods,
           ...(args.dataVolume ? { strategy: { type: "Recreate" } } : {}),
-          selector: { matchLabels: selectorLabels(args.name) },
+          selector: { matchLabels: selectorLabels(args.name, args.owner) },
           template: {
             metadata: { labels },
             spec: {

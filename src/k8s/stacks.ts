@@ -2,14 +2,16 @@
  * The Automation API layer: one Pulumi stack per deployment name, in one project, on one state backend.
  * - one PulumiCommand, found once and reused (no `pulumi version` per workspace);
  * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
- * - operations on one stack run one at a time in Colonies priority order; different stacks concurrently up to a
- *   limit;
+ * - operations on one stack run one at a time in Colonies priority order (a session: read the current outputs,
+ *   then update, preview or destroy, in one turn); different stacks concurrently up to a limit;
+ * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left);
  * - stale locks are removed at start-up and when an update meets one (ConcurrentUpdateError);
- * - the engine's output is streamed to the caller; an AbortSignal cancels an update cleanly (SIGINT to pulumi).
+ * - the engine's output is streamed to the caller. Failures are typed (stack-errors.ts).
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  CommandError,
   ConcurrentUpdateError,
   LocalWorkspace,
   PulumiCommand,
@@ -18,9 +20,15 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
-import { ProcessError } from "../executor/types.js";
 import { removeStaleLocks } from "./locks.js";
 import { KeyedQueue } from "./queue.js";
+import {
+  DeadlineError,
+  EngineError,
+  meaningfulLine,
+  StackLockedError,
+  UnknownStackError,
+} from "./stack-errors.js";
 
 export interface StackManagerOptions {
   project: string;
@@ -28,14 +36,16 @@ export interface StackManagerOptions {
   passphrase: string;
   dataDir: string;
   maxConcurrent: number;
+  /** Hard deadline of one operation (its turn on the stack), in milliseconds. */
+  deadlineMs: number;
   /** Directory holding bin/pulumi; PATH when absent. */
   pulumiRoot?: string;
-  /** Environment for the pulumi CLI and its plugins (KUBECONFIG, PULUMI_HOME, ...). */
+  /** Environment for the pulumi CLI and its plugins (KUBECONFIG, ...). */
   env: Record<string, string>;
   logger: Logger;
 }
 
-export interface OperationOptions {
+export interface SessionOptions {
   signal?: AbortSignal;
   /** Position among the operations waiting on the same stack (Colonies' priority time). */
   order?: number;
@@ -47,23 +57,33 @@ export interface ChangeSummary {
   [op: string]: number;
 }
 
-/** Stack outputs are plain JSON values here. */
+/** Stack outputs as plain JSON values, secrets included (they never leave this process unmasked). */
 export type Outputs = Record<string, unknown>;
 
-export type UpOptions = OperationOptions & { dryrun?: boolean; refresh?: boolean };
 export interface UpResult {
   changes: ChangeSummary;
   outputs: Outputs;
 }
 
+/** One turn on a stack: everything it does happens before the next operation on that stack starts. */
+export interface StackSession {
+  /** The outputs of the stack's last update; undefined when the stack does not exist. */
+  current(): Promise<Outputs | undefined>;
+  /** `pulumi up` of the program (a preview when dryrun), creating the stack if needed. */
+  up(program: PulumiFn, options?: { dryrun?: boolean }): Promise<UpResult>;
+  /** Destroys the stack's resources and removes the stack; with dryrun, previews exactly that. */
+  destroy(options?: { dryrun?: boolean; signal?: AbortSignal }): Promise<{ changes: ChangeSummary }>;
+}
+
 const NOISE = /^\s*$/;
 /** How long an idle stack waits for simultaneous arrivals, so that they run in submission order. */
 const GATHER_MS = 100;
+const EMPTY_PROGRAM: PulumiFn = async () => ({});
 
 export class StackManager {
   private readonly queue: KeyedQueue;
   private readonly selected = new Map<string, Stack>();
-  /** Outputs of each stack's last update by this process, to spare a CLI call on scale. */
+  /** Outputs of each stack's last update by this process, to spare a CLI call per operation. */
   private readonly lastOutputs = new Map<string, Outputs>();
   /** Stacks whose lock holder died: their state may hold pending operations, cleared by a refresh first. */
   private readonly interrupted = new Set<string>();
@@ -97,6 +117,97 @@ export class StackManager {
 
   get pulumiVersion(): string {
     return this.command.version?.toString() ?? "unknown";
+  }
+
+  /**
+   * Runs `work` in the stack's next turn, within the hard deadline: the session's operations get a signal that
+   * aborts on the caller's signal or at the deadline, which cancels the engine cleanly.
+   */
+  session<T>(
+    stackName: string,
+    options: SessionOptions,
+    work: (session: StackSession) => Promise<T>,
+  ): Promise<T> {
+    return this.queue.run(
+      stackName,
+      async () => {
+        const deadline = AbortSignal.timeout(this.options.deadlineMs);
+        const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+        try {
+          return await work(this.makeSession(stackName, signal, options.onOutput));
+        } catch (error) {
+          if (deadline.aborted && !options.signal?.aborted) {
+            throw new DeadlineError(stackName, Math.round(this.options.deadlineMs / 1000));
+          }
+          throw error;
+        }
+      },
+      options.order,
+    );
+  }
+
+  private makeSession(stackName: string, signal: AbortSignal, onOutput?: (line: string) => void) {
+    const common = () => ({ onOutput: lineSplitter(onOutput), signal, color: "never" as const });
+    const session: StackSession = {
+      current: async () => {
+        const cached = this.lastOutputs.get(stackName);
+        if (cached) return cached;
+        const stack = await this.selectExisting(stackName);
+        if (!stack) return undefined;
+        const outputs = plainOutputs(await stack.outputs());
+        this.lastOutputs.set(stackName, outputs);
+        return outputs;
+      },
+      up: async (program, { dryrun = false } = {}) => {
+        const stack = await this.stack(stackName, program, true);
+        const opts = common();
+        try {
+          if (dryrun) {
+            const preview = await stack.preview(opts);
+            return { changes: preview.changeSummary, outputs: {} };
+          }
+          const result = await this.withLockRecovery(stackName, async () => {
+            if (this.interrupted.has(stackName)) {
+              // An update was cut off (the executor was killed): reconcile the state with the cluster and
+              // drop creates that never finished, so that this update converges.
+              await stack.refresh({ ...opts, clearPendingCreates: true });
+              this.interrupted.delete(stackName);
+            }
+            return stack.up(opts);
+          });
+          const outputs = plainOutputs(result.outputs);
+          this.lastOutputs.set(stackName, outputs);
+          return { changes: (result.summary.resourceChanges ?? {}) as ChangeSummary, outputs };
+        } catch (error) {
+          // What the stack holds after a failed update is not what we cached: read it again next time.
+          this.lastOutputs.delete(stackName);
+          throw engineError(error, signal);
+        } finally {
+          opts.onOutput.flush();
+        }
+      },
+      destroy: async ({ dryrun = false, signal: own } = {}) => {
+        const stack = await this.selectExisting(stackName);
+        if (!stack) throw new UnknownStackError(stackName);
+        const opts = { ...common(), ...(own ? { signal: own } : {}) };
+        try {
+          if (dryrun) {
+            // An empty program's preview is exactly what destroy would delete.
+            (stack.workspace as LocalWorkspace).program = EMPTY_PROGRAM;
+            return { changes: (await stack.preview(opts)).changeSummary };
+          }
+          const result = await this.withLockRecovery(stackName, () => stack.destroy({ ...opts, remove: true }));
+          this.selected.delete(stackName);
+          this.lastOutputs.delete(stackName);
+          return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
+        } catch (error) {
+          throw engineError(error, opts.signal);
+        } finally {
+          opts.onOutput.flush();
+        }
+      },
+    };
+    return session;
   }
 
   private async workspaceOptions(stackName: string) {
@@ -138,9 +249,14 @@ export class StackManager {
     return stack;
   }
 
-  /** Runs one operation on a stack, queued behind the others on that stack. */
-  private run<T>(stackName: string, operation: () => Promise<T>, order?: number): Promise<T> {
-    return this.queue.run(stackName, operation, order);
+  /** The existing stack, or undefined when there is none. */
+  private async selectExisting(stackName: string): Promise<Stack | undefined> {
+    try {
+      return await this.stack(stackName, EMPTY_PROGRAM, false);
+    } catch (error) {
+      if (error instanceof StackNotFoundError || /no stack named/i.test(String(error))) return undefined;
+      throw error;
+    }
   }
 
   /** Retries once after removing stale locks when the stack is locked by a dead holder. */
@@ -153,115 +269,23 @@ export class StackManager {
         stack: stackName,
         singleWriter: true,
       });
-      if (removed.length === 0) {
-        throw new ProcessError(`stack ${stackName} is locked by a running update elsewhere; try again later`);
-      }
+      if (removed.length === 0) throw new StackLockedError(stackName);
       this.interrupted.add(stackName);
       this.options.logger.warn({ stack: stackName }, "removed a stale Pulumi lock; retrying");
       return operation();
     }
   }
+}
 
-  /** `pulumi up` (or a preview when dryrun) of a stack, created if needed. */
-  up(stackName: string, program: PulumiFn, options: UpOptions): Promise<UpResult> {
-    return this.run(
-      stackName,
-      async () => this.apply(stackName, await this.stack(stackName, program, true), options),
-      options.order,
-    );
-  }
-
-  /**
-   * Updates an existing stack with a program made from its current outputs, in one turn of the stack's queue
-   * (e.g. scale: the recorded spec with a new number of pods). Unknown stacks fail with "unknown deployment".
-   */
-  update(
-    stackName: string,
-    programFor: (outputs: Outputs) => PulumiFn,
-    options: UpOptions,
-  ): Promise<UpResult> {
-    return this.run(
-      stackName,
-      async () => {
-        let outputs = this.lastOutputs.get(stackName);
-        if (!outputs) {
-          const stack = await this.selectExisting(stackName, async () => ({}));
-          outputs = plainOutputs(await stack.outputs());
-        }
-        return this.apply(stackName, await this.stack(stackName, programFor(outputs), false), options);
-      },
-      options.order,
-    );
-  }
-
-  private async apply(stackName: string, stack: Stack, options: UpOptions): Promise<UpResult> {
-    const streamed = lineSplitter(options.onOutput);
-    const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
-    if (options.dryrun) {
-      const preview = await stack.preview({ ...common, refresh: options.refresh });
-      streamed.flush();
-      return { changes: preview.changeSummary, outputs: {} };
-    }
-    const result = await this.withLockRecovery(stackName, async () => {
-      if (this.interrupted.has(stackName)) {
-        // An update was cut off (the executor was killed): reconcile the state with the cluster and drop
-        // creates that never finished, so that this update converges.
-        await stack.refresh({ ...common, clearPendingCreates: true });
-        this.interrupted.delete(stackName);
-      }
-      return stack.up({ ...common, refresh: options.refresh });
-    });
-    streamed.flush();
-    const outputs = plainOutputs(result.outputs);
-    this.lastOutputs.set(stackName, outputs);
-    return { changes: (result.summary.resourceChanges ?? {}) as ChangeSummary, outputs };
-  }
-
-  /**
-   * Destroys the stack's resources and removes the stack. With dryrun, previews an empty program instead: its
-   * change summary is exactly what destroy would delete.
-   */
-  destroy(
-    stackName: string,
-    options: OperationOptions & { dryrun?: boolean },
-  ): Promise<{ changes: ChangeSummary }> {
-    return this.run(
-      stackName,
-      async () => {
-        const stack = await this.selectExisting(stackName, async () => ({}));
-        const streamed = lineSplitter(options.onOutput);
-        const common = { onOutput: streamed, signal: options.signal, color: "never" as const };
-        if (options.dryrun) {
-          const preview = await stack.preview(common);
-          streamed.flush();
-          return { changes: preview.changeSummary };
-        }
-        const result = await this.withLockRecovery(stackName, () =>
-          stack.destroy({ ...common, remove: true }),
-        );
-        this.selected.delete(stackName);
-        this.lastOutputs.delete(stackName);
-        streamed.flush();
-        return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
-      },
-      options.order,
-    );
-  }
-
-  private async selectExisting(stackName: string, program: PulumiFn): Promise<Stack> {
-    try {
-      return await this.stack(stackName, program, false);
-    } catch (error) {
-      if (error instanceof StackNotFoundError || /no stack named|not found/i.test(String(error))) {
-        throw new ProcessError(`unknown deployment: ${stackName}`);
-      }
-      throw error;
-    }
-  }
+/** A CLI failure as an EngineError (first meaningful line + the whole output); others as they are. */
+function engineError(error: unknown, signal: AbortSignal): unknown {
+  if (signal.aborted || !(error instanceof CommandError)) return error;
+  const text = error.message;
+  return new EngineError(meaningfulLine(text), text, { cause: error });
 }
 
 function plainOutputs(outputs: Record<string, { value: unknown; secret: boolean }>): Outputs {
-  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
+  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]));
 }
 
 /** Turns the engine's output chunks into whole, non-empty lines. */

@@ -1,13 +1,15 @@
 /**
  * The backup executor against a real PostgreSQL server (Debian packages) and a real S3-compatible server
- * (MinIO built from its Go module). Handlers are called directly with a test ProcessContext; the Colonies
- * wiring is tested elsewhere. Every failure case checks the message, that nothing partial is left behind
- * and that the newest good backup survives.
+ * (MinIO built from its Go module). Most tests call the functions in-process (arguments through the shared
+ * parser, then the handler, with a test ProcessContext); the restore attack table goes through a real Colonies
+ * server, the way a colony user would call it. Every failure case checks the message, that nothing partial is
+ * left behind and that the newest good backup survives.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -21,12 +23,19 @@ import {
 import type pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecutorInstance, ParsedArgs, ProcessContext } from "../../src/executor/types.js";
+import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { parseArguments } from "../../src/executor/args.js";
+import type { ExecutorRuntime } from "../../src/executor/runtime.js";
+import type { ExecutorInstance, ProcessContext } from "../../src/executor/types.js";
+import { DATABASE_RULE } from "../../src/executors/backup/checks.js";
 import type { BackupOutput } from "../../src/executors/backup/dump.js";
 import type { ListedBackup } from "../../src/executors/backup/functions.js";
+import { dbnameConninfo, startTool, toolEnv } from "../../src/executors/backup/pgtools.js";
 import type { RestoreOutput } from "../../src/executors/backup/restore.js";
 import type { VerifyOutput } from "../../src/executors/backup/verify.js";
 import { backupExecutor } from "../../src/executors/backup.js";
+import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
+import { startRuntime, submit, waitDone } from "../support/executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../support/minio.js";
 import { type Postgres, query, startPostgres } from "../support/postgres.js";
 
@@ -145,10 +154,15 @@ function context(funcName: string, onLog?: (line: string) => void): TestContext 
 class Executor {
   constructor(readonly instance: ExecutorInstance) {}
 
-  async call<T>(name: string, args: ParsedArgs = {}, ctx: TestContext = context(name)): Promise<T> {
+  /** Calls a function the way the runtime does: arguments (by name) through the shared parser, then the handler. */
+  async call<T>(
+    name: string,
+    kwargs: Record<string, unknown> = {},
+    ctx: TestContext = context(name),
+  ): Promise<T> {
     const fn = this.instance.functions.find((f) => f.name === name);
     if (!fn) throw new Error(`no function ${name}`);
-    const out = await fn.handler(args, ctx);
+    const out = await fn.handler(parseArguments(fn, [], kwargs), ctx);
     expect(out).toHaveLength(1);
     return out[0] as T;
   }
@@ -267,12 +281,26 @@ describe("backup to a directory", () => {
     const view = await sql("shop_copy_dir", "SELECT count(*)::int AS n FROM big_spenders");
     expect(view.rows[0].n).toBe(2000);
 
-    // Restoring over an existing database needs the explicit kwarg; with it the data is replaced.
+    // Restoring over an existing database needs the operator's BACKUP_ALLOW_RESTORE_EXISTING=true and the
+    // explicit kwarg; with both the data is replaced.
     await expect(ex.call("restore", { name: out.name, database: "shop_copy_dir" })).rejects.toThrow(
-      /database "shop_copy_dir" already exists.*allow_existing=true/,
+      /database "shop_copy_dir" already exists.*\(choose a new name\)/,
+    );
+    await expect(
+      ex.call("restore", { name: out.name, database: "shop_copy_dir", allow_existing: true }),
+    ).rejects.toThrow(
+      /allow_existing=true is not allowed on this executor: .*BACKUP_ALLOW_RESTORE_EXISTING=true/,
+    );
+    const allowing = await executor({
+      ...pgEnv("shop"),
+      BACKUP_DIR: dir,
+      BACKUP_ALLOW_RESTORE_EXISTING: "true",
+    });
+    await expect(allowing.call("restore", { name: out.name, database: "shop_copy_dir" })).rejects.toThrow(
+      /database "shop_copy_dir" already exists.*pass allow_existing=true to restore into it/,
     );
     await sql("shop_copy_dir", "DELETE FROM sales.orders WHERE id > 100");
-    const again = await ex.call<RestoreOutput>("restore", {
+    const again = await allowing.call<RestoreOutput>("restore", {
       name: out.name,
       database: "shop_copy_dir",
       allow_existing: true,
@@ -423,27 +451,27 @@ describe("backup to a directory", () => {
     const good = await ex.backup();
     await fs.writeFile(path.join(dir, "notes.txt"), "not a backup");
     await expect(ex.call("verify", { name: "../../etc/passwd" })).rejects.toThrow(
-      /verify: "\.\.\/\.\.\/etc\/passwd" is not a backup name \(expected backup_<database>_/,
+      'verify: argument name must be a backup name as list_backups shows it (backup_<database>_<YYYYMMDDTHHMMSS.mmmZ>.bak), got "../../etc/passwd"',
     );
     await expect(ex.call("verify", { name: "notes.txt" })).rejects.toThrow(
-      /"notes\.txt" is not a backup name/,
+      /verify: argument name must be a backup name .*, got "notes\.txt"/,
     );
-    await expect(ex.call("verify", {})).rejects.toThrow(/verify: argument name must be a backup name/);
+    await expect(ex.call("verify", {})).rejects.toThrow(/verify: missing argument name/);
     await expect(ex.call("verify", { name: "backup_shop_20200101T000000.000Z.bak" })).rejects.toThrow(
       `verify: backup backup_shop_20200101T000000.000Z.bak not found in directory ${dir}`,
     );
     await expect(ex.call("restore", { name: good.name })).rejects.toThrow(
-      /restore: argument database must be/,
+      /restore: missing argument database/,
     );
     await expect(ex.call("restore", { name: good.name, database: "x".repeat(64) })).rejects.toThrow(
-      /is longer than 63 bytes/,
+      /restore: argument database must be a plain database name .*: 64 bytes long/,
     );
     await expect(ex.call("restore", { name: good.name, database: "shop" })).rejects.toThrow(
       /restore: database "shop" already exists/,
     );
     await expect(
       ex.call("restore", { name: good.name, database: "fresh_db", allow_existing: "maybe" }),
-    ).rejects.toThrow(/allow_existing must be "true" or "false"/);
+    ).rejects.toThrow('restore: argument allow_existing must be "true" or "false", got "maybe"');
     await fs.rm(path.join(dir, `${good.name}.json`));
     await expect(ex.call("verify", { name: good.name })).rejects.toThrow(/has no metadata document/);
     expect((await sql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'fresh_db'")).rowCount).toBe(0);
@@ -611,5 +639,263 @@ describe("backup to S3 (MinIO)", () => {
     expect(keys).toEqual(
       [...foreign, `ret/${made[4]}`, `ret/${made[4]}.json`, `ret/${out.name}`, `ret/${out.name}.json`].sort(),
     );
+  });
+});
+
+describe("restore is not a way in: the attack table through a real Colonies server", () => {
+  let colonies: ColoniesServer;
+  const runtimes: ExecutorRuntime[] = [];
+  /** Stands in for an attacker's server: counts every connection libpq would open to it. */
+  let trap: net.Server;
+  let trapPort: number;
+  let trapped = 0;
+  let dir: string;
+  /** Two backup executors of one database: the operator's default, and one that allows allow_existing. */
+  const STRICT = "backup-strict";
+  const LENIENT = "backup-lenient";
+
+  beforeAll(async () => {
+    colonies = await startColoniesServer();
+    dir = await tempDir("attack");
+    const env = { ...pgEnv("shop"), BACKUP_DIR: dir };
+    runtimes.push(await startRuntime(colonies, backupExecutor, { ...env, COLONIES_EXECUTOR_TYPE: STRICT }));
+    runtimes.push(
+      await startRuntime(colonies, backupExecutor, {
+        ...env,
+        COLONIES_EXECUTOR_TYPE: LENIENT,
+        BACKUP_ALLOW_RESTORE_EXISTING: "true",
+      }),
+    );
+    trap = net.createServer((socket) => {
+      trapped++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, "127.0.0.1", resolve));
+    trapPort = (trap.address() as net.AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    for (const runtime of runtimes) await runtime.shutdown();
+    await colonies?.stop();
+    await new Promise((resolve) => trap?.close(resolve));
+  });
+
+  async function run(type: string, func: string, args: unknown[], kwargs: Record<string, unknown> = {}) {
+    return waitDone(colonies, (await submit(colonies, type, func, args, kwargs)).processid, 120_000);
+  }
+
+  /** A backup of shop taken through Colonies; returns its name. */
+  async function backupThroughColonies(): Promise<string> {
+    const done = await run(STRICT, "backup", []);
+    expect(done.state, JSON.stringify(done.errors)).toBe(ProcessState.SUCCESS);
+    const out = done.out?.[0] as BackupOutput | undefined;
+    if (!out) throw new Error(`backup closed without output: ${JSON.stringify(done)}`);
+    return out.name;
+  }
+
+  /** Every database of the server, with its oid: a drop and re-create would show. */
+  async function databases(): Promise<unknown[]> {
+    return (
+      await sql("postgres", "SELECT oid::int, datname, datistemplate FROM pg_database ORDER BY datname")
+    ).rows;
+  }
+
+  const plainName = (value: string, why: string) =>
+    `restore: argument database must be a plain database name (${DATABASE_RULE}), got ${JSON.stringify(value)}: ${why}`;
+  const OFF =
+    "restore: allow_existing=true is not allowed on this executor: the operator must set BACKUP_ALLOW_RESTORE_EXISTING=true to allow restoring into an existing database; restore into a new database instead";
+  const never = (database: string, why: string) =>
+    `restore: allow_existing=true may not target "${database}": ${why}`;
+
+  it("each attack fails with a specific message, creates or drops no database, and the executors keep serving", async () => {
+    const good = await backupThroughColonies();
+    await sql("postgres", "CREATE DATABASE shop_victim");
+    await sql("shop_victim", "CREATE TABLE precious (x int); INSERT INTO precious VALUES (42)");
+    await sql("postgres", "CREATE DATABASE shop_tpl IS_TEMPLATE true");
+    const before = await databases();
+
+    const redirect = `host=127.0.0.1 port=${trapPort} dbname=x`;
+    const uri = `postgresql://postgres@127.0.0.1:${trapPort}/shop`;
+    const long = "x".repeat(64);
+    const where = `${server.host}:${server.port}`;
+    const cases: [string, unknown[], Record<string, unknown>, string][] = [];
+    for (const type of [STRICT, LENIENT]) {
+      cases.push(
+        [type, [good, redirect], {}, plainName(redirect, '"=" is not allowed')],
+        [
+          type,
+          [good, "host=127.0.0.1 dbname=x"],
+          {},
+          plainName("host=127.0.0.1 dbname=x", '"=" is not allowed'),
+        ],
+        [type, [good, "dbname=shop"], {}, plainName("dbname=shop", '"=" is not allowed')],
+        [type, [good, uri], {}, plainName(uri, '":" is not allowed')],
+        [
+          type,
+          [good, "bad;drop database shop"],
+          {},
+          plainName("bad;drop database shop", '";" is not allowed'),
+        ],
+        [type, [good, long], {}, plainName(long, "64 bytes long")],
+        [type, [good, redirect], { allow_existing: "true" }, plainName(redirect, '"=" is not allowed')],
+        [
+          type,
+          ["../../etc/passwd", "fresh_db"],
+          {},
+          'restore: argument name must be a backup name as list_backups shows it (backup_<database>_<YYYYMMDDTHHMMSS.mmmZ>.bak), got "../../etc/passwd"',
+        ],
+      );
+    }
+    cases.push(
+      // allow_existing without the operator's consent: refused whatever the database.
+      [STRICT, [good, "shop_victim"], { allow_existing: "true" }, OFF],
+      [STRICT, [good, "shop"], { allow_existing: "true" }, OFF],
+      [STRICT, [good, "fresh_db"], { allow_existing: true }, OFF],
+      // With it: never the backed-up database, postgres or a template.
+      [
+        LENIENT,
+        [good, "shop"],
+        { allow_existing: "true" },
+        never(
+          "shop",
+          "it is the database this executor backs up (DB_DATABASE); restore into a new database instead",
+        ),
+      ],
+      [
+        LENIENT,
+        [good, "postgres"],
+        { allow_existing: "true" },
+        never("postgres", "it is the maintenance database"),
+      ],
+      [
+        LENIENT,
+        [good, "template1"],
+        { allow_existing: "true" },
+        never("template1", "it is a template database"),
+      ],
+      [
+        LENIENT,
+        [good, "template0"],
+        { allow_existing: "true" },
+        never("template0", "it is a template database"),
+      ],
+      [
+        LENIENT,
+        [good, "shop_tpl"],
+        { allow_existing: "true" },
+        never("shop_tpl", "it is a template database (pg_database.datistemplate)"),
+      ],
+      // Existing databases without allow_existing: the hint says what would work.
+      [
+        STRICT,
+        [good, "shop_victim"],
+        {},
+        `restore: database "shop_victim" already exists on ${where}; restore creates a new database (choose a new name)`,
+      ],
+      [
+        LENIENT,
+        [good, "postgres"],
+        {},
+        `restore: database "postgres" already exists on ${where}; restore creates a new database (choose a new name)`,
+      ],
+      [
+        LENIENT,
+        [good, "shop_tpl"],
+        {},
+        `restore: database "shop_tpl" already exists on ${where}; restore creates a new database (choose a new name)`,
+      ],
+      [
+        LENIENT,
+        [good, "shop_victim"],
+        {},
+        `restore: database "shop_victim" already exists on ${where}; restore creates a new database (pass allow_existing=true to restore into it)`,
+      ],
+    );
+    const submitted = await Promise.all(
+      cases.map(([type, args, kwargs]) => submit(colonies, type, "restore", args, kwargs)),
+    );
+    for (const [i, process] of submitted.entries()) {
+      const done: Process = await waitDone(colonies, process.processid, 120_000);
+      const [type, args, kwargs, message] = cases[i] as (typeof cases)[number];
+      const label = `${type} restore ${JSON.stringify(args)} ${JSON.stringify(kwargs)}`;
+      expect(done.state, label).toBe(ProcessState.FAILED);
+      expect(done.errors, label).toEqual([message]);
+    }
+
+    // Nothing created, dropped or re-created; nobody connected to the attacker; the victim untouched.
+    expect(await databases()).toEqual(before);
+    expect(trapped).toBe(0);
+    expect((await sql("shop_victim", "SELECT x FROM precious")).rows).toEqual([{ x: 42 }]);
+    expect((await fs.readdir(dir)).sort()).toEqual([good, `${good}.json`]);
+
+    // Both executors still serve: a legitimate restore into a fresh name, and (where allowed) into an existing one.
+    const fresh = await run(STRICT, "restore", [good, "shop_after_attacks"]);
+    expect(fresh.state, JSON.stringify(fresh.errors)).toBe(ProcessState.SUCCESS);
+    expect(fresh.out).toEqual([
+      expect.objectContaining({ name: good, database: "shop_after_attacks", created: true }),
+    ]);
+    expect(await tableChecksums("shop_after_attacks")).toEqual(await tableChecksums("shop"));
+    const over = await run(LENIENT, "restore", [good, "shop_victim"], { allow_existing: "true" });
+    expect(over.state, JSON.stringify(over.errors)).toBe(ProcessState.SUCCESS);
+    expect(over.out).toEqual([expect.objectContaining({ database: "shop_victim", created: false })]);
+    // --clean replaced what the backup holds; a table of the database's own is left alone.
+    const { "public.precious": precious, ...replaced } = await tableChecksums("shop_victim");
+    expect(replaced).toEqual(await tableChecksums("shop"));
+    expect(precious?.rows).toBe(1);
+    expect(trapped).toBe(0);
+
+    await sql("postgres", "DROP DATABASE shop_after_attacks");
+    await sql("postgres", "DROP DATABASE shop_victim");
+    await sql("postgres", "ALTER DATABASE shop_tpl IS_TEMPLATE false");
+    await sql("postgres", "DROP DATABASE shop_tpl");
+  });
+
+  it("pg_restore gets the database as a connection string of our own: a name cannot redirect it", async () => {
+    const file = path.join(dir, await backupThroughColonies());
+    const config = {
+      host: server.host,
+      port: server.port,
+      database: "shop",
+      user: server.user,
+      password: server.password,
+      bindir: server.bindir,
+      connectTimeoutMs: 5_000,
+    };
+    /** pg_restore with the executor's environment (toolEnv) and the given --dbname; returns its stderr. */
+    async function restoreWith(dbname: string): Promise<string> {
+      const tool = startTool(
+        config,
+        "pg_restore",
+        ["--no-password", "--single-transaction", "--exit-on-error", "--no-owner", `--dbname=${dbname}`],
+        toolEnv(config, { PATH: process.env.PATH }, "postgres"),
+        "pipe",
+      );
+      tool.child.stdout?.resume();
+      tool.child.stdin?.on("error", () => undefined);
+      tool.child.stdin?.end(await fs.readFile(file));
+      const result = await tool.exited;
+      expect(result.code).toBe(1);
+      return result.stderr;
+    }
+    const before = await databases();
+    const redirect = `host=127.0.0.1 port=${trapPort} dbname=x`;
+    const uri = `postgresql://postgres@127.0.0.1:${trapPort}/x`;
+
+    // The trap works: handed over raw, as restore used to, libpq connects to the attacker's port.
+    await restoreWith(redirect);
+    expect(trapped).toBeGreaterThan(0);
+    trapped = 0;
+    await restoreWith(uri);
+    expect(trapped).toBeGreaterThan(0);
+    trapped = 0;
+
+    // Through dbnameConninfo the whole value is a database name on the configured server, which has none such.
+    for (const name of [redirect, uri, "x' host='127.0.0.1"]) {
+      const stderr = await restoreWith(dbnameConninfo(name));
+      expect(stderr).toContain(`port ${server.port} failed`);
+      expect(stderr).toContain(`database "${name}" does not exist`);
+    }
+    expect(trapped).toBe(0);
+    expect(await databases()).toEqual(before);
   });
 });

@@ -215,6 +215,22 @@ describe("parseBackupConfig", () => {
     expect(text).toContain('"password":"[set]"');
   });
 
+  it("BACKUP_ALLOW_RESTORE_EXISTING: off unless the operator turns it on; documented for --help", () => {
+    expect(parseBackupConfig({}, CWD).allowRestoreExisting).toBe(false);
+    expect(parseBackupConfig({ BACKUP_ALLOW_RESTORE_EXISTING: "" }, CWD).allowRestoreExisting).toBe(false);
+    expect(parseBackupConfig({ BACKUP_ALLOW_RESTORE_EXISTING: "false" }, CWD).allowRestoreExisting).toBe(
+      false,
+    );
+    expect(parseBackupConfig({ BACKUP_ALLOW_RESTORE_EXISTING: "true" }, CWD).allowRestoreExisting).toBe(true);
+    expect(problems({ BACKUP_ALLOW_RESTORE_EXISTING: "sometimes" })).toContain(
+      'BACKUP_ALLOW_RESTORE_EXISTING must be true or false, got "sometimes"',
+    );
+    const doc = BACKUP_ENV.find((e) => e.name === "BACKUP_ALLOW_RESTORE_EXISTING");
+    expect(doc).toMatchObject({ default: "false" });
+    expect(doc?.description).toMatch(/allow_existing=true.*never the backed-up database.*postgres.*template/);
+    expect(describeConfig(parseBackupConfig({}, CWD))).toMatchObject({ allowRestoreExisting: false });
+  });
+
   it("documents every variable once, secrets marked", () => {
     const names = BACKUP_ENV.map((e) => e.name);
     expect(new Set(names).size).toBe(names.length);

@@ -66,17 +66,44 @@ describe("ExecutorDeployment", () => {
     );
   });
 
-  it("uses a selector unique to the deployment and the recommended labels plus the atom label", async () => {
-    const { deployment } = await build();
+  it("labels a stack's deployment with its owning stack and the atom label, under a selector of its own", async () => {
+    const { deployment, secret } = await build({ owner: { project: "colonyos-executors", stack: "web" } });
     expect(deployment.spec.selector.matchLabels).toEqual({
       "app.kubernetes.io/name": "colonyos-executor",
       "app.kubernetes.io/instance": "web",
       "app.kubernetes.io/managed-by": "colonyos-k8s-executor",
     });
+    for (const labels of [deployment.metadata.labels, deployment.spec.template.metadata.labels, secret.metadata.labels]) {
+      expect(labels).toMatchObject(deployment.spec.selector.matchLabels);
+      expect(labels).toMatchObject({
+        "colonyos.io/project": "colonyos-executors",
+        "colonyos.io/stack": "web",
+        "colonyos.io/atom": "true",
+        "app.kubernetes.io/component": "executor",
+      });
+    }
+  });
+
+  it("gives containers only an executor identity's key when one is given, never the colony key", async () => {
+    const executorKey = "e".repeat(64);
+    const { deployment, secret } = await build({ colonyPrvKey: undefined, executorPrvKey: executorKey });
+    for (const container of deployment.spec.template.spec.containers) {
+      const names = container.env.map((e: Inputs) => e.name);
+      expect(names).not.toContain("COLONIES_COLONY_PRVKEY");
+      expect(container.env.find((e: Inputs) => e.name === "COLONIES_PRVKEY").valueFrom).toEqual({
+        secretKeyRef: { name: "web-keys", key: "COLONIES_PRVKEY" },
+      });
+    }
+    expect(JSON.stringify(deployment)).not.toContain(executorKey);
+    expect(secret.stringData).toEqual({ COLONIES_PRVKEY: executorKey });
+  });
+
+  it("labels the bootstrap's deployments (no owner) as Pulumi's, invisible to the k8s executor", async () => {
+    const { deployment } = await build();
+    expect(deployment.spec.selector.matchLabels["app.kubernetes.io/managed-by"]).toBe("pulumi");
     const podLabels = deployment.spec.template.metadata.labels;
-    expect(podLabels).toMatchObject(deployment.spec.selector.matchLabels);
-    expect(podLabels["colonyos.io/atom"]).toBe("true");
-    expect(podLabels["app.kubernetes.io/component"]).toBe("executor");
+    expect(podLabels["colonyos.io/atom"]).toBeUndefined();
+    expect(podLabels["colonyos.io/stack"]).toBeUndefined();
   });
 
   it("gives each container the Colonies address and a name derived from the pod name, and keys only by reference", async () => {

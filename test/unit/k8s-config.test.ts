@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadK8sConfig } from "../../src/k8s/config.js";
+import { loadK8sConfig } from "../../src/executors/k8s/config.js";
 
 const key = "b".repeat(64);
 
@@ -16,15 +16,23 @@ describe("k8s executor configuration", () => {
     });
     expect(config.pulumi.backendUrl).toBe("file:///var/lib/k8s-executor/state");
     expect(config.namespace).toBe("workers");
-    expect(config.child).toEqual({
-      host: "colonies.local",
-      port: 8080,
-      tls: false,
-      colonyName: "dev",
-      colonyPrvKey: key,
+    expect(config.child).toEqual({ host: "colonies.local", port: 8080, tls: false, colonyName: "dev" });
+    expect(config.server).toEqual({ host: "colonies.local", port: 8080, tls: false });
+    expect(config.ownerKey).toBe(key);
+    // Safe defaults: children run as registered executor identities, and no image or cmd is allowed yet.
+    expect(config.identity).toBe("executor");
+    expect(config.policy).toEqual({ images: [], cmds: [] });
+    expect(config.limits).toMatchObject({
+      maxPods: 100,
+      maxExecutorsPerPod: 16,
+      maxDeployments: 20,
+      maxContainers: 200,
+      maxCpu: { text: "4", value: 4 },
+      maxMemory: { text: "8Gi", value: 8 * 2 ** 30 },
+      logBytes: { default: 1 << 20, max: 10 << 20 },
     });
-    expect(config.limits).toEqual({ maxPods: 100, maxExecutorsPerPod: 16 });
     expect(config.stackConcurrency).toBe(4);
+    expect(config.operationTimeoutSeconds).toBe(600);
   });
 
   it("lets the pods use another address, key and backend", () => {
@@ -39,12 +47,35 @@ describe("k8s executor configuration", () => {
       COLONIES_COLONY_PRVKEY: key,
     });
     expect(config.pulumi.backendUrl).toBe("s3://state-bucket/colonyos");
-    expect(config.child).toMatchObject({
-      host: "colonies.colonyos.svc",
-      port: 50080,
-      tls: true,
-      colonyPrvKey: other,
+    expect(config.child).toMatchObject({ host: "colonies.colonyos.svc", port: 50080, tls: true });
+    expect(config.ownerKey).toBe(other);
+  });
+
+  it("reads the operator's policy and budgets", () => {
+    const config = loadK8sConfig({
+      K8S_PULUMI_PASSPHRASE: "pw",
+      COLONIES_COLONY_PRVKEY: key,
+      K8S_ALLOWED_IMAGES: " registry.example.com/colonyos/* , ghcr.io/team/** ",
+      K8S_ALLOWED_CMDS: "sleep,backup",
+      K8S_CHILD_IDENTITY: "colony",
+      K8S_MAX_DEPLOYMENTS: "3",
+      K8S_MAX_CONTAINERS: "10",
+      K8S_MAX_CPU: "500m",
+      K8S_MAX_MEMORY: "1Gi",
+      K8S_ROLLOUT_TIMEOUT: "60",
     });
+    expect(config.policy).toEqual({
+      images: ["registry.example.com/colonyos/*", "ghcr.io/team/**"],
+      cmds: ["sleep", "backup"],
+    });
+    expect(config.identity).toBe("colony");
+    expect(config.limits).toMatchObject({
+      maxDeployments: 3,
+      maxContainers: 10,
+      maxCpu: { text: "500m", value: 0.5 },
+      maxMemory: { text: "1Gi", value: 2 ** 30 },
+    });
+    expect(config.operationTimeoutSeconds).toBe(360);
   });
 
   it("requires a passphrase and reports every bad variable", () => {
@@ -55,6 +86,8 @@ describe("k8s executor configuration", () => {
         K8S_MAX_PODS: "many",
         K8S_DEFAULT_CPU: "lots",
         K8S_IMAGE_PULL_POLICY: "Sometimes",
+        K8S_CHILD_IDENTITY: "root",
+        K8S_MAX_MEMORY: "a lot",
       });
     } catch (error) {
       message = (error as Error).message;
@@ -65,6 +98,9 @@ describe("k8s executor configuration", () => {
       "K8S_IMAGE_PULL_POLICY must be one of Always, IfNotPresent, Never",
       "K8S_MAX_PODS must be a whole number",
       "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required",
+      "K8S_CHILD_COLONY_PRVKEY or COLONIES_COLONY_PRVKEY is required",
+      "K8S_CHILD_IDENTITY must be one of executor, colony",
+      "K8S_MAX_MEMORY must be a Kubernetes quantity",
     ]) {
       expect(message).toContain(problem);
     }

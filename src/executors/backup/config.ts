@@ -60,6 +60,11 @@ export interface BackupConfig {
   /** pg_dump -Z level; unset means pg_dump's default. */
   compression?: number;
   progressIntervalMs: number;
+  /**
+   * Whether restore may honour allow_existing=true (restore over an existing database). Off unless the operator
+   * turns it on; even then never the source database, `postgres` or a template database (see restore.ts).
+   */
+  allowRestoreExisting: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -118,6 +123,13 @@ export const BACKUP_ENV: readonly EnvDoc[] = [
     name: "BACKUP_PROGRESS_INTERVAL_MS",
     description: "how often progress (bytes so far) goes to the process log during a dump",
     default: `${DEFAULTS.progressIntervalMs}`,
+  },
+  {
+    name: "BACKUP_ALLOW_RESTORE_EXISTING",
+    description:
+      "let restore(..., allow_existing=true) replace the contents of an existing database; never the backed-up " +
+      "database (DB_DATABASE), postgres or a template database",
+    default: "false",
   },
   {
     name: "AWS_S3_ENDPOINT",
@@ -322,6 +334,7 @@ export function parseBackupConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): 
     compression: r.int(["BACKUP_COMPRESSION"], 0, 9),
     progressIntervalMs:
       r.int(["BACKUP_PROGRESS_INTERVAL_MS"], 100, 86_400_000) ?? DEFAULTS.progressIntervalMs,
+    allowRestoreExisting: r.bool("BACKUP_ALLOW_RESTORE_EXISTING") ?? false,
   };
   if (r.problems.length > 0) throw new ConfigError(`backup executor: ${r.problems.join("; ")}`);
   return config;
@@ -334,5 +347,10 @@ export function describeConfig(config: BackupConfig): Record<string, unknown> {
     config.target.kind === "s3"
       ? (({ secretAccessKey: _secret, sessionToken: _token, ...rest }) => rest)(config.target)
       : { ...config.target };
-  return { pg: { ...pg, password: config.pg.password ? "[set]" : "[unset]" }, target, keep: config.keep };
+  return {
+    pg: { ...pg, password: config.pg.password ? "[set]" : "[unset]" },
+    target,
+    keep: config.keep,
+    allowRestoreExisting: config.allowRestoreExisting,
+  };
 }

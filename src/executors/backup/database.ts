@@ -89,10 +89,24 @@ export async function lockForBackup(session: Session, cfg: PgConfig, database: s
   }
 }
 
-export async function databaseExists(session: Session, cfg: PgConfig, database: string): Promise<boolean> {
+export interface ExistingDatabase {
+  /** pg_database.datistemplate: any database may be a template, not only template0/template1. */
+  isTemplate: boolean;
+}
+
+/** The database of that exact name, or undefined when there is none. */
+export async function existingDatabase(
+  session: Session,
+  cfg: PgConfig,
+  database: string,
+): Promise<ExistingDatabase | undefined> {
   try {
-    const res = await session.client.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
-    return (res.rowCount ?? 0) > 0;
+    const res = await session.client.query<{ datistemplate: boolean }>(
+      "SELECT datistemplate FROM pg_database WHERE datname = $1",
+      [database],
+    );
+    const row = res.rows[0];
+    return row ? { isTemplate: row.datistemplate === true } : undefined;
   } catch (err) {
     throw pgError(err, cfg);
   }

@@ -1,5 +1,6 @@
 /** The backup executor's table of Colonies functions. */
-import type { FunctionDef } from "../../executor/types.js";
+import type { ArgSpec, FunctionDef } from "../../executor/types.js";
+import { checkBackupName, checkDatabaseName, DATABASE_RULE } from "./checks.js";
 import { type BackupDeps, runBackup } from "./dump.js";
 import { compareNewestFirst, type ParsedName, parseBackupName } from "./names.js";
 import { runRestore } from "./restore.js";
@@ -34,6 +35,14 @@ export async function listBackups(deps: BackupDeps, database?: unknown): Promise
     }));
 }
 
+/** The name argument of verify and restore: one of our backup names, nothing else (no paths, no other files). */
+const BACKUP_NAME_ARG: ArgSpec = {
+  name: "name",
+  type: "string",
+  description: "backup name, as list_backups shows it: backup_<database>_<YYYYMMDDTHHMMSS.mmmZ>.bak",
+  check: checkBackupName,
+};
+
 export function backupFunctions(deps: BackupDeps): FunctionDef[] {
   return [
     {
@@ -55,26 +64,38 @@ export function backupFunctions(deps: BackupDeps): FunctionDef[] {
       name: "verify",
       description:
         "Checks a backup's size and sha256 against its metadata and reads it with pg_restore --list",
-      args: [{ name: "name", type: "string", description: "backup name, as list_backups shows it" }],
-      handler: async (args, ctx) => [await runVerify(deps, ctx, args.name)],
+      args: [BACKUP_NAME_ARG],
+      handler: async (args, ctx) => [await runVerify(deps, ctx, args.name as string)],
     },
     {
       name: "restore",
       description:
-        "Restores a backup into a NEW database on the configured server (checked against its sha256 while streaming)",
+        "Restores a backup into a NEW database on the configured server (checked against its sha256 while streaming). " +
+        "Output: {name, database, created, size, sha256, sourceDatabase, durationMs}",
       args: [
-        { name: "name", type: "string", description: "backup name, as list_backups shows it" },
-        { name: "database", type: "string", description: "database to create and restore into" },
+        BACKUP_NAME_ARG,
+        {
+          name: "database",
+          type: "string",
+          description: `database to create and restore into: ${DATABASE_RULE}`,
+          check: checkDatabaseName,
+        },
       ],
       kwargs: [
         {
           name: "allow_existing",
           type: "bool",
-          description: "restore into an existing database, replacing the objects the backup contains",
+          description:
+            "restore into an existing database, replacing the objects the backup contains; only where the operator " +
+            "set BACKUP_ALLOW_RESTORE_EXISTING=true, never the backed-up database, postgres or a template",
         },
       ],
       handler: async (args, ctx) => [
-        await runRestore(deps, ctx, args.name, args.database, args.allow_existing),
+        await runRestore(deps, ctx, {
+          name: args.name as string,
+          database: args.database as string,
+          allowExisting: args.allow_existing === true,
+        }),
       ],
     },
   ];

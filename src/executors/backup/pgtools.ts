@@ -39,6 +39,19 @@ export function toolEnv(pg: PgConfig, base: NodeJS.ProcessEnv, database = pg.dat
   return env;
 }
 
+/**
+ * The `--dbname` value that names a database and nothing else. libpq reads a dbname containing "=" or starting
+ * with "postgresql://" as a whole connection string, whose host, port, user... would override ours (and
+ * receive PGPASSWORD). Handing it a connection string we built ourselves means the expansion happens once,
+ * on OUR string: its only keyword is dbname, and the quoted value is taken literally (libpq never expands a
+ * dbname found inside a connection string again). Host, port, user and TLS therefore come only from the
+ * environment of toolEnv, i.e. the executor's configuration. The caller's value is a checked identifier
+ * anyway (checks.ts); the quoting keeps this safe on its own.
+ */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
 export interface ToolResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -1,6 +1,13 @@
 /**
  * restore(name, database[, allow_existing]): restores a backup into a NEW database (created here), or into an
- * existing one only when allow_existing is true (objects are then replaced: --clean --if-exists).
+ * existing one when allow_existing is true (objects are then replaced: --clean --if-exists).
+ *
+ * Who may call it: anyone who may submit processes to the colony, so the arguments are untrusted. `database`
+ * is a plain identifier (checked by the parser, see checks.ts) and reaches pg_restore only as the dbname of a
+ * connection string we build (pgtools.dbnameConninfo): host, port, user and password are the executor's own.
+ * allow_existing=true is refused unless the operator set BACKUP_ALLOW_RESTORE_EXISTING=true, and never targets
+ * the database this executor backs up, `postgres` or a template database. Every refusal happens before a
+ * database is created or touched.
  *
  * The backup streams from the target through a VerifyingStream into `pg_restore --single-transaction
  * --exit-on-error`: the last chunk is held back until size and sha256 matched the metadata, so a damaged
@@ -9,12 +16,13 @@
  */
 import { pipeline } from "node:stream/promises";
 import { type ProcessContext, ProcessError } from "../../executor/types.js";
-import { connect, createDatabase, databaseExists, dropDatabase } from "./database.js";
+import type { BackupConfig } from "./config.js";
+import { connect, createDatabase, dropDatabase, existingDatabase } from "./database.js";
 import { type BackupDeps, cancelled } from "./dump.js";
 import { messageOf } from "./errors.js";
-import { startTool, toolEnv, toolFailure } from "./pgtools.js";
+import { dbnameConninfo, startTool, toolEnv, toolFailure } from "./pgtools.js";
 import { IntegrityError, VerifyingStream } from "./streams.js";
-import { requireBackupName, requireMetadata } from "./verify.js";
+import { requireMetadata } from "./verify.js";
 
 export interface RestoreOutput {
   name: string;
@@ -26,37 +34,49 @@ export interface RestoreOutput {
   durationMs: number;
 }
 
-export function requireDatabaseName(fn: string, value: unknown): string {
-  if (typeof value !== "string" || value.trim() === "") {
-    throw new ProcessError(`${fn}: argument database must be the name of the database to restore into`);
-  }
-  const database = value.trim();
-  if (Buffer.byteLength(database) > 63) {
-    throw new ProcessError(`${fn}: database name ${JSON.stringify(database)} is longer than 63 bytes`);
-  }
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  if (/[\u0000-\u001f]/.test(database)) {
-    throw new ProcessError(`${fn}: database name ${JSON.stringify(database)} contains control characters`);
-  }
-  return database;
+export interface RestoreRequest {
+  /** A backup name (checked by the parser: checkBackupName). */
+  name: string;
+  /** A plain identifier (checked by the parser: checkDatabaseName). */
+  database: string;
+  allowExisting: boolean;
 }
 
-function asBool(fn: string, name: string, value: unknown): boolean {
-  if (value === undefined || value === false || value === "false") return false;
-  if (value === true || value === "true") return true;
-  throw new ProcessError(`${fn}: argument ${name} must be "true" or "false", got ${JSON.stringify(value)}`);
+/** Databases of every PostgreSQL cluster that allow_existing never targets (besides the backed-up one). */
+const BUILT_IN: Readonly<Record<string, string>> = {
+  postgres: "the maintenance database",
+  template0: "a template database",
+  template1: "a template database",
+};
+
+/**
+ * Why a restore is refused before anything is read or connected, or undefined. allow_existing=true replaces
+ * the contents of a database, so it needs the operator's consent (BACKUP_ALLOW_RESTORE_EXISTING) and never
+ * reaches the database this executor backs up, the maintenance database or a template (templates are copied
+ * into every new database). Template databases by flag (datistemplate) are checked on the server.
+ */
+export function restoreRefusal(config: BackupConfig, request: RestoreRequest): string | undefined {
+  if (!request.allowExisting) return undefined;
+  if (!config.allowRestoreExisting) {
+    return "restore: allow_existing=true is not allowed on this executor: the operator must set BACKUP_ALLOW_RESTORE_EXISTING=true to allow restoring into an existing database; restore into a new database instead";
+  }
+  const { database } = request;
+  const never = `restore: allow_existing=true may not target "${database}"`;
+  if (database === config.pg.database) {
+    return `${never}: it is the database this executor backs up (DB_DATABASE); restore into a new database instead`;
+  }
+  const builtIn = Object.hasOwn(BUILT_IN, database) ? BUILT_IN[database] : undefined;
+  return builtIn === undefined ? undefined : `${never}: it is ${builtIn}`;
 }
 
 export async function runRestore(
   deps: BackupDeps,
   ctx: ProcessContext,
-  rawName: unknown,
-  rawDatabase: unknown,
-  rawAllowExisting: unknown,
+  request: RestoreRequest,
 ): Promise<RestoreOutput> {
-  const name = requireBackupName("restore", rawName);
-  const database = requireDatabaseName("restore", rawDatabase);
-  const allowExisting = asBool("restore", "allow_existing", rawAllowExisting);
+  const { name, database, allowExisting } = request;
+  const refusal = restoreRefusal(deps.config, request);
+  if (refusal) throw new ProcessError(refusal);
   const { target, config } = deps;
   const pgc = config.pg;
   const started = Date.now();
@@ -65,10 +85,21 @@ export async function runRestore(
   const session = await connect(pgc);
   let created = false;
   try {
-    const exists = await databaseExists(session, pgc, database);
+    const existing = await existingDatabase(session, pgc, database);
+    const exists = existing !== undefined;
     if (exists && !allowExisting) {
+      // Suggest allow_existing only where it would be accepted.
+      const hint =
+        !existing.isTemplate && restoreRefusal(config, { ...request, allowExisting: true }) === undefined
+          ? "pass allow_existing=true to restore into it"
+          : "choose a new name";
       throw new ProcessError(
-        `restore: database "${database}" already exists on ${pgc.host}:${pgc.port}; restore creates a new database (pass allow_existing=true to restore into it)`,
+        `restore: database "${database}" already exists on ${pgc.host}:${pgc.port}; restore creates a new database (${hint})`,
+      );
+    }
+    if (existing?.isTemplate) {
+      throw new ProcessError(
+        `restore: allow_existing=true may not target "${database}": it is a template database (pg_database.datistemplate)`,
       );
     }
     if (ctx.signal.aborted) throw cancelled(`restore ${name}`, ctx.signal);
@@ -78,12 +109,15 @@ export async function runRestore(
     }
     await ctx.log(`restore ${name} into ${created ? "new" : "existing"} database "${database}"`);
 
+    // The database goes to pg_restore as a connection string of our own with dbname as its only keyword
+    // (dbnameConninfo): whatever the name, libpq cannot read host, port or user from it, so the restore and
+    // PGPASSWORD go to the configured server only.
     const args = [
       "--no-password",
       "--single-transaction",
       "--exit-on-error",
       "--no-owner",
-      `--dbname=${database}`,
+      `--dbname=${dbnameConninfo(database)}`,
     ];
     if (!created) args.push("--clean", "--if-exists");
     const source = await target.read(name, ctx.signal);

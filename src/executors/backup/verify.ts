@@ -7,7 +7,6 @@ import { type ProcessContext, ProcessError } from "../../executor/types.js";
 import { type BackupDeps, cancelled } from "./dump.js";
 import { messageOf } from "./errors.js";
 import type { BackupMetadata } from "./metadata.js";
-import { parseBackupName } from "./names.js";
 import { startTool, toolEnv, toolFailure } from "./pgtools.js";
 import { writeIfOpen } from "./streams.js";
 import type { Target } from "./targets/target.js";
@@ -29,20 +28,6 @@ export interface VerifyOutput {
   durationMs: number;
 }
 
-/** The name argument of verify/restore: one of our backup names, nothing else (no paths, no other files). */
-export function requireBackupName(fn: string, value: unknown): string {
-  if (typeof value !== "string" || value.trim() === "") {
-    throw new ProcessError(`${fn}: argument name must be a backup name as list_backups shows it`);
-  }
-  const name = value.trim();
-  if (!parseBackupName(name)) {
-    throw new ProcessError(
-      `${fn}: ${JSON.stringify(name)} is not a backup name (expected backup_<database>_<YYYYMMDDTHHMMSS.mmmZ>.bak, as list_backups shows)`,
-    );
-  }
-  return name;
-}
-
 /** The metadata of an existing backup, or a ProcessError saying which of the two is missing. */
 export async function requireMetadata(target: Target, name: string, fn: string): Promise<BackupMetadata> {
   const meta = await target.readMetadata(name);
@@ -57,9 +42,9 @@ export async function requireMetadata(target: Target, name: string, fn: string):
 export async function runVerify(
   deps: BackupDeps,
   ctx: ProcessContext,
-  rawName: unknown,
+  /** A backup name (checked by the parser: checkBackupName). */
+  name: string,
 ): Promise<VerifyOutput> {
-  const name = requireBackupName("verify", rawName);
   const { target, config } = deps;
   const started = Date.now();
   const meta = await requireMetadata(target, name, "verify");

@@ -1,7 +1,10 @@
 /** What a deployment is made of, as recorded in its stack's outputs, and the Pulumi program that makes it. */
+import * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation/index.js";
 import { ExecutorDeployment } from "../../k8s/component.js";
-import type { K8sConfig } from "../../k8s/config.js";
+import type { Outputs } from "../../k8s/stacks.js";
+import type { K8sConfig } from "./config.js";
+import { type ExecutorIdentity, isExecutorIdentity } from "./identity.js";
 
 /** The non-secret description of a deployment: the seed's arguments plus the optional extras. */
 export interface DeploymentSpec {
@@ -18,18 +21,40 @@ export interface DeploymentSpec {
   cmd?: string[];
 }
 
-/** An inline program deploying one spec; secrets come from the executor's configuration at run time. */
-export function deploymentProgram(spec: DeploymentSpec, config: K8sConfig): PulumiFn {
+/** What a stack's outputs say about its deployment. */
+export interface Recorded {
+  spec?: DeploymentSpec;
+  /** The executor identity the containers run as (absent when they get the colony key). */
+  identity?: ExecutorIdentity;
+}
+
+export function recorded(outputs: Outputs | undefined): Recorded {
+  return {
+    spec: isDeploymentSpec(outputs?.spec) ? outputs.spec : undefined,
+    identity: isExecutorIdentity(outputs?.identity) ? outputs.identity : undefined,
+  };
+}
+
+/**
+ * An inline program deploying one spec as the given executor identity (or, when the operator chose so, with the
+ * colony key); keys reach the containers only through the stack's Secret and are secret outputs in the state.
+ */
+export function deploymentProgram(
+  spec: DeploymentSpec,
+  config: K8sConfig,
+  identity: ExecutorIdentity | undefined,
+): PulumiFn {
   return async () => {
     const executors = new ExecutorDeployment(spec.deployment, {
       name: spec.deployment,
+      owner: { project: config.pulumi.project, stack: spec.deployment },
       namespace: spec.namespace,
       pods: spec.pods,
       executorsPerPod: spec.executorperpod,
       image: spec.image,
       executorType: spec.executortype,
       colonies: config.child,
-      colonyPrvKey: config.child.colonyPrvKey,
+      ...(identity ? { executorPrvKey: pulumi.secret(identity.prvKey) } : { colonyPrvKey: pulumi.secret(config.ownerKey) }),
       ramdisk: spec.ramdisk,
       ramdiskSizeLimit: config.defaults.ramdiskSize,
       cpu: spec.cpu ?? config.defaults.cpu,
@@ -38,7 +63,13 @@ export function deploymentProgram(spec: DeploymentSpec, config: K8sConfig): Pulu
       imagePullPolicy: config.defaults.imagePullPolicy,
       rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
     });
-    return { spec, deployment: executors.deploymentName, replicas: executors.replicas };
+    return {
+      spec,
+      deployment: executors.deploymentName,
+      replicas: executors.replicas,
+      executor: identity?.name ?? null,
+      identity: identity ? pulumi.secret(identity) : null,
+    };
   };
 }
 

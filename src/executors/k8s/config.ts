@@ -1,0 +1,274 @@
+/** Configuration of the k8s executor, from the environment, validated at start-up. */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { EnvReader } from "../../executor/env.js";
+import type { EnvDoc } from "../../executor/types.js";
+import { DNS_LABEL, parseQuantity, QUANTITY } from "./validation.js";
+
+export interface K8sConfig {
+  namespace: string;
+  /** The Colonies server as this executor reaches it (to register its deployments' identities). */
+  server: { host: string; port: number; tls: boolean };
+  kubeconfig?: string;
+  dataDir: string;
+  pulumi: { project: string; backendUrl: string; passphrase: string; root?: string };
+  /** How executors in the pods reach Colonies. */
+  child: { host: string; port: number; tls: boolean; colonyName: string };
+  /**
+   * The colony owner key this executor registers its deployments' executor identities with. Deployed
+   * containers get it only when `identity` is "colony" (an operator's explicit choice for images they trust).
+   */
+  ownerKey: string;
+  identity: "executor" | "colony";
+  /** What callers may run: glob patterns of images and of cmd strings (empty: nothing allowed). */
+  policy: { images: string[]; cmds: string[] };
+  defaults: {
+    cpu?: string;
+    memory?: string;
+    ramdiskSize: string;
+    imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  };
+  limits: {
+    maxPods: number;
+    maxExecutorsPerPod: number;
+    maxDeployments: number;
+    /** Sum of pods x executorperpod over every deployment. */
+    maxContainers: number;
+    /** Per container, as text (for messages) and in cores / bytes. */
+    maxCpu: { text: string; value: number };
+    maxMemory: { text: string; value: number };
+    logBytes: { default: number; max: number };
+  };
+  rolloutTimeoutSeconds: number;
+  /** Hard deadline of one Pulumi operation; it is then cancelled cleanly and the process fails. */
+  operationTimeoutSeconds: number;
+  stackConcurrency: number;
+}
+
+export const K8S_ENV: readonly EnvDoc[] = [
+  {
+    name: "K8S_NAMESPACE",
+    description: "namespace of the deployments (alias EXECUTOR_NAMESPACE)",
+    default: "the pod's namespace, else default",
+  },
+  {
+    name: "KUBECONFIG",
+    description: "kubeconfig file; in a pod the service account is used",
+    default: "~/.kube/config",
+  },
+  {
+    name: "K8S_DATA_DIR",
+    description: "work directories of the stacks and the default file state backend",
+    default: "~/.local/share/colonyos-k8s-executor",
+  },
+  {
+    name: "K8S_PULUMI_BACKEND_URL",
+    description: "Pulumi state backend (file://, s3://, postgres://, ...; alias PULUMI_BACKEND_URL)",
+    default: "file://<data dir>/state",
+  },
+  {
+    name: "K8S_PULUMI_PASSPHRASE",
+    description:
+      "passphrase encrypting secrets in the state (alias PULUMI_CONFIG_PASSPHRASE; or PULUMI_CONFIG_PASSPHRASE_FILE)",
+    secret: true,
+  },
+  { name: "K8S_PULUMI_PROJECT", description: "Pulumi project of the stacks", default: "colonyos-executors" },
+  { name: "K8S_PULUMI_ROOT", description: "directory with bin/pulumi", default: "pulumi on PATH" },
+  {
+    name: "K8S_CHILD_COLONIES_SERVER_HOST",
+    description: "Colonies host as seen from the pods",
+    default: "COLONIES_SERVER_HOST",
+  },
+  {
+    name: "K8S_CHILD_COLONIES_SERVER_PORT",
+    description: "Colonies port as seen from the pods",
+    default: "COLONIES_SERVER_PORT",
+  },
+  { name: "K8S_CHILD_COLONIES_TLS", description: "TLS as seen from the pods", default: "COLONIES_TLS" },
+  {
+    name: "K8S_CHILD_COLONY_PRVKEY",
+    description:
+      "colony owner key with which this executor registers (adds, approves, removes) the executor identities of its deployments",
+    default: "COLONIES_COLONY_PRVKEY",
+    secret: true,
+  },
+  {
+    name: "K8S_CHILD_IDENTITY",
+    description:
+      "executor: each deployment runs as an executor identity registered by this executor, its containers get only that key (COLONIES_PRVKEY); colony: containers get the colony owner key (only for images you trust)",
+    default: "executor",
+  },
+  {
+    name: "K8S_ALLOWED_IMAGES",
+    description:
+      "comma-separated glob patterns of the images deploy may run, e.g. registry.example.com/colonyos/* ('*' stays within a path segment, '**' crosses them); unset: none",
+    default: "none allowed",
+  },
+  {
+    name: "K8S_ALLOWED_CMDS",
+    description: "comma-separated glob patterns of the cmd strings deploy may pass to the image, e.g. sleep,backup",
+    default: "none allowed (the image's own command)",
+  },
+  { name: "K8S_MAX_DEPLOYMENTS", description: "deployments this executor manages at most", default: "20" },
+  {
+    name: "K8S_MAX_CONTAINERS",
+    description: "executor containers over all deployments at most (sum of pods x executorperpod)",
+    default: "200",
+  },
+  { name: "K8S_MAX_CPU", description: "largest cpu request per container", default: "4" },
+  { name: "K8S_MAX_MEMORY", description: "largest memory request per container", default: "8Gi" },
+  { name: "K8S_LOG_LIMIT", description: "bytes logs returns by default", default: "1048576" },
+  { name: "K8S_MAX_LOG_LIMIT", description: "largest limitbytes a logs call may ask for", default: "10485760" },
+  { name: "K8S_DEFAULT_CPU", description: "CPU request per executor container", default: "none" },
+  {
+    name: "K8S_DEFAULT_MEMORY",
+    description: "memory request and limit per executor container",
+    default: "none",
+  },
+  { name: "K8S_RAMDISK_SIZE", description: "size limit of the /ramdisk emptyDir", default: "256Mi" },
+  {
+    name: "K8S_IMAGE_PULL_POLICY",
+    description: "Always, IfNotPresent or Never",
+    default: "Kubernetes' default",
+  },
+  { name: "K8S_MAX_PODS", description: "largest accepted pods argument", default: "100" },
+  {
+    name: "K8S_MAX_EXECUTORS_PER_POD",
+    description: "largest accepted executorperpod argument",
+    default: "16",
+  },
+  {
+    name: "K8S_ROLLOUT_TIMEOUT",
+    description: "seconds deploy and scale wait for the rollout to be ready",
+    default: "300",
+  },
+  {
+    name: "K8S_OPERATION_TIMEOUT",
+    description:
+      "seconds one Pulumi operation may take at most; it is then cancelled cleanly (no lock left) and the process fails",
+    default: "K8S_ROLLOUT_TIMEOUT + 300",
+  },
+  {
+    name: "K8S_STACK_CONCURRENCY",
+    description: "Pulumi updates run at once (each runs its own pulumi and provider processes)",
+    default: "4",
+  },
+];
+
+const IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+const NAMESPACE = { pattern: DNS_LABEL, expected: "a DNS-1123 label" };
+const QUANTITY_TEXT = { pattern: QUANTITY, expected: "a Kubernetes quantity (e.g. 250m, 512Mi)" };
+const URL_LIKE = { pattern: /^[a-z0-9+]+:\/\//, expected: "a URL such as file:///data/state or s3://bucket" };
+const KEY = { pattern: /^[0-9a-f]{64}$/, expected: "64 lowercase hex characters" };
+
+function defaultNamespace(): string {
+  try {
+    return readFileSync(IN_CLUSTER_NAMESPACE, "utf8").trim() || "default";
+  } catch {
+    return "default";
+  }
+}
+
+/** Comma-separated patterns; blanks dropped. */
+function patterns(e: EnvReader, name: string): string[] {
+  return (e.string(name) ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+}
+
+function quantity(e: EnvReader, name: string, fallback: string): { text: string; value: number } {
+  const text = e.string(name, QUANTITY_TEXT) ?? fallback;
+  return { text, value: parseQuantity(text) ?? 0 };
+}
+
+function passphraseFrom(e: EnvReader): string | undefined {
+  const direct = e.string("K8S_PULUMI_PASSPHRASE") ?? e.string("PULUMI_CONFIG_PASSPHRASE");
+  if (direct) return direct;
+  const file = e.string("PULUMI_CONFIG_PASSPHRASE_FILE");
+  if (!file) return undefined;
+  if (!existsSync(file)) {
+    e.problems.push(`PULUMI_CONFIG_PASSPHRASE_FILE ${file} does not exist`);
+    return undefined;
+  }
+  return readFileSync(file, "utf8").trim();
+}
+
+export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
+  const e = new EnvReader(env);
+  const namespace = e.string("K8S_NAMESPACE", NAMESPACE) ?? e.string("EXECUTOR_NAMESPACE", NAMESPACE);
+  const dataDir = resolve(
+    e.string("K8S_DATA_DIR") ??
+      join(e.string("XDG_DATA_HOME") ?? join(homedir(), ".local", "share"), "colonyos-k8s-executor"),
+  );
+  const backendUrl = e.string("K8S_PULUMI_BACKEND_URL", URL_LIKE) ?? e.string("PULUMI_BACKEND_URL", URL_LIKE);
+  const passphrase = passphraseFrom(e);
+  if (!passphrase) {
+    e.problems.push(
+      "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required: it encrypts the secrets in the Pulumi state",
+    );
+  }
+  const ownerKey = e.string("K8S_CHILD_COLONY_PRVKEY", KEY) ?? e.string("COLONIES_COLONY_PRVKEY", KEY);
+  if (!ownerKey && !e.raw("K8S_CHILD_COLONY_PRVKEY") && !e.raw("COLONIES_COLONY_PRVKEY")) {
+    e.problems.push(
+      "K8S_CHILD_COLONY_PRVKEY or COLONIES_COLONY_PRVKEY is required: the k8s executor registers the executors it deploys with the colony owner key",
+    );
+  }
+  const rolloutTimeoutSeconds = e.int("K8S_ROLLOUT_TIMEOUT", 1, 86_400) ?? 300;
+  const server = {
+    host: e.string("COLONIES_SERVER_HOST") ?? "localhost",
+    port: e.int("COLONIES_SERVER_PORT", 1, 65535) ?? 50080,
+    tls: e.bool("COLONIES_TLS") ?? false,
+  };
+  const config: K8sConfig = {
+    namespace: namespace ?? defaultNamespace(),
+    server,
+    kubeconfig: e.string("KUBECONFIG"),
+    dataDir,
+    pulumi: {
+      project:
+        e.string("K8S_PULUMI_PROJECT", {
+          // It is also a label value on every object (colonyos.io/project).
+          pattern: /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
+          expected: "1-63 letters, digits, _ . - (starting and ending with a letter or digit)",
+        }) ?? "colonyos-executors",
+      backendUrl: backendUrl ?? pathToFileURL(join(dataDir, "state")).href,
+      passphrase: passphrase ?? "",
+      root: e.string("K8S_PULUMI_ROOT"),
+    },
+    child: {
+      host: e.string("K8S_CHILD_COLONIES_SERVER_HOST") ?? server.host,
+      port: e.int("K8S_CHILD_COLONIES_SERVER_PORT", 1, 65535) ?? server.port,
+      tls: e.bool("K8S_CHILD_COLONIES_TLS") ?? server.tls,
+      colonyName: e.string("COLONIES_COLONY_NAME") ?? "",
+    },
+    ownerKey: ownerKey ?? "",
+    identity: e.oneOf("K8S_CHILD_IDENTITY", ["executor", "colony"] as const) ?? "executor",
+    policy: { images: patterns(e, "K8S_ALLOWED_IMAGES"), cmds: patterns(e, "K8S_ALLOWED_CMDS") },
+    defaults: {
+      cpu: e.string("K8S_DEFAULT_CPU", QUANTITY_TEXT),
+      memory: e.string("K8S_DEFAULT_MEMORY", QUANTITY_TEXT),
+      ramdiskSize: e.string("K8S_RAMDISK_SIZE", QUANTITY_TEXT) ?? "256Mi",
+      imagePullPolicy: e.oneOf("K8S_IMAGE_PULL_POLICY", ["Always", "IfNotPresent", "Never"] as const),
+    },
+    limits: {
+      maxPods: e.int("K8S_MAX_PODS", 0, 10_000) ?? 100,
+      maxExecutorsPerPod: e.int("K8S_MAX_EXECUTORS_PER_POD", 1, 128) ?? 16,
+      maxDeployments: e.int("K8S_MAX_DEPLOYMENTS", 0, 100_000) ?? 20,
+      maxContainers: e.int("K8S_MAX_CONTAINERS", 0, 1_000_000) ?? 200,
+      maxCpu: quantity(e, "K8S_MAX_CPU", "4"),
+      maxMemory: quantity(e, "K8S_MAX_MEMORY", "8Gi"),
+      logBytes: {
+        default: e.int("K8S_LOG_LIMIT", 1, 1 << 30) ?? 1 << 20,
+        max: e.int("K8S_MAX_LOG_LIMIT", 1, 1 << 30) ?? 10 << 20,
+      },
+    },
+    rolloutTimeoutSeconds,
+    operationTimeoutSeconds: e.int("K8S_OPERATION_TIMEOUT", 10, 7 * 86_400) ?? rolloutTimeoutSeconds + 300,
+    stackConcurrency: e.int("K8S_STACK_CONCURRENCY", 1, 64) ?? 4,
+  };
+  e.check("k8s executor configuration");
+  return config;
+}

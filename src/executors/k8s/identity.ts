@@ -1,0 +1,85 @@
+/**
+ * Executor identities of deployments. The k8s executor alone holds the colony owner key; each deployment runs
+ * as one executor identity that this executor registers (adds and approves) before the first update and
+ * removes after undeploy. Every container of the deployment gets that identity's key only (COLONIES_PRVKEY:
+ * the runtime's pre-registered mode) and serves as that executor, the way the runtime's slots share one
+ * identity; with its key a container can act as that executor and nothing more.
+ *
+ * Names carry a random suffix: Colonies 1.9 refuses a removed executor's name for good, and a deployment
+ * undeployed and deployed again needs a fresh identity.
+ */
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import type { ColoniesClient } from "../../colonies/client.js";
+import { generatePrivateKey, idOf } from "../../colonies/crypto.js";
+
+export interface ExecutorIdentity {
+  /** Executor name in the colony. */
+  name: string;
+  type: string;
+  /** The identity's private key: a secret, kept only in the stack (encrypted) and the deployment's Secret. */
+  prvKey: string;
+}
+
+export function isExecutorIdentity(value: unknown): value is ExecutorIdentity {
+  const v = value as Partial<ExecutorIdentity> | null;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.name === "string" &&
+    typeof v.type === "string" &&
+    typeof v.prvKey === "string"
+  );
+}
+
+export interface IdentityRegistryOptions {
+  client: ColoniesClient;
+  colonyName: string;
+  ownerKey: string;
+  /** Shown as the executors' location by `colonies executor ls`. */
+  location: string;
+  logger: Logger;
+}
+
+export class IdentityRegistry {
+  constructor(private readonly options: IdentityRegistryOptions) {}
+
+  /** Registers and approves a new identity for a deployment's executors. */
+  async create(deployment: string, type: string, signal?: AbortSignal): Promise<ExecutorIdentity> {
+    const { client, colonyName, ownerKey, location } = this.options;
+    const prvKey = generatePrivateKey();
+    const name = `${deployment}-${randomBytes(3).toString("hex")}`;
+    await client.addExecutor(
+      { executorid: idOf(prvKey), executortype: type, executorname: name, colonyname: colonyName, locationname: location },
+      ownerKey,
+      { signal },
+    );
+    try {
+      await client.approveExecutor(colonyName, name, ownerKey, { signal });
+    } catch (error) {
+      await this.remove({ name });
+      throw error;
+    }
+    this.options.logger.info({ executor: name, type, deployment }, "registered a deployment's executor identity");
+    return { name, type, prvKey };
+  }
+
+  /**
+   * Removes an identity for good (its processes, if any are running, go back to the queue). Never throws: a
+   * failure is logged, and the identity is left to the colony owner.
+   */
+  async remove(identity: Pick<ExecutorIdentity, "name">): Promise<boolean> {
+    const { client, colonyName, ownerKey, logger } = this.options;
+    try {
+      await client.removeExecutor(colonyName, identity.name, ownerKey, { timeoutMs: 10_000 });
+      logger.info({ executor: identity.name }, "removed a deployment's executor identity");
+      return true;
+    } catch (error) {
+      logger.error(
+        { err: error, executor: identity.name },
+        "could not remove a deployment's executor identity; remove it with `colonies executor remove`",
+      );
+      return false;
+    }
+  }
+}

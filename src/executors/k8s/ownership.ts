@@ -1,0 +1,82 @@
+/**
+ * The k8s executor acts only on objects its own stacks created: their labels name the owning stack (see
+ * src/k8s/labels.ts). Everything else in the namespace — the bootstrap's executors, anyone's objects, objects
+ * that merely wear the managed-by label — is invisible to callers, and deploy refuses a name taken by them.
+ */
+import type { AppsV1Api, CoreV1Api, V1Deployment } from "@kubernetes/client-node";
+import { isApiStatus, withSignal } from "../../atoms/kube-api.js";
+import { isOwnedBy, ownedLabels, owningStack, selector } from "../../k8s/labels.js";
+import { ProcessError } from "../../executor/types.js";
+import { UnknownStackError } from "../../k8s/stack-errors.js";
+
+export interface OwnershipDeps {
+  apps: AppsV1Api;
+  core: CoreV1Api;
+  namespace: string;
+  project: string;
+}
+
+export class Ownership {
+  constructor(private readonly deps: OwnershipDeps) {}
+
+  /** Whether labels (of a pod, a Deployment...) say the object belongs to deployment `name`'s stack. */
+  owns(labels: Record<string, string> | undefined, name: string): boolean {
+    return isOwnedBy(labels, this.deps.project, name);
+  }
+
+  /** The deployment (stack) an object belongs to, if it is one of ours. */
+  owner(labels: Record<string, string> | undefined): string | undefined {
+    return owningStack(labels, this.deps.project);
+  }
+
+  /** The Deployment of one of our deployments; anything else is an unknown deployment. */
+  async deployment(name: string, signal?: AbortSignal): Promise<V1Deployment> {
+    const { apps, namespace } = this.deps;
+    let deployment: V1Deployment;
+    try {
+      deployment = await apps.readNamespacedDeployment(
+        { name, namespace },
+        signal ? withSignal(signal) : undefined,
+      );
+    } catch (error) {
+      if (isApiStatus(error, 404)) throw new UnknownStackError(name);
+      throw error;
+    }
+    if (!this.owns(deployment.metadata?.labels, name)) throw new UnknownStackError(name);
+    return deployment;
+  }
+
+  /** Names of our deployments, sorted. */
+  async deploymentNames(): Promise<string[]> {
+    const { apps, namespace, project } = this.deps;
+    const list = await apps.listNamespacedDeployment({ namespace, labelSelector: selector(ownedLabels(project)) });
+    return list.items
+      .filter((d) => d.metadata?.name && this.owner(d.metadata.labels) === d.metadata.name)
+      .map((d) => d.metadata?.name as string)
+      .sort();
+  }
+
+  /**
+   * Refuses to deploy `name` over objects that exist and are not its stack's: the provider would adopt them
+   * (it upserts), and a later undeploy would delete them.
+   */
+  async assertNameFree(fn: string, name: string): Promise<void> {
+    const { apps, core, namespace } = this.deps;
+    const objects: [string, () => Promise<{ metadata?: { labels?: Record<string, string> } }>][] = [
+      ["Deployment", () => apps.readNamespacedDeployment({ name, namespace })],
+      ["Secret", () => core.readNamespacedSecret({ name: `${name}-keys`, namespace })],
+    ];
+    for (const [kind, read] of objects) {
+      const object = await read().catch((error: unknown) => {
+        if (isApiStatus(error, 404)) return undefined;
+        throw error;
+      });
+      if (object && !this.owns(object.metadata?.labels, name)) {
+        const objectName = kind === "Secret" ? `${name}-keys` : name;
+        throw new ProcessError(
+          `${fn}: a ${kind} named ${objectName} already exists in namespace ${namespace} and was not created by this executor's stack for ${name}; choose another deployment name`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/** What can go wrong with a stack operation, as types the k8s executor's error boundary maps to messages. */
+
+/** The stack does not exist (never deployed, or undeployed). */
+export class UnknownStackError extends Error {
+  override readonly name = "UnknownStackError";
+  constructor(readonly stackName: string) {
+    super(`unknown deployment: ${stackName}`);
+  }
+}
+
+/** Another update holds the stack's lock and its holder is not known to be gone. */
+export class StackLockedError extends Error {
+  override readonly name = "StackLockedError";
+  constructor(readonly stackName: string) {
+    super(`stack ${stackName} is locked by a running update elsewhere; try again later`);
+  }
+}
+
+/** The operation ran past its hard deadline and was cancelled (the engine stopped cleanly, no lock left). */
+export class DeadlineError extends Error {
+  override readonly name = "DeadlineError";
+  constructor(
+    readonly stackName: string,
+    readonly seconds: number,
+  ) {
+    super(`the Pulumi operation on ${stackName} took longer than ${seconds} s and was cancelled`);
+  }
+}
+
+/** A Pulumi engine failure: `message` is its first meaningful line, `output` the engine's whole text. */
+export class EngineError extends Error {
+  override readonly name = "EngineError";
+  constructor(
+    message: string,
+    readonly output: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+const MEANINGFUL = /error|fail|denied|forbidden|invalid|timed out|refused|exceeded/i;
+
+/** The engine's first line that says what went wrong (not a stack frame), else its first non-empty line. */
+export function meaningfulLine(text: string): string {
+  const lines = text.split("\n").map((l) => l.trim());
+  return (
+    lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ?? lines.find((l) => l !== "") ?? text
+  );
+}
