@@ -5,7 +5,11 @@
  */
 import type { ArgSpec, FunctionDef, ProcessContext } from "./types.js";
 
-type ValueOf<S extends ArgSpec> = S["type"] extends "int" ? number : S["type"] extends "bool" ? boolean : string;
+type ValueOf<S extends ArgSpec> = S["type"] extends "int"
+  ? number
+  : S["type"] extends "bool"
+    ? boolean
+    : string;
 
 type Positional<A extends readonly ArgSpec[]> = {
   [S in A[number] as S["name"]]: S["optional"] extends true ? ValueOf<S> | undefined : ValueOf<S>;
@@ -14,7 +18,10 @@ type Named<K extends readonly ArgSpec[]> = { [S in K[number] as S["name"]]?: Val
 
 export type ArgsOf<A extends readonly ArgSpec[], K extends readonly ArgSpec[]> = Positional<A> & Named<K>;
 
-export function defineFunction<const A extends readonly ArgSpec[], const K extends readonly ArgSpec[] = []>(def: {
+export function defineFunction<
+  const A extends readonly ArgSpec[],
+  const K extends readonly ArgSpec[] = [],
+>(def: {
   name: string;
   description: string;
   args: A;

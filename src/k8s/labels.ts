@@ -66,7 +66,11 @@ export function selector(labels: Record<string, string>): string {
 }
 
 /** Whether an object's labels say it belongs to the stack of deployment `stack` in `project`. */
-export function isOwnedBy(labels: Record<string, string> | undefined, project: string, stack: string): boolean {
+export function isOwnedBy(
+  labels: Record<string, string> | undefined,
+  project: string,
+  stack: string,
+): boolean {
   return Object.entries(ownedLabels(project, stack)).every(([key, value]) => labels?.[key] === value);
 }
 

@@ -44,7 +44,5 @@ const MEANINGFUL = /error|fail|denied|forbidden|invalid|timed out|refused|exceed
 /** The engine's first line that says what went wrong (not a stack frame), else its first non-empty line. */
 export function meaningfulLine(text: string): string {
   const lines = text.split("\n").map((l) => l.trim());
-  return (
-    lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ?? lines.find((l) => l !== "") ?? text
-  );
+  return lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ?? lines.find((l) => l !== "") ?? text;
 }

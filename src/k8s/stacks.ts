@@ -196,7 +196,9 @@ export class StackManager {
             (stack.workspace as LocalWorkspace).program = EMPTY_PROGRAM;
             return { changes: (await stack.preview(opts)).changeSummary };
           }
-          const result = await this.withLockRecovery(stackName, () => stack.destroy({ ...opts, remove: true }));
+          const result = await this.withLockRecovery(stackName, () =>
+            stack.destroy({ ...opts, remove: true }),
+          );
           this.selected.delete(stackName);
           this.lastOutputs.delete(stackName);
           return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };

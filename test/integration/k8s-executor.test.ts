@@ -17,9 +17,10 @@ import { k8sExecutor } from "../../src/executors/k8s.js";
 import { clusterKubeconfig } from "../support/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../support/executor.js";
+import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../support/k8s-executor.js";
 import { waitFor } from "../support/ports.js";
 
-const IMAGE = "registry.example.com/colonyos/executors:1.0.0";
+const IMAGE = TEST_IMAGE;
 let server: ColoniesServer;
 let runtime: ExecutorRuntime;
 let kubeConfig: KubeConfig;
@@ -76,15 +77,16 @@ beforeAll(async () => {
   });
   server = await startColoniesServer();
   dataDir = await mkdtemp(join(tmpdir(), "k8s-executor-"));
-  runtime = await startRuntime(server, k8sExecutor, {
-    KUBECONFIG: kubeconfigPath,
-    K8S_NAMESPACE: namespace,
-    K8S_DATA_DIR: dataDir,
-    K8S_PULUMI_PASSPHRASE: passphrase,
-    K8S_ROLLOUT_TIMEOUT: "120",
-    K8S_MAX_PODS: "20",
-    EXECUTOR_CONCURRENCY: "6",
-  });
+  // The executor runs with its least-privilege ServiceAccount's token, not the admin kubeconfig.
+  const kubeconfig = await executorKubeconfig(kubeConfig, namespace, dataDir);
+  runtime = await startRuntime(
+    server,
+    k8sExecutor,
+    k8sExecutorEnv(
+      { kubeconfig, namespace, dataDir, passphrase },
+      { K8S_ROLLOUT_TIMEOUT: "120", K8S_MAX_PODS: "20", EXECUTOR_CONCURRENCY: "6" },
+    ),
+  );
 }, 600_000);
 
 afterAll(async () => {

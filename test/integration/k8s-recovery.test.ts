@@ -16,6 +16,7 @@ import { ProcessState } from "../../src/colonies/types.js";
 import { clusterKubeconfig } from "../support/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
 import { submit, waitDone } from "../support/executor.js";
+import { executorKubeconfig, k8sExecutorEnv } from "../support/k8s-executor.js";
 import { waitFor } from "../support/ports.js";
 
 let server: ColoniesServer;
@@ -24,6 +25,8 @@ let core: CoreV1Api;
 let namespace: string;
 let dataDir: string;
 let kubeconfig: string;
+/** The k8s executor's own least-privilege credentials. */
+let executorConfig: string;
 const running: ChildProcess[] = [];
 
 function startExecutor(): ChildProcess {
@@ -33,10 +36,7 @@ function startExecutor(): ChildProcess {
       ...server.env,
       COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
       COLONIES_EXECUTOR_NAME: "k8s-recovery",
-      KUBECONFIG: kubeconfig,
-      K8S_NAMESPACE: namespace,
-      K8S_DATA_DIR: dataDir,
-      K8S_PULUMI_PASSPHRASE: "recovery-test",
+      ...k8sExecutorEnv({ kubeconfig: executorConfig, namespace, dataDir, passphrase: "recovery-test" }),
       EXECUTOR_ASSIGN_TIMEOUT: "5",
       EXECUTOR_LOG_FORMAT: "json",
     },
@@ -65,6 +65,7 @@ beforeAll(async () => {
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   server = await startColoniesServer();
   dataDir = await mkdtemp(join(tmpdir(), "k8s-recovery-"));
+  executorConfig = await executorKubeconfig(kc, namespace, dataDir);
 }, 300_000);
 
 afterAll(async () => {
@@ -116,14 +117,11 @@ describe("k8s executor shutdown during an update", () => {
   it("cancels the Pulumi update cleanly, fails the process with the reason, and leaves the stack usable", async () => {
     const { startRuntime } = await import("../support/executor.js");
     const { k8sExecutor } = await import("../../src/executors/k8s.js");
-    const env = {
-      KUBECONFIG: kubeconfig,
-      K8S_NAMESPACE: namespace,
-      K8S_DATA_DIR: dataDir,
-      K8S_PULUMI_PASSPHRASE: "recovery-test",
-      EXECUTOR_SHUTDOWN_GRACE: "2",
-      COLONIES_EXECUTOR_TYPE: "k8s-shutdown",
-    };
+    const env = k8sExecutorEnv(
+      { kubeconfig: executorConfig, namespace, dataDir, passphrase: "recovery-test" },
+      // 1000 CPUs pass the operator's bound here, so that the rollout can wait for a node that never comes.
+      { EXECUTOR_SHUTDOWN_GRACE: "2", COLONIES_EXECUTOR_TYPE: "k8s-shutdown", K8S_MAX_CPU: "2000" },
+    );
     const runtime = await startRuntime(server, k8sExecutor, env);
     // No node can fit a container asking for 1000 CPUs: the rollout waits until the update is cancelled.
     const stuck = await submit(

@@ -73,7 +73,11 @@ describe("ExecutorDeployment", () => {
       "app.kubernetes.io/instance": "web",
       "app.kubernetes.io/managed-by": "colonyos-k8s-executor",
     });
-    for (const labels of [deployment.metadata.labels, deployment.spec.template.metadata.labels, secret.metadata.labels]) {
+    for (const labels of [
+      deployment.metadata.labels,
+      deployment.spec.template.metadata.labels,
+      secret.metadata.labels,
+    ]) {
       expect(labels).toMatchObject(deployment.spec.selector.matchLabels);
       expect(labels).toMatchObject({
         "colonyos.io/project": "colonyos-executors",
@@ -95,7 +99,10 @@ describe("ExecutorDeployment", () => {
       });
     }
     expect(JSON.stringify(deployment)).not.toContain(executorKey);
-    expect(secret.stringData).toEqual({ COLONIES_PRVKEY: executorKey });
+    expect(secret.stringData).toEqual({
+      [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
+      value: { COLONIES_PRVKEY: executorKey },
+    });
   });
 
   it("labels the bootstrap's deployments (no owner) as Pulumi's, invisible to the k8s executor", async () => {

@@ -4,8 +4,12 @@ import { DeployPolicy } from "../../src/executors/k8s/policy.js";
 describe("the operator's image and cmd policy", () => {
   it("allows nothing until the operator lists something, and says how to allow it", () => {
     const policy = new DeployPolicy({ images: [], cmds: [] });
-    expect(policy.imageProblem("busybox:1")).toMatch(/no image is, until the operator lists the allowed ones in K8S_ALLOWED_IMAGES/);
-    expect(policy.cmdProblem("env")).toMatch(/no cmd is, until the operator lists the allowed ones in K8S_ALLOWED_CMDS/);
+    expect(policy.imageProblem("busybox:1")).toMatch(
+      /no image is, until the operator lists the allowed ones in K8S_ALLOWED_IMAGES/,
+    );
+    expect(policy.cmdProblem("env")).toMatch(
+      /no cmd is, until the operator lists the allowed ones in K8S_ALLOWED_CMDS/,
+    );
   });
 
   it("matches images with globs: '*' within a path segment, '**' across", () => {
@@ -38,7 +42,9 @@ describe("the operator's image and cmd policy", () => {
     const policy = new DeployPolicy({ images: [], cmds: ["sleep", "backup", "run --mode=*"] });
     expect(policy.cmdProblem("sleep")).toBeUndefined();
     expect(policy.cmdProblem("run --mode=/a/b")).toBeUndefined();
-    expect(policy.cmdProblem("env")).toMatch(/cmd "env" is not allowed by K8S_ALLOWED_CMDS \(sleep, backup, run --mode=\*\)/);
+    expect(policy.cmdProblem("env")).toMatch(
+      /cmd "env" is not allowed by K8S_ALLOWED_CMDS \(sleep, backup, run --mode=\*\)/,
+    );
     expect(policy.cmdProblem("sleep env")).toMatch(/not allowed/);
     expect(policy.cmdProblem("sh -c env")).toMatch(/not allowed/);
   });

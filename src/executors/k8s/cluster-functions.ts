@@ -80,7 +80,8 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
       name: "get_deployments",
       description: "Names of the deployments this executor manages",
       args: [],
-      handler: (_args, ctx) => guarded("get_deployments", ctx.signal, async () => [await ownership.deploymentNames()]),
+      handler: (_args, ctx) =>
+        guarded("get_deployments", ctx.signal, async () => [await ownership.deploymentNames()]),
     }),
     defineFunction({
       name: "get_scale",
@@ -96,7 +97,9 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
       description: "The pods of a deployment, as atoms (state, result, times, containers)",
       args: [deploymentName],
       handler: (args, ctx) =>
-        guarded("get_pods", ctx.signal, async () => [(await deploymentPods(args.deploymentname, ctx)).map(atomJson)]),
+        guarded("get_pods", ctx.signal, async () => [
+          (await deploymentPods(args.deploymentname, ctx)).map(atomJson),
+        ]),
     }),
     defineFunction({
       name: "pods",
@@ -144,7 +147,12 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
       description: `Recent log lines of a container of a managed pod (at most limitbytes, default ${config.limits.logBytes.default})`,
       args: [
         podName,
-        { name: "container", type: "string", optional: true, description: "container name (default: the first)" },
+        {
+          name: "container",
+          type: "string",
+          optional: true,
+          description: "container name (default: the first)",
+        },
         {
           name: "tail",
           type: "int",
@@ -174,7 +182,12 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
             );
           }
           const limit = args.limitbytes ?? config.limits.logBytes.default;
-          const stream = await pods.logs(name, { signal: ctx.signal, container, tail: args.tail ?? 100, limitBytes: limit });
+          const stream = await pods.logs(name, {
+            signal: ctx.signal,
+            container,
+            tail: args.tail ?? 100,
+            limitBytes: limit,
+          });
           const { text, truncated } = await readCapped(stream, limit);
           if (truncated) await ctx.log(`logs: the output was cut at ${limit} bytes (limitbytes)`);
           return [text];

@@ -22,6 +22,8 @@ export interface K8sConfig {
    */
   ownerKey: string;
   identity: "executor" | "colony";
+  /** This executor's own executor type: no deployment may take it (its processes would go there). */
+  ownType: string;
   /** What callers may run: glob patterns of images and of cmd strings (empty: nothing allowed). */
   policy: { images: string[]; cmds: string[] };
   defaults: {
@@ -108,7 +110,8 @@ export const K8S_ENV: readonly EnvDoc[] = [
   },
   {
     name: "K8S_ALLOWED_CMDS",
-    description: "comma-separated glob patterns of the cmd strings deploy may pass to the image, e.g. sleep,backup",
+    description:
+      "comma-separated glob patterns of the cmd strings deploy may pass to the image, e.g. sleep,backup",
     default: "none allowed (the image's own command)",
   },
   { name: "K8S_MAX_DEPLOYMENTS", description: "deployments this executor manages at most", default: "20" },
@@ -120,7 +123,11 @@ export const K8S_ENV: readonly EnvDoc[] = [
   { name: "K8S_MAX_CPU", description: "largest cpu request per container", default: "4" },
   { name: "K8S_MAX_MEMORY", description: "largest memory request per container", default: "8Gi" },
   { name: "K8S_LOG_LIMIT", description: "bytes logs returns by default", default: "1048576" },
-  { name: "K8S_MAX_LOG_LIMIT", description: "largest limitbytes a logs call may ask for", default: "10485760" },
+  {
+    name: "K8S_MAX_LOG_LIMIT",
+    description: "largest limitbytes a logs call may ask for",
+    default: "10485760",
+  },
   { name: "K8S_DEFAULT_CPU", description: "CPU request per executor container", default: "none" },
   {
     name: "K8S_DEFAULT_MEMORY",
@@ -246,6 +253,7 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
     },
     ownerKey: ownerKey ?? "",
     identity: e.oneOf("K8S_CHILD_IDENTITY", ["executor", "colony"] as const) ?? "executor",
+    ownType: e.string("COLONIES_EXECUTOR_TYPE") ?? "k8s",
     policy: { images: patterns(e, "K8S_ALLOWED_IMAGES"), cmds: patterns(e, "K8S_ALLOWED_CMDS") },
     defaults: {
       cpu: e.string("K8S_DEFAULT_CPU", QUANTITY_TEXT),

@@ -8,12 +8,7 @@ import { ApiException } from "@kubernetes/client-node";
 import { KubeApiError, statusMessage } from "../../atoms/kube-api.js";
 import { ColoniesError } from "../../colonies/errors.js";
 import { ProcessError } from "../../executor/types.js";
-import {
-  DeadlineError,
-  EngineError,
-  StackLockedError,
-  UnknownStackError,
-} from "../../k8s/stack-errors.js";
+import { DeadlineError, EngineError, StackLockedError, UnknownStackError } from "../../k8s/stack-errors.js";
 import { BudgetError } from "./policy.js";
 
 /** The error to fail a process of function `fn` with. */

@@ -2,10 +2,11 @@
  * The k8s executor's table of Colonies functions: the stack functions (deploy, undeploy, scale: Pulumi updates)
  * and the cluster functions (reads, restart, logs: the Kubernetes API), over one set of dependencies.
  */
+
+import type { Logger } from "pino";
 import type { Engine } from "../../atoms/engine.js";
 import type { FunctionDef } from "../../executor/types.js";
 import type { StackManager } from "../../k8s/stacks.js";
-import type { Logger } from "pino";
 import { clusterFunctions } from "./cluster-functions.js";
 import type { K8sConfig } from "./config.js";
 import type { IdentityRegistry } from "./identity.js";

@@ -50,7 +50,13 @@ export class IdentityRegistry {
     const prvKey = generatePrivateKey();
     const name = `${deployment}-${randomBytes(3).toString("hex")}`;
     await client.addExecutor(
-      { executorid: idOf(prvKey), executortype: type, executorname: name, colonyname: colonyName, locationname: location },
+      {
+        executorid: idOf(prvKey),
+        executortype: type,
+        executorname: name,
+        colonyname: colonyName,
+        locationname: location,
+      },
       ownerKey,
       { signal },
     );
@@ -60,7 +66,10 @@ export class IdentityRegistry {
       await this.remove({ name });
       throw error;
     }
-    this.options.logger.info({ executor: name, type, deployment }, "registered a deployment's executor identity");
+    this.options.logger.info(
+      { executor: name, type, deployment },
+      "registered a deployment's executor identity",
+    );
     return { name, type, prvKey };
   }
 

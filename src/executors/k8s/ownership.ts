@@ -5,8 +5,8 @@
  */
 import type { AppsV1Api, CoreV1Api, V1Deployment } from "@kubernetes/client-node";
 import { isApiStatus, withSignal } from "../../atoms/kube-api.js";
-import { isOwnedBy, ownedLabels, owningStack, selector } from "../../k8s/labels.js";
 import { ProcessError } from "../../executor/types.js";
+import { isOwnedBy, ownedLabels, owningStack, selector } from "../../k8s/labels.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 
 export interface OwnershipDeps {
@@ -49,7 +49,10 @@ export class Ownership {
   /** Names of our deployments, sorted. */
   async deploymentNames(): Promise<string[]> {
     const { apps, namespace, project } = this.deps;
-    const list = await apps.listNamespacedDeployment({ namespace, labelSelector: selector(ownedLabels(project)) });
+    const list = await apps.listNamespacedDeployment({
+      namespace,
+      labelSelector: selector(ownedLabels(project)),
+    });
     return list.items
       .filter((d) => d.metadata?.name && this.owner(d.metadata.labels) === d.metadata.name)
       .map((d) => d.metadata?.name as string)

@@ -90,7 +90,8 @@ export class Budget {
   private async check(name: string, containers: number): Promise<() => void> {
     const { maxDeployments, maxContainers } = this.deps.limits;
     const usage = await this.usage();
-    for (const [other, n] of this.reserved) usage.containers.set(other, Math.max(n, usage.containers.get(other) ?? 0));
+    for (const [other, n] of this.reserved)
+      usage.containers.set(other, Math.max(n, usage.containers.get(other) ?? 0));
     const current = usage.containers.get(name);
     usage.containers.delete(name);
     const others = [...usage.containers.values()].reduce((a, b) => a + b, 0);
@@ -110,7 +111,10 @@ export class Budget {
 
   private async usage(): Promise<Usage> {
     const { apps, namespace, project } = this.deps;
-    const list = await apps.listNamespacedDeployment({ namespace, labelSelector: selector(ownedLabels(project)) });
+    const list = await apps.listNamespacedDeployment({
+      namespace,
+      labelSelector: selector(ownedLabels(project)),
+    });
     const containers = new Map<string, number>();
     for (const d of list.items) {
       const stack = owningStack(d.metadata?.labels, project);

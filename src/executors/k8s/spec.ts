@@ -54,7 +54,9 @@ export function deploymentProgram(
       image: spec.image,
       executorType: spec.executortype,
       colonies: config.child,
-      ...(identity ? { executorPrvKey: pulumi.secret(identity.prvKey) } : { colonyPrvKey: pulumi.secret(config.ownerKey) }),
+      ...(identity
+        ? { executorPrvKey: pulumi.secret(identity.prvKey) }
+        : { colonyPrvKey: pulumi.secret(config.ownerKey) }),
       ramdisk: spec.ramdisk,
       ramdiskSizeLimit: config.defaults.ramdiskSize,
       cpu: spec.cpu ?? config.defaults.cpu,

@@ -6,9 +6,9 @@
  */
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { defineFunction } from "../../executor/define.js";
-import type { FunctionDef, ProcessContext } from "../../executor/types.js";
-import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
+import { type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
+import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import { guarded } from "./errors.js";
 import type { K8sDeps } from "./functions.js";
@@ -57,7 +57,9 @@ async function applySpec(
 ) {
   const { config, budget, identities } = deps;
   const current = recorded(await session.current());
-  const release = dryrunOnly ? () => undefined : await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
+  const release = dryrunOnly
+    ? () => undefined
+    : await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
   let fresh: ExecutorIdentity | undefined;
   try {
     let identity = current.identity;
@@ -77,7 +79,9 @@ async function applySpec(
     } catch (error) {
       if (dryrunOnly) throw error;
       if (fresh) await identities.remove(fresh);
-      if (!current.spec) await rollback(deps, fn, session, spec.deployment, ctx, error);
+      // On shutdown the executor is going away: the next deploy of the name refreshes and converges instead.
+      if (!current.spec && !ctx.signal.aborted)
+        await rollback(deps, fn, session, spec.deployment, ctx, error);
       throw error;
     }
   } finally {
@@ -98,7 +102,10 @@ async function rollback(
     await session.destroy({ signal: AbortSignal.timeout(ROLLBACK_MS) });
     await ctx.log(`${fn}: the first deploy of ${name} failed; everything it created was removed`);
   } catch (error) {
-    deps.logger.error({ err: error, deployment: name, cause }, "could not remove what a failed deploy created");
+    deps.logger.error(
+      { err: error, deployment: name, cause },
+      "could not remove what a failed deploy created",
+    );
     await ctx.log(
       `${fn}: the first deploy of ${name} failed and what it created could not be removed (${(error as Error).message}); undeploy ${name} removes it`,
     );
@@ -109,6 +116,11 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
   const { config, policy } = deps;
   const { namespace } = config;
   const limits = config.limits;
+  const typeProblem = (type: string) =>
+    executorTypeProblem(type) ??
+    (type === config.ownType
+      ? `executortype "${type}" is this k8s executor's own type: its processes would go to the deployment; choose another`
+      : undefined);
 
   const deploy = defineFunction({
     name: "deploy",
@@ -137,7 +149,7 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
         name: "executortype",
         type: "string",
         description: "executor type of the deployed executors (default: the deployment name)",
-        check: executorTypeProblem,
+        check: typeProblem,
       },
       {
         name: "cpu",
@@ -154,7 +166,8 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       {
         name: "cmd",
         type: "string",
-        description: "space-separated arguments to the image entrypoint, e.g. sleep (one the operator allows: K8S_ALLOWED_CMDS)",
+        description:
+          "space-separated arguments to the image entrypoint, e.g. sleep (one the operator allows: K8S_ALLOWED_CMDS)",
         check: (cmd: string) => policy.cmdProblem(cmd.trim().split(/\s+/).join(" ")),
       },
       dryrun,
@@ -173,6 +186,8 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
         ...(args.memory ? { memory: args.memory } : {}),
         ...(args.cmd ? { cmd: args.cmd.trim().split(/\s+/) } : {}),
       };
+      const typeRefused = typeProblem(spec.executortype);
+      if (typeRefused) throw new ProcessError(`deploy: ${typeRefused}`);
       const preview = args.dryrun === true;
       const started = performance.now();
       return guarded("deploy", ctx.signal, () =>
@@ -244,7 +259,14 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
           if (!outputs) throw new UnknownStackError(name);
           const { spec } = recorded(outputs);
           if (!spec) throw new UnknownStackError(name);
-          const { result } = await applySpec(deps, "scale", session, { ...spec, pods: args.pods }, preview, ctx);
+          const { result } = await applySpec(
+            deps,
+            "scale",
+            session,
+            { ...spec, pods: args.pods },
+            preview,
+            ctx,
+          );
           return [
             {
               deployment: name,

@@ -1,0 +1,521 @@
+/**
+ * The trust boundary of the k8s executor, on real peers (Colonies server, Pulumi CLI + Kubernetes provider,
+ * Kubernetes API): a colony user — not the owner — calls the functions with any strings. Each attack fails with a
+ * specific message, changes nothing (cluster objects, Colonies executors), leaks no key, and the executor keeps
+ * serving. Deployments run as executor identities the executor registered; their containers never see the
+ * colony owner key. The executor runs with its least-privilege ServiceAccount's token.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadKubeConfig } from "../../src/atoms/kube-config.js";
+import { idOf } from "../../src/colonies/crypto.js";
+import { ExecutorState, type Process, ProcessState } from "../../src/colonies/types.js";
+import type { ExecutorRuntime } from "../../src/executor/runtime.js";
+import { k8sExecutor } from "../../src/executors/k8s.js";
+import { selectorLabels } from "../../src/k8s/labels.js";
+import { kubeEnvSources } from "../../src/local/env-sources.js";
+import { resolveContainerEnv } from "../../src/local/pod-env.js";
+import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import { clusterKubeconfig } from "../support/cluster.js";
+import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
+import { startRuntime, submit, testLogger, userClient, waitDone } from "../support/executor.js";
+import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../support/k8s-executor.js";
+import { waitFor } from "../support/ports.js";
+
+const IMAGE = TEST_IMAGE;
+const CLI = resolve("dist/src/cli.js");
+let server: ColoniesServer;
+let runtime: ExecutorRuntime;
+let admin: KubeConfig;
+let apps: AppsV1Api;
+let core: CoreV1Api;
+let namespace: string;
+let dataDir: string;
+const passphrase = randomBytes(16).toString("hex");
+
+async function call(
+  func: string,
+  args: unknown[] = [],
+  kwargs: Record<string, unknown> = {},
+): Promise<Process> {
+  return waitDone(server, (await submit(server, "k8s", func, args, kwargs)).processid, 300_000);
+}
+
+async function ok(func: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}) {
+  const done = await call(func, args, kwargs);
+  expect(done.state, `${func}(${args.join(", ")}) failed: ${done.errors?.join("; ")}`).toBe(
+    ProcessState.SUCCESS,
+  );
+  return done.out ?? [];
+}
+
+/** Executors of the colony that are still registered (removed ones stay as UNREGISTERED records in 1.9). */
+async function activeExecutors() {
+  const all = await userClient(server).getExecutors(server.colonyName, server.userPrvKey);
+  return all
+    .filter((e) => e.state !== ExecutorState.UNREGISTERED)
+    .map((e) => ({ name: e.executorname, type: e.executortype, id: e.executorid, state: e.state }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function livePods(selector?: string): Promise<V1Pod[]> {
+  const list = await core.listNamespacedPod({ namespace, labelSelector: selector });
+  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+/** What an attack must not change: objects in the namespace and the colony's executors. */
+async function snapshot() {
+  const deployments = await apps.listNamespacedDeployment({ namespace });
+  const secrets = await core.listNamespacedSecret({ namespace });
+  return {
+    deployments: deployments.items
+      .map((d) => [d.metadata?.name, d.metadata?.generation, d.spec?.replicas])
+      .sort(),
+    secrets: secrets.items.map((s) => [s.metadata?.name, s.metadata?.resourceVersion]).sort(),
+    pods: (await livePods()).map((p) => p.metadata?.uid).sort(),
+    executors: await activeExecutors(),
+  };
+}
+
+/** A Deployment the executor did not create, with the given labels, and its pods running. */
+async function foreignDeployment(name: string, labels: Record<string, string>) {
+  await apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name: "main", image: "busybox:1.36" }] } },
+      },
+    },
+  });
+}
+
+async function podOf(deployment: string): Promise<string> {
+  let name = "";
+  await waitFor(
+    `a running pod of ${deployment}`,
+    async () => {
+      const pod = (await livePods(`app.kubernetes.io/instance=${deployment}`)).find(
+        (p) => p.status?.phase === "Running",
+      );
+      name = pod?.metadata?.name ?? "";
+      return name !== "";
+    },
+    120_000,
+  );
+  return name;
+}
+
+let bootstrapPod: string;
+let foreignPod: string;
+
+beforeAll(async () => {
+  if (!existsSync(CLI))
+    throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+  admin = loadKubeConfig({ path: clusterKubeconfig() });
+  apps = admin.makeApiClient(AppsV1Api);
+  core = admin.makeApiClient(CoreV1Api);
+  namespace = `k8s-trust-${randomBytes(3).toString("hex")}`;
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await waitFor("the namespace's default service account", async () => {
+    await core.readNamespacedServiceAccount({ name: "default", namespace });
+    return true;
+  });
+  // Objects that are not the executor's: the bootstrap's own executor (labelled as infra/ labels it), a
+  // stranger wearing the executor's managed-by and atom labels, and a Secret named like a deployment's keys.
+  await foreignDeployment("k8s-executor", {
+    ...selectorLabels("k8s-executor"),
+    "app.kubernetes.io/part-of": "colonyos",
+  });
+  await foreignDeployment("foreign", {
+    "app.kubernetes.io/name": "colonyos-executor",
+    "app.kubernetes.io/instance": "foreign",
+    "app.kubernetes.io/managed-by": "colonyos-k8s-executor",
+    "colonyos.io/atom": "true",
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: "taken-keys" }, stringData: { precious: "do not delete" } },
+  });
+  server = await startColoniesServer();
+  dataDir = mkdtempSync(join(tmpdir(), "k8s-trust-"));
+  const kubeconfig = await executorKubeconfig(admin, namespace, dataDir);
+  runtime = await startRuntime(
+    server,
+    k8sExecutor,
+    k8sExecutorEnv(
+      { kubeconfig, namespace, dataDir, passphrase },
+      {
+        K8S_ALLOWED_IMAGES: "registry.example.com/colonyos/*",
+        K8S_ALLOWED_CMDS: "sleep",
+        K8S_MAX_DEPLOYMENTS: "2",
+        K8S_MAX_CONTAINERS: "6",
+        K8S_MAX_CPU: "100",
+        K8S_MAX_MEMORY: "2Gi",
+        K8S_MAX_LOG_LIMIT: "4096",
+        K8S_ROLLOUT_TIMEOUT: "120",
+        K8S_OPERATION_TIMEOUT: "40",
+        EXECUTOR_CONCURRENCY: "4",
+      },
+    ),
+  );
+  bootstrapPod = await podOf("k8s-executor");
+  foreignPod = await podOf("foreign");
+}, 600_000);
+
+afterAll(async () => {
+  await runtime?.shutdown();
+  await server?.stop();
+  await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+/** No key may appear in what a caller sees: errors, outputs, process logs. */
+async function expectNoSecrets(process: Process, keys: string[]) {
+  const logs = await userClient(server).getLogs(
+    { colonyName: server.colonyName, processId: process.processid },
+    server.userPrvKey,
+  );
+  const seen = JSON.stringify([process.errors, process.out, logs]);
+  for (const key of keys) expect(seen).not.toContain(key);
+}
+
+describe("the attack table: a colony user's calls that must change nothing", () => {
+  const forbidden = /is not allowed by K8S_ALLOWED_IMAGES \(registry\.example\.com\/colonyos\/\*\)/;
+  const attacks: [string, string, () => unknown[], Record<string, unknown>, RegExp][] = [
+    [
+      "owner key from a chosen image",
+      "deploy",
+      () => ["x", "1", "1", "false", "busybox:1"],
+      { cmd: "env" },
+      forbidden,
+    ],
+    [
+      "owner key from a chosen cmd",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "env" },
+      /cmd "env" is not allowed by K8S_ALLOWED_CMDS \(sleep\)/,
+    ],
+    [
+      "a shell as cmd",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sh -c env" },
+      /cmd "sh -c env" is not allowed/,
+    ],
+    [
+      "an image nested under an allowed path",
+      "deploy",
+      () => ["x", "1", "1", "false", "registry.example.com/colonyos/a/evil:1"],
+      {},
+      /is not allowed by K8S_ALLOWED_IMAGES/,
+    ],
+    [
+      "an image under a look-alike path",
+      "deploy",
+      () => ["x", "1", "1", "false", "registry.example.com/colonyosx/evil:1"],
+      {},
+      /is not allowed by K8S_ALLOWED_IMAGES/,
+    ],
+    [
+      "taking over the bootstrap's executor",
+      "deploy",
+      () => ["k8s-executor", "1", "1", "false", IMAGE],
+      {},
+      /a Deployment named k8s-executor already exists in namespace k8s-trust-\w+ and was not created by this executor's stack for k8s-executor; choose another deployment name/,
+    ],
+    [
+      "taking over a look-alike Deployment",
+      "deploy",
+      () => ["foreign", "1", "1", "false", IMAGE],
+      {},
+      /a Deployment named foreign already exists/,
+    ],
+    [
+      "taking over someone's Secret",
+      "deploy",
+      () => ["taken", "1", "1", "false", IMAGE],
+      {},
+      /a Secret named taken-keys already exists/,
+    ],
+    [
+      "the k8s executor's own processes",
+      "deploy",
+      () => ["thief", "1", "1", "false", IMAGE],
+      { executortype: "k8s" },
+      /executortype "k8s" is this k8s executor's own type/,
+    ],
+    [
+      "a deployment named after the k8s executor's type",
+      "deploy",
+      () => ["k8s", "1", "1", "false", IMAGE],
+      {},
+      /executortype "k8s" is this k8s executor's own type/,
+    ],
+    [
+      "a billion CPUs",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cpu: "1e9" },
+      /deploy: cpu "1e9" is more than the largest allowed, 100/,
+    ],
+    [
+      "a terabyte of memory",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { memory: "1Ti" },
+      /deploy: memory "1Ti" is more than the largest allowed, 2Gi/,
+    ],
+    [
+      "zero CPUs",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cpu: "0" },
+      /cpu "0" must be more than zero/,
+    ],
+    [
+      "more containers than the budget",
+      "deploy",
+      () => ["x", "4", "2", "false", IMAGE],
+      {},
+      /8 executor containers would make 8 over all deployments, more than K8S_MAX_CONTAINERS allows \(6\)/,
+    ],
+    [
+      "reading the bootstrap's scale",
+      "get_scale",
+      () => ["k8s-executor"],
+      {},
+      /^get_scale: unknown deployment: k8s-executor$/,
+    ],
+    [
+      "listing the bootstrap's pods",
+      "get_pods",
+      () => ["k8s-executor"],
+      {},
+      /^get_pods: unknown deployment: k8s-executor$/,
+    ],
+    ["counting a look-alike's pods", "pods", () => ["foreign"], {}, /^pods: unknown deployment: foreign$/],
+    [
+      "scaling the bootstrap's executor",
+      "scale",
+      () => ["k8s-executor", "0"],
+      {},
+      /^scale: unknown deployment: k8s-executor$/,
+    ],
+    [
+      "undeploying the bootstrap's executor",
+      "undeploy",
+      () => ["k8s-executor"],
+      {},
+      /^undeploy: unknown deployment: k8s-executor$/,
+    ],
+    [
+      "undeploying a name never deployed",
+      "undeploy",
+      () => ["never"],
+      {},
+      /^undeploy: unknown deployment: never$/,
+    ],
+    [
+      "restarting the k8s executor's own pod",
+      "restart",
+      () => [bootstrapPod],
+      {},
+      /^restart: pod k8s-executor-\S+ does not exist or is not managed by this executor$/,
+    ],
+    [
+      "reading the k8s executor's logs",
+      "logs",
+      () => [bootstrapPod],
+      {},
+      /^logs: pod k8s-executor-\S+ does not exist or is not managed/,
+    ],
+    [
+      "restarting a look-alike's pod",
+      "restart",
+      () => [foreignPod],
+      {},
+      /^restart: pod foreign-\S+ does not exist or is not managed/,
+    ],
+    [
+      "containers of a look-alike's pod",
+      "get_containers",
+      () => [foreignPod],
+      {},
+      /does not exist or is not managed/,
+    ],
+    [
+      "an unbounded log read",
+      "logs",
+      () => [bootstrapPod],
+      { limitbytes: "100000000" },
+      /logs: argument limitbytes must be a whole number from 1 to 4096/,
+    ],
+  ];
+
+  it(`fails ${attacks.length} attacks with specific messages, changing nothing and leaking nothing`, async () => {
+    const before = await snapshot();
+    const submitted = await Promise.all(attacks.map(([, f, a, k]) => submit(server, "k8s", f, a(), k)));
+    for (const [i, process] of submitted.entries()) {
+      const [what, func, , , expected] = attacks[i] as (typeof attacks)[number];
+      const done = await waitDone(server, process.processid, 120_000);
+      expect(done.state, `${what}: ${func} ${JSON.stringify(done.out)}`).toBe(ProcessState.FAILED);
+      expect(done.errors?.[0], what).toMatch(expected);
+      await expectNoSecrets(done, [server.colonyPrvKey]);
+    }
+    expect(await snapshot()).toEqual(before);
+    expect(await ok("get_deployments")).toEqual([[]]); // neither the bootstrap's executor nor the look-alike
+    expect((await core.readNamespacedSecret({ name: "taken-keys", namespace })).data?.precious).toBeDefined();
+  });
+});
+
+describe("deployments run as executor identities, never with the owner key", () => {
+  let runner: LocalPodRunner | undefined;
+  const envDir = mkdtempSync(join(tmpdir(), "k8s-trust-env-"));
+  afterAll(async () => runner?.stop());
+
+  it("registers one identity per deployment; its containers get only that key and serve as it", async () => {
+    const [out] = (await ok("deploy", ["web", "1", "2", "false", IMAGE], {
+      executortype: "trust-sleep",
+      cmd: "sleep",
+    })) as [Record<string, unknown>];
+    const identity = String(out.executor);
+    expect(identity).toMatch(/^web-[0-9a-f]{6}$/);
+    const registered = (await activeExecutors()).find((e) => e.name === identity);
+    expect(registered).toMatchObject({ type: "trust-sleep", state: ExecutorState.APPROVED });
+
+    // The Secret holds the identity's key only; the pod spec holds no key at all.
+    const secret = await core.readNamespacedSecret({ name: "web-keys", namespace });
+    expect(Object.keys(secret.data ?? {})).toEqual(["COLONIES_PRVKEY"]);
+    const key = Buffer.from(secret.data?.COLONIES_PRVKEY ?? "", "base64").toString();
+    expect(idOf(key)).toBe(registered?.id);
+    expect(key).not.toBe(server.colonyPrvKey);
+    const deployment = await apps.readNamespacedDeployment({ name: "web", namespace });
+    expect(JSON.stringify(deployment)).not.toContain(key);
+    expect(JSON.stringify(deployment)).not.toContain(server.colonyPrvKey);
+
+    // The containers, run locally with the environment the kubelet would give them, print it and then serve.
+    runner = new LocalPodRunner({
+      kubeConfig: admin,
+      namespace,
+      logger: testLogger,
+      gracePeriodMs: 5_000,
+      command: (container, pod) => ({
+        command: "sh",
+        args: [
+          "-c",
+          'env > "$0"; exec "$@"',
+          join(envDir, `${pod.metadata?.name}-${container.name}.env`),
+          process.execPath,
+          CLI,
+          ...(container.args ?? []),
+        ],
+      }),
+    });
+    await runner.start();
+    await waitFor("both containers' environments", async () => readdirSync(envDir).length === 2, 60_000);
+    for (const file of readdirSync(envDir)) {
+      const env = readFileSync(join(envDir, file), "utf8");
+      expect(env).not.toContain(server.colonyPrvKey);
+      expect(env).not.toContain("COLONIES_COLONY_PRVKEY");
+      expect(env).toContain(`COLONIES_PRVKEY=${key}`);
+    }
+    const [pod] = await livePods("app.kubernetes.io/instance=web");
+    const kubeletEnv = await resolveContainerEnv({
+      container: pod?.spec?.containers[0] as NonNullable<V1Pod["spec"]>["containers"][number],
+      pod: pod as V1Pod,
+      sources: kubeEnvSources(core, namespace, new AbortController().signal),
+    });
+    expect(Object.values(kubeletEnv)).not.toContain(server.colonyPrvKey);
+
+    const sleeps = await Promise.all(
+      Array.from({ length: 4 }, () => submit(server, "trust-sleep", "sleep", ["200"])),
+    );
+    for (const s of sleeps) {
+      const done = await waitDone(server, s.processid, 120_000);
+      expect(done.state, done.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+    }
+  });
+
+  it("bounds logs, previews a restart without deleting, and keeps every key out of the state in plain text", async () => {
+    const [pod] = await livePods("app.kubernetes.io/instance=web");
+    const name = pod?.metadata?.name as string;
+    const [text] = (await ok("logs", [name, "executor-0"], { limitbytes: "10" })) as [string];
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(10);
+    expect(text.length).toBeGreaterThan(0);
+
+    const [preview] = (await ok("restart", [name], { dryrun: "true" })) as [Record<string, unknown>];
+    expect(preview).toMatchObject({ pod: name, dryrun: true });
+    expect((await core.readNamespacedPod({ name, namespace })).metadata?.uid).toBe(pod?.metadata?.uid);
+
+    const secret = await core.readNamespacedSecret({ name: "web-keys", namespace });
+    const key = Buffer.from(secret.data?.COLONIES_PRVKEY ?? "", "base64").toString();
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir)) {
+        const path = join(dir, entry);
+        if (statSync(path).isDirectory()) walk(path);
+        else files.push(path);
+      }
+    };
+    walk(dataDir);
+    expect(files.some((f) => f.includes(join(".pulumi", "stacks")))).toBe(true);
+    for (const file of files) {
+      const content = readFileSync(file, "utf8");
+      expect(content, file).not.toContain(key);
+      expect(content, file).not.toContain(server.colonyPrvKey);
+    }
+  });
+
+  it("undeploys: the deployment, its stack and its executor identity are gone", async () => {
+    const before = (await activeExecutors()).filter((e) => e.name.startsWith("web-"));
+    expect(before).toHaveLength(1);
+    const [out] = (await ok("undeploy", ["web"])) as [Record<string, unknown>];
+    expect(out).toMatchObject({ deployment: "web", executor: before[0]?.name, executorRemoved: true });
+    expect((await activeExecutors()).filter((e) => e.name.startsWith("web-"))).toEqual([]);
+    expect(await ok("get_deployments")).toEqual([[]]);
+  });
+});
+
+describe("budgets and deadlines", () => {
+  it("counts deployments and containers over every deployment before an update starts", async () => {
+    await ok("deploy", ["a", "1", "2", "false", IMAGE]);
+    await ok("deploy", ["b", "1", "2", "false", IMAGE]);
+    const third = await call("deploy", ["c", "1", "1", "false", IMAGE]);
+    expect(third.errors?.[0]).toBe(
+      "deploy: the executor already manages 2 deployments, the most K8S_MAX_DEPLOYMENTS allows (2); undeploy one first",
+    );
+    await ok("scale", ["a", "2"]); // 4 + 2 = 6 containers: exactly the budget
+    const over = await call("scale", ["b", "2"]);
+    expect(over.errors?.[0]).toMatch(
+      /^scale: 4 executor containers would make 8 over all deployments, more than K8S_MAX_CONTAINERS allows \(6\); 2 are left$/,
+    );
+    expect((await apps.readNamespacedDeployment({ name: "b", namespace })).spec?.replicas).toBe(1);
+    await ok("scale", ["a", "0"]); // shrinking is always allowed
+    await Promise.all(["a", "b"].map((n) => ok("undeploy", [n])));
+    expect((await activeExecutors()).filter((e) => /^[ab]-/.test(e.name))).toEqual([]);
+  });
+
+  it("cancels an update at its hard deadline, leaves nothing behind, and the name deploys again", async () => {
+    // 99 CPUs pass the operator's bound (100) but fit no node: the rollout waits until the deadline (40 s).
+    const slow = await call("deploy", ["slow", "1", "1", "false", IMAGE], { cpu: "99" });
+    expect(slow.state).toBe(ProcessState.FAILED);
+    expect(slow.errors?.[0]).toBe(
+      "deploy: the Pulumi operation on slow took longer than 40 s and was cancelled",
+    );
+    const deployments = await apps.listNamespacedDeployment({ namespace });
+    expect(deployments.items.map((d) => d.metadata?.name)).not.toContain("slow");
+    const secrets = await core.listNamespacedSecret({ namespace });
+    expect(secrets.items.map((s) => s.metadata?.name)).not.toContain("slow-keys");
+    expect((await activeExecutors()).filter((e) => e.name.startsWith("slow-"))).toEqual([]);
+    // no lock left, no stack left: the same name deploys at once
+    await ok("deploy", ["slow", "1", "1", "false", IMAGE], { cpu: "100m" });
+    await ok("undeploy", ["slow"]);
+  });
+});
