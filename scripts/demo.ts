@@ -12,7 +12,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -46,354 +46,446 @@ const work = mkdtempSync(join(tmpdir(), "colonyos-demo-"));
 const logFile = join(work, "executors.log");
 const logger = createLogger({ level: "info", pretty: false, name: "demo" });
 
-step("Starting PostgreSQL, a Colonies server with a colony, and MinIO on loopback");
-const colonies = await startColoniesServer();
-const minio = await startMinio();
-console.log(
-  `    Colonies http://127.0.0.1:${colonies.port} (colony ${colonies.colonyName}); MinIO ${minio.endpoint}`,
-);
-
-async function cli(args: string[]): Promise<string> {
-  console.log(`    $ colonies ${args.join(" ")}`);
-  const { stdout } = await colonies.cli(args);
-  return stdout;
+const teardown: { what: string; undo: () => unknown }[] = [];
+/** Registers how to undo a step; the demo undoes them in reverse order at the end, also when a step fails. */
+function atTeardown(what: string, undo: () => unknown): void {
+  teardown.push({ what, undo });
 }
+atTeardown("work directory", () => rmSync(work, { recursive: true, force: true }));
 
-step("Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)");
-const clusterEnv = { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" };
-const kubeconfig = execFileSync("bash", ["scripts/cluster.sh", "up"], {
-  env: clusterEnv,
-  encoding: "utf8",
-}).trim();
-const kubeConfig: KubeConfig = loadKubeConfig({ path: kubeconfig });
-const core = kubeConfig.makeApiClient(CoreV1Api);
-done(`cluster up (kubeconfig ${kubeconfig})`);
+async function demo(): Promise<void> {
+  step("Starting PostgreSQL, a Colonies server with a colony, and MinIO on loopback");
+  const colonies = await startColoniesServer();
+  atTeardown("Colonies server", () => colonies.stop());
+  const minio = await startMinio();
+  atTeardown("MinIO", () => stopMinio(minio));
+  console.log(
+    `    Colonies http://127.0.0.1:${colonies.port} (colony ${colonies.colonyName}); MinIO ${minio.endpoint}`,
+  );
 
-/** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
-const accountKubeconfig = (account: string) => join(work, `${account}.kubeconfig`);
+  async function cli(args: string[]): Promise<string> {
+    console.log(`    $ colonies ${args.join(" ")}`);
+    const { stdout } = await colonies.cli(args);
+    return stdout;
+  }
 
-async function writeAccountKubeconfig(account: string): Promise<void> {
-  const token = await core.createNamespacedServiceAccountToken({
-    name: account,
+  step("Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)");
+  const clusterEnv = { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" };
+  atTeardown("cluster", () =>
+    execFileSync("bash", ["scripts/cluster.sh", "down"], { env: clusterEnv, stdio: "ignore" }),
+  );
+  const kubeconfig = execFileSync("bash", ["scripts/cluster.sh", "up"], {
+    env: clusterEnv,
+    encoding: "utf8",
+  }).trim();
+  const kubeConfig: KubeConfig = loadKubeConfig({ path: kubeconfig });
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  done(`cluster up (kubeconfig ${kubeconfig})`);
+
+  /** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
+  const accountKubeconfig = (account: string) => join(work, `${account}.kubeconfig`);
+
+  async function writeAccountKubeconfig(account: string): Promise<void> {
+    const token = await core.createNamespacedServiceAccountToken({
+      name: account,
+      namespace: NAMESPACE,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    const cluster = kubeConfig.getCurrentCluster();
+    writeFileSync(
+      accountKubeconfig(account),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [
+          {
+            name: "local",
+            cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
+          },
+        ],
+        users: [{ name: account, user: { token: token.status?.token } }],
+        contexts: [{ name: "local", context: { cluster: "local", user: account, namespace: NAMESPACE } }],
+        "current-context": "local",
+      }),
+    );
+  }
+
+  const pulumiEnv = Object.fromEntries(
+    ["PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"]
+      .filter((k) => process.env[k])
+      .map((k) => [k, process.env[k] as string]),
+  );
+  const runner = new LocalPodRunner({
+    kubeConfig,
     namespace: NAMESPACE,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    logger,
+    gracePeriodMs: 10_000,
+    command(container: V1Container, pod: V1Pod) {
+      if (!container.image?.startsWith("colonyos-executors")) return null;
+      // What an image and the kubelet would provide: the Pulumi plugins, a free port for /metrics (the pods'
+      // port is the same for all, but here they share one host), and the service account's credentials.
+      const extra: Record<string, string> = {
+        ...pulumiEnv,
+        EXECUTOR_LOG_FORMAT: "json",
+        EXECUTOR_HTTP_PORT: "0",
+      };
+      const account = pod.spec?.serviceAccountName;
+      if (account && pod.spec?.automountServiceAccountToken !== false)
+        extra.KUBECONFIG = accountKubeconfig(account);
+      return {
+        command: "env",
+        args: [
+          ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
+          "sh",
+          "-c",
+          // a mounted token exists before the container starts: wait for ours
+          `while [ -n "$KUBECONFIG" ] && [ ! -s "$KUBECONFIG" ]; do sleep 0.2; done; exec "$0" "$@" 2>>${logFile}`,
+          process.execPath,
+          resolve("dist/src/cli.js"),
+          ...(container.args ?? []),
+        ],
+      };
+    },
   });
-  const cluster = kubeConfig.getCurrentCluster();
-  writeFileSync(
-    accountKubeconfig(account),
+  // Tokens for the service accounts, made as soon as `pulumi up` has created them.
+  const accounts = new Set<string>();
+  const prepare = setInterval(async () => {
+    const list = await core
+      .listNamespacedServiceAccount({ namespace: NAMESPACE })
+      .catch(() => ({ items: [] }));
+    for (const account of list.items.map((a) => a.metadata?.name ?? "")) {
+      if (account && !accounts.has(account)) {
+        accounts.add(account);
+        await writeAccountKubeconfig(account).catch(() => accounts.delete(account));
+      }
+    }
+  }, 200);
+  atTeardown("service account tokens", () => clearInterval(prepare));
+  atTeardown("pod runner", () => runner.stop());
+
+  step(
+    "Bootstrapping with `pulumi up` of infra/ (restricted namespace with quota, k8s executor with its RBAC and policy, backup executor)",
+  );
+  const project = join(work, "project");
+  mkdirSync(project);
+  linkPulumiProject(project);
+  mkdirSync(join(work, "pulumi-state"));
+  const bucket = "demo-backups";
+  execFileSync(process.execPath, [
+    "--import",
+    "tsx",
+    "-e",
+    `
+    import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
+    const s3 = new S3Client({ endpoint: ${JSON.stringify(minio.endpoint)}, region: ${JSON.stringify(minio.region)}, forcePathStyle: true,
+      credentials: { accessKeyId: ${JSON.stringify(minio.accessKey)}, secretAccessKey: ${JSON.stringify(minio.secretKey)} } });
+    await s3.send(new CreateBucketCommand({ Bucket: ${JSON.stringify(bucket)} }));
+  `,
+  ]);
+  const pulumiProcessEnv = {
+    ...process.env,
+    KUBECONFIG: kubeconfig,
+    PULUMI_BACKEND_URL: `file://${join(work, "pulumi-state")}`,
+    PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString("hex"),
+  };
+  async function pulumi(...args: string[]): Promise<string> {
+    const { stdout } = await run("pulumi", [...args, "--stack", "demo", "--non-interactive"], {
+      cwd: project,
+      env: pulumiProcessEnv,
+      maxBuffer: 16 << 20,
+    });
+    return stdout;
+  }
+  await pulumi("stack", "init", "--secrets-provider", "passphrase");
+  atTeardown("pulumi destroy", () => pulumi("destroy", "--yes"));
+  const dbPassword = colonies.databasePassword;
+  const settings: [string, string, boolean?][] = [
+    ["namespace", NAMESPACE],
+    ["image", IMAGE],
+    // What callers may deploy through the k8s executor: the image above (always allowed) and, as the arguments of
+    // its entry point, the cmd `sleep` (also infra's default; nothing is allowed unless listed).
+    ["allowedCmds", "sleep"],
+    ["coloniesHost", "127.0.0.1"],
+    ["coloniesPort", String(colonies.port)],
+    ["colonyName", colonies.colonyName],
+    ["colonyPrvKey", colonies.colonyPrvKey, true],
+    ["k8sPulumiPassphrase", randomBytes(12).toString("hex"), true],
+    ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
+    ["k8sDataDir", join(work, "k8s-executor-data")],
+    ["databasePassword", dbPassword, true],
+    ["s3AccessKey", minio.accessKey, true],
+    ["s3SecretKey", minio.secretKey, true],
+  ];
+  mkdirSync(join(work, "k8s-executor-state"));
+  for (const [key, value, secret] of settings) {
+    await pulumi("config", "set", ...(secret ? ["--secret"] : []), key, value);
+  }
+  await pulumi(
+    "config",
+    "set",
+    "--path",
+    "backup",
     JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "local",
-          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
-        },
-      ],
-      users: [{ name: account, user: { token: token.status?.token } }],
-      contexts: [{ name: "local", context: { cluster: "local", user: account, namespace: NAMESPACE } }],
-      "current-context": "local",
+      database: { host: "127.0.0.1", port: colonies.databasePort, name: "shop", user: "postgres" },
+      target: "s3",
+      keep: 3,
+      s3: { endpoint: minio.endpoint, region: minio.region, bucket, pathStyle: true },
     }),
   );
+  await runner.start();
+  console.log("    $ pulumi preview");
+  const preview = await pulumi("preview");
+  console.log(`    ${/Resources:[\s\S]*?\n\n/.exec(preview)?.[0].trim().replace(/\n/g, "\n    ") ?? ""}`);
+  console.log("    $ pulumi up --yes");
+  const up = await pulumi("up", "--yes");
+  done(`pulumi up: ${/(\d+) created/.exec(up)?.[0] ?? "done"}`);
+  const policy = JSON.parse(await pulumi("stack", "output", "--json")).outputs.policy;
+  console.log(
+    `    policy: images ${policy.allowedImages.join(", ")}; cmds ${policy.allowedCmds.join(", ")}; ${policy.podSecurity}; quota ${JSON.stringify(policy.quota)}`,
+  );
+
+  step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
+  await waitFor(
+    "the k8s and backup executors",
+    async () => {
+      const out = (await colonies.cli(["executor", "ls"])).stdout;
+      return out.includes("k8s-executor") && out.includes("backup-executor");
+    },
+    180_000,
+  );
+  console.log(await cli(["executor", "ls"]));
+  done("k8s and backup executors registered (from pods, through the local pod runner)");
+
+  step("Deploying sleep executors through the k8s executor: 2 pods x 2 containers");
+  const deployOut = await cli([
+    "function",
+    "exec",
+    "--func",
+    "deploy",
+    "--args",
+    `sleepers,2,2,false,${IMAGE}`,
+    "--kwargs",
+    "executortype:sleep,cmd:sleep",
+    "--targettype",
+    "k8s",
+    "--wait",
+    "--out",
+  ]);
+  console.log(`    ${deployOut.trim()}`);
+  // The k8s executor registered ONE executor identity for the deployment (`sleepers-<6 hex>`) and gave its key,
+  // not the colony's, to every container: the containers all serve as that executor.
+  const identity = /"executor":\s*"(sleepers-[0-9a-f]{6})"/.exec(deployOut)?.[1];
+  if (!identity) throw new Error(`deploy output names no executor identity:\n${deployOut}`);
+  /** Executor containers of the deployment that the local pod runner has running. */
+  const sleeperContainers = async () =>
+    (await runner.processes()).filter((a) => a.id.startsWith("sleepers-") && a.state === "running").length;
+  /** The colony's executors of type sleep (registered, not removed), by name. */
+  const sleeperExecutors = async () => {
+    const out = (await colonies.cli(["executor", "ls", "--type", "sleep", "--full", "--json"])).stdout.trim();
+    return out ? (JSON.parse(out) as { executorname: string }[]).map((e) => e.executorname) : [];
+  };
+  await waitFor("4 sleep executor containers", async () => (await sleeperContainers()) === 4, 180_000);
+  const registered = await sleeperExecutors();
+  if (registered.join() !== identity) {
+    throw new Error(
+      `expected the one executor identity ${identity} in Colonies, found: ${registered.join(", ")}`,
+    );
+  }
+  console.log(await cli(["executor", "ls"]));
+  done(`deploy sleepers: 4 containers running, all as one executor identity ${identity}`);
+
+  step("Running a batch of 16 sleep processes on them");
+  const t0 = Date.now();
+  const outs = await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      const args = [
+        "function",
+        "exec",
+        "--func",
+        "sleep",
+        "--args",
+        "500",
+        "--targettype",
+        "sleep",
+        "--wait",
+      ];
+      return (await colonies.cli([...args, "--out"])).stdout;
+    }),
+  );
+  const batchMs = Date.now() - t0;
+  const served = outs.filter((out) => /"milliseconds":\s*500/.test(out)).length;
+  if (served !== 16)
+    throw new Error(`${16 - served} of 16 sleeps did not close with their output:\n${outs.join("\n")}`);
+  // The only executor of type sleep in the colony is the deployment's identity: it served them all, 4 at a time.
+  done(`16 x sleep(500) served by ${identity} in ${batchMs} ms on 4 containers (serial would be 8000 ms)`);
+
+  step("Scaling to 3 pods, listing pods, restarting one");
+  await cli(["function", "exec", "--func", "scale", "--args", "sleepers,3", "--targettype", "k8s", "--wait"]);
+  await waitFor("6 sleep executor containers", async () => (await sleeperContainers()) === 6, 180_000);
+  const afterScale = await sleeperExecutors();
+  if (afterScale.join() !== identity) {
+    throw new Error(`expected still the one executor identity ${identity}, found: ${afterScale.join(", ")}`);
+  }
+  done(`scale sleepers 3: 6 containers running, still as ${identity}`);
+  const pods = await cli([
+    "function",
+    "exec",
+    "--func",
+    "get_pods",
+    "--args",
+    "sleepers",
+    "--targettype",
+    "k8s",
+    "--wait",
+    "--out",
+  ]);
+  console.log(`    ${pods.trim().slice(0, 300)}...`);
+  const podNames = (
+    await core.listNamespacedPod({
+      namespace: NAMESPACE,
+      labelSelector: "app.kubernetes.io/instance=sleepers",
+    })
+  ).items.map((p) => p.metadata?.name as string);
+  await cli([
+    "function",
+    "exec",
+    "--func",
+    "restart",
+    "--args",
+    podNames[0] as string,
+    "--targettype",
+    "k8s",
+    "--wait",
+  ]);
+  await waitFor(
+    "the replacement pod",
+    async () => {
+      const names = (
+        await core.listNamespacedPod({
+          namespace: NAMESPACE,
+          labelSelector: "app.kubernetes.io/instance=sleepers",
+        })
+      ).items
+        .filter((p) => !p.metadata?.deletionTimestamp)
+        .map((p) => p.metadata?.name);
+      return names.length === 3 && !names.includes(podNames[0]);
+    },
+    120_000,
+  );
+  done(`restart ${podNames[0]}: replaced`);
+
+  step("Undeploying the sleep executors");
+  const undeployOut = await cli([
+    "function",
+    "exec",
+    "--func",
+    "undeploy",
+    "--args",
+    "sleepers",
+    "--targettype",
+    "k8s",
+    "--wait",
+    "--out",
+  ]);
+  console.log(`    ${undeployOut.trim()}`);
+  await waitFor(
+    "the sleep executor processes to stop",
+    async () => {
+      const atoms = await runner.processes();
+      return !atoms.some((a) => a.id.startsWith("sleepers-") && a.state === "running");
+    },
+    120_000,
+  );
+  await waitFor(
+    "the executor identity to be removed",
+    async () => (await sleeperExecutors()).length === 0,
+    60_000,
+  );
+  done(`undeploy sleepers: pods and executor processes gone, executor identity ${identity} removed`);
+
+  step("Taking a backup of the shop database with the backup executor, then verifying it");
+  execFileSync(
+    "psql",
+    ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", "-c", "CREATE DATABASE shop"],
+    {
+      env: { ...process.env, PGPASSWORD: dbPassword },
+    },
+  );
+  execFileSync(
+    "psql",
+    [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(colonies.databasePort),
+      "-U",
+      "postgres",
+      "-d",
+      "shop",
+      "-c",
+      "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 50000) g",
+    ],
+    {
+      env: { ...process.env, PGPASSWORD: dbPassword },
+    },
+  );
+  const backupOut = await cli([
+    "function",
+    "exec",
+    "--func",
+    "backup",
+    "--targettype",
+    "backup",
+    "--wait",
+    "--out",
+  ]);
+  const name = /(backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak)/.exec(backupOut)?.[1];
+  console.log(`    ${backupOut.trim()}`);
+  if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
+  const verifyOut = await cli([
+    "function",
+    "exec",
+    "--func",
+    "verify",
+    "--args",
+    name,
+    "--targettype",
+    "backup",
+    "--wait",
+    "--out",
+  ]);
+  console.log(`    ${verifyOut.trim()}`);
+  done(`backup ${name} to s3://${bucket} and verified`);
+
+  console.log(`\n\x1b[1mSummary\x1b[0m (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  for (const line of summary) console.log(`  ✓ ${line}`);
+
+  if (values.keep) {
+    console.log(`\nStill running. Talk to it with:
+    export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${colonies.port} COLONIES_TLS=false
+    export COLONIES_COLONY_NAME=${colonies.colonyName} COLONIES_PRVKEY=${colonies.userPrvKey}
+    colonies function exec --func get_deployments --targettype k8s --wait --out
+    KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} get pods
+  Executor logs: ${logFile}. Press Ctrl-C to tear everything down.`);
+    await new Promise((r) => process.once("SIGINT", r));
+  }
 }
 
-const pulumiEnv = Object.fromEntries(
-  ["PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"]
-    .filter((k) => process.env[k])
-    .map((k) => [k, process.env[k] as string]),
-);
-const runner = new LocalPodRunner({
-  kubeConfig,
-  namespace: NAMESPACE,
-  logger,
-  gracePeriodMs: 10_000,
-  command(container: V1Container, pod: V1Pod) {
-    if (!container.image?.startsWith("colonyos-executors")) return null;
-    // What an image and the kubelet would provide: the Pulumi plugins, a free port for /metrics (the pods'
-    // port is the same for all, but here they share one host), and the service account's credentials.
-    const extra: Record<string, string> = {
-      ...pulumiEnv,
-      EXECUTOR_LOG_FORMAT: "json",
-      EXECUTOR_HTTP_PORT: "0",
-    };
-    const account = pod.spec?.serviceAccountName;
-    if (account && pod.spec?.automountServiceAccountToken !== false)
-      extra.KUBECONFIG = accountKubeconfig(account);
-    return {
-      command: "env",
-      args: [
-        ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
-        "sh",
-        "-c",
-        // a mounted token exists before the container starts: wait for ours
-        `while [ -n "$KUBECONFIG" ] && [ ! -s "$KUBECONFIG" ]; do sleep 0.2; done; exec "$0" "$@" 2>>${logFile}`,
-        process.execPath,
-        resolve("dist/src/cli.js"),
-        ...(container.args ?? []),
-      ],
-    };
-  },
-});
-// Tokens for the service accounts, made as soon as `pulumi up` has created them.
-const accounts = new Set<string>();
-const prepare = setInterval(async () => {
-  const list = await core.listNamespacedServiceAccount({ namespace: NAMESPACE }).catch(() => ({ items: [] }));
-  for (const account of list.items.map((a) => a.metadata?.name ?? "")) {
-    if (account && !accounts.has(account)) {
-      accounts.add(account);
-      await writeAccountKubeconfig(account).catch(() => accounts.delete(account));
+try {
+  await demo();
+} catch (error) {
+  console.log(`\n\x1b[31mThe demo failed:\x1b[0m ${(error as Error).message}`);
+  const log = existsSync(logFile) ? readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-40) : [];
+  if (log.length) console.log(`Last lines of the executors' log (${logFile}):\n${log.join("\n")}`);
+  throw error;
+} finally {
+  step("Tearing down: pulumi destroy, pod runner, cluster, servers");
+  for (const { what, undo } of teardown.reverse()) {
+    try {
+      await undo();
+    } catch (error) {
+      console.log(`    ${what}: ${(error as Error).message.split("\n")[0]}`);
     }
   }
-}, 200);
-
-step("Bootstrapping with `pulumi up` of infra/ (k8s executor with its RBAC, backup executor)");
-const project = join(work, "project");
-mkdirSync(project);
-linkPulumiProject(project);
-mkdirSync(join(work, "pulumi-state"));
-const bucket = "demo-backups";
-execFileSync(process.execPath, [
-  "--import",
-  "tsx",
-  "-e",
-  `
-  import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
-  const s3 = new S3Client({ endpoint: ${JSON.stringify(minio.endpoint)}, region: ${JSON.stringify(minio.region)}, forcePathStyle: true,
-    credentials: { accessKeyId: ${JSON.stringify(minio.accessKey)}, secretAccessKey: ${JSON.stringify(minio.secretKey)} } });
-  await s3.send(new CreateBucketCommand({ Bucket: ${JSON.stringify(bucket)} }));
-`,
-]);
-const pulumiProcessEnv = {
-  ...process.env,
-  KUBECONFIG: kubeconfig,
-  PULUMI_BACKEND_URL: `file://${join(work, "pulumi-state")}`,
-  PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString("hex"),
-};
-async function pulumi(...args: string[]): Promise<string> {
-  const { stdout } = await run("pulumi", [...args, "--stack", "demo", "--non-interactive"], {
-    cwd: project,
-    env: pulumiProcessEnv,
-    maxBuffer: 16 << 20,
-  });
-  return stdout;
+  console.log("    done");
 }
-await pulumi("stack", "init", "--secrets-provider", "passphrase");
-const dbPassword = colonies.databasePassword;
-const settings: [string, string, boolean?][] = [
-  ["namespace", NAMESPACE],
-  ["image", IMAGE],
-  ["coloniesHost", "127.0.0.1"],
-  ["coloniesPort", String(colonies.port)],
-  ["colonyName", colonies.colonyName],
-  ["colonyPrvKey", colonies.colonyPrvKey, true],
-  ["k8sPulumiPassphrase", randomBytes(12).toString("hex"), true],
-  ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
-  ["k8sDataDir", join(work, "k8s-executor-data")],
-  ["databasePassword", dbPassword, true],
-  ["s3AccessKey", minio.accessKey, true],
-  ["s3SecretKey", minio.secretKey, true],
-];
-mkdirSync(join(work, "k8s-executor-state"));
-for (const [key, value, secret] of settings) {
-  await pulumi("config", "set", ...(secret ? ["--secret"] : []), key, value);
-}
-await pulumi(
-  "config",
-  "set",
-  "--path",
-  "backup",
-  JSON.stringify({
-    database: { host: "127.0.0.1", port: colonies.databasePort, name: "shop", user: "postgres" },
-    target: "s3",
-    keep: 3,
-    s3: { endpoint: minio.endpoint, region: minio.region, bucket, pathStyle: true },
-  }),
-);
-await runner.start();
-console.log("    $ pulumi preview");
-const preview = await pulumi("preview");
-console.log(`    ${/Resources:[\s\S]*?\n\n/.exec(preview)?.[0].trim().replace(/\n/g, "\n    ") ?? ""}`);
-console.log("    $ pulumi up --yes");
-const up = await pulumi("up", "--yes");
-done(`pulumi up: ${/(\d+) created/.exec(up)?.[0] ?? "done"}`);
-
-step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
-await waitFor(
-  "the k8s and backup executors",
-  async () => {
-    const out = (await colonies.cli(["executor", "ls"])).stdout;
-    return out.includes("k8s-executor") && out.includes("backup-executor");
-  },
-  180_000,
-);
-console.log(await cli(["executor", "ls"]));
-done("k8s and backup executors registered (from pods, through the local pod runner)");
-
-step("Deploying sleep executors through the k8s executor: 2 pods x 2 containers");
-const deployOut = await cli([
-  "function",
-  "exec",
-  "--func",
-  "deploy",
-  "--args",
-  `sleepers,2,2,false,${IMAGE}`,
-  "--kwargs",
-  "executortype:sleep,cmd:sleep",
-  "--targettype",
-  "k8s",
-  "--wait",
-  "--out",
-]);
-console.log(`    ${deployOut.trim()}`);
-const sleepExecutors = async () =>
-  (await colonies.cli(["executor", "ls"])).stdout.split("\n").filter((l) => /sleepers-.*-executor-\d/.test(l))
-    .length;
-await waitFor("4 sleep executors", async () => (await sleepExecutors()) >= 4, 180_000);
-done("deploy sleepers: 4 sleep executors registered");
-
-step("Running a batch of 16 sleep processes on them");
-const t0 = Date.now();
-await Promise.all(
-  Array.from({ length: 16 }, () =>
-    colonies.cli(["function", "exec", "--func", "sleep", "--args", "500", "--targettype", "sleep", "--wait"]),
-  ),
-);
-const batchMs = Date.now() - t0;
-done(`16 x sleep(500) in ${batchMs} ms on 4 executors (serial would be 8000 ms)`);
-
-step("Scaling to 3 pods, listing pods, restarting one");
-await cli(["function", "exec", "--func", "scale", "--args", "sleepers,3", "--targettype", "k8s", "--wait"]);
-await waitFor("6 sleep executors", async () => (await sleepExecutors()) >= 6, 180_000);
-done("scale sleepers 3: 6 sleep executors");
-const pods = await cli([
-  "function",
-  "exec",
-  "--func",
-  "get_pods",
-  "--args",
-  "sleepers",
-  "--targettype",
-  "k8s",
-  "--wait",
-  "--out",
-]);
-console.log(`    ${pods.trim().slice(0, 300)}...`);
-const podNames = (
-  await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/instance=sleepers" })
-).items.map((p) => p.metadata?.name as string);
-await cli([
-  "function",
-  "exec",
-  "--func",
-  "restart",
-  "--args",
-  podNames[0] as string,
-  "--targettype",
-  "k8s",
-  "--wait",
-]);
-await waitFor(
-  "the replacement pod",
-  async () => {
-    const names = (
-      await core.listNamespacedPod({
-        namespace: NAMESPACE,
-        labelSelector: "app.kubernetes.io/instance=sleepers",
-      })
-    ).items
-      .filter((p) => !p.metadata?.deletionTimestamp)
-      .map((p) => p.metadata?.name);
-    return names.length === 3 && !names.includes(podNames[0]);
-  },
-  120_000,
-);
-done(`restart ${podNames[0]}: replaced`);
-
-step("Undeploying the sleep executors");
-await cli(["function", "exec", "--func", "undeploy", "--args", "sleepers", "--targettype", "k8s", "--wait"]);
-await waitFor(
-  "the sleep executor processes to stop",
-  async () => {
-    const atoms = await runner.processes();
-    return !atoms.some((a) => a.id.startsWith("sleepers-") && a.state === "running");
-  },
-  120_000,
-);
-done("undeploy sleepers: pods and executor processes gone");
-
-step("Taking a backup of the shop database with the backup executor, then verifying it");
-execFileSync(
-  "psql",
-  ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", "-c", "CREATE DATABASE shop"],
-  {
-    env: { ...process.env, PGPASSWORD: dbPassword },
-  },
-);
-execFileSync(
-  "psql",
-  [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(colonies.databasePort),
-    "-U",
-    "postgres",
-    "-d",
-    "shop",
-    "-c",
-    "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 50000) g",
-  ],
-  {
-    env: { ...process.env, PGPASSWORD: dbPassword },
-  },
-);
-const backupOut = await cli([
-  "function",
-  "exec",
-  "--func",
-  "backup",
-  "--targettype",
-  "backup",
-  "--wait",
-  "--out",
-]);
-const name = /(backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak)/.exec(backupOut)?.[1];
-console.log(`    ${backupOut.trim()}`);
-if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
-const verifyOut = await cli([
-  "function",
-  "exec",
-  "--func",
-  "verify",
-  "--args",
-  name,
-  "--targettype",
-  "backup",
-  "--wait",
-  "--out",
-]);
-console.log(`    ${verifyOut.trim()}`);
-done(`backup ${name} to s3://${bucket} and verified`);
-
-console.log(`\n\x1b[1mSummary\x1b[0m (${((Date.now() - started) / 1000).toFixed(0)} s)`);
-for (const line of summary) console.log(`  ✓ ${line}`);
-
-if (values.keep) {
-  console.log(`\nStill running. Talk to it with:
-  export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${colonies.port} COLONIES_TLS=false
-  export COLONIES_COLONY_NAME=${colonies.colonyName} COLONIES_PRVKEY=${colonies.userPrvKey}
-  colonies function exec --func get_deployments --targettype k8s --wait --out
-  KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} get pods
-Executor logs: ${logFile}. Press Ctrl-C to tear everything down.`);
-  await new Promise((r) => process.once("SIGINT", r));
-}
-
-step("Tearing down: pulumi destroy, pod runner, cluster, servers");
-await pulumi("destroy", "--yes").catch((error: Error) => console.log(`    pulumi destroy: ${error.message}`));
-clearInterval(prepare);
-await runner.stop();
-execFileSync("bash", ["scripts/cluster.sh", "down"], { env: clusterEnv, stdio: "ignore" });
-await stopMinio(minio);
-await colonies.stop();
-rmSync(work, { recursive: true, force: true });
-console.log("    done");

@@ -28,12 +28,29 @@ function processAlive(pid: number): boolean {
   return true;
 }
 
+/** Whether the error says the file or directory is not there (anything else is a real failure). */
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
 async function isPulumiProcess(pid: number): Promise<boolean> {
   try {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
     return /pulumi/.test(cmdline);
-  } catch {
-    return processAlive(pid); // no /proc: trust liveness alone
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    // No such process, or no /proc at all: then liveness alone decides.
+    return processAlive(pid);
+  }
+}
+
+/** The entries of a directory; none when it does not exist. */
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
   }
 }
 
@@ -51,17 +68,19 @@ export async function findLocks(
   const { stack, singleWriter = false } = options;
   const dir = lockDir(backendUrl, project);
   if (!dir) return [];
-  const stacks = stack ? [stack] : await readdir(dir).catch(() => [] as string[]);
+  const stacks = stack ? [stack] : await entries(dir);
   const locks: LockInfo[] = [];
   for (const name of stacks) {
-    const files = await readdir(join(dir, name)).catch(() => [] as string[]);
+    const files = await entries(join(dir, name));
     for (const entry of files.filter((f) => f.endsWith(".json"))) {
       const file = join(dir, name, entry);
       let content: { pid?: number; hostname?: string } = {};
       try {
         content = JSON.parse(await readFile(file, "utf8"));
-      } catch {
-        // unreadable: treat as held by an unknown process (not stale)
+      } catch (error) {
+        if (isNotFound(error)) continue; // released meanwhile
+        if (!(error instanceof SyntaxError)) throw error;
+        // Not JSON (being written?): held by an unknown process, so not stale.
       }
       const local = content.hostname === hostname();
       const alive = local && typeof content.pid === "number" && (await isPulumiProcess(content.pid));

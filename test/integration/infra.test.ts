@@ -1,14 +1,17 @@
 /**
  * The bootstrap program (Pulumi.yaml + infra/) driven by the real `pulumi` CLI and its Node.js language host,
- * against the real local Kubernetes API: preview changes nothing, up creates, destroy removes.
+ * against the real local Kubernetes API: preview changes nothing, up creates, destroy removes. What up creates
+ * is bounded for real: the namespace enforces the `restricted` Pod Security level, a ResourceQuota and a
+ * LimitRange hold, the k8s executor gets the operator's policy, and infra's own executors (which the k8s executor
+ * must never see) still become ready under all of it.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { generatePrivateKey } from "../../src/colonies/crypto.js";
@@ -24,6 +27,10 @@ const work = mkdtempSync(join(tmpdir(), "infra-"));
 // The project is linked into a work directory, so that the stack's settings file lands there, not in the repo.
 const projectDir = join(work, "project");
 const configFile = join(projectDir, "Pulumi.test.yaml");
+const image = "registry.example.com/colonyos/executors:0.1.0";
+/** Resources of a stack with these settings: Stack, Namespace, LimitRange, ResourceQuota, ServiceAccount, Role,
+ * RoleBinding, and per executor (k8s, sleep) its component, Secret and Deployment. */
+const RESOURCES = 13;
 let env: NodeJS.ProcessEnv;
 let core: CoreV1Api;
 let apps: AppsV1Api;
@@ -74,12 +81,19 @@ beforeAll(async () => {
   await pulumi("stack", "init", "--secrets-provider", "passphrase");
   const settings: Record<string, string> = {
     namespace,
-    image: "registry.example.com/colonyos/executors:0.1.0",
+    image,
     coloniesHost: "colonies.colonyos.svc",
     colonyName: "dev",
     k8sStateBackend: "file:///data/state",
     sleepReplicas: "2",
     sleepExecutorsPerPod: "2",
+    // The operator's policy and the namespace's bounds (allowedCmds keeps its default, sleep).
+    allowedImages: "registry.example.com/team/*, ghcr.io/acme/**",
+    maxDeployments: "5",
+    maxMemory: "2Gi",
+    quotaPods: "20",
+    quotaCpu: "8",
+    quotaMemory: "16Gi",
   };
   for (const [key, value] of Object.entries(settings)) {
     await pulumi("config", "set", "--config-file", configFile, key, value);
@@ -103,16 +117,42 @@ afterAll(async () => {
 describe("pulumi preview / up / destroy of infra/", () => {
   it("previews the whole plan without creating anything", async () => {
     const out = await pulumi("preview", "--config-file", configFile, "--diff");
-    expect(out).toMatch(/\+ 11 to create/);
-    for (const kind of ["Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Secret"]) {
+    expect(out).toMatch(new RegExp(`\\+ ${RESOURCES} to create`));
+    for (const kind of [
+      "Namespace",
+      "LimitRange",
+      "ResourceQuota",
+      "ServiceAccount",
+      "Role",
+      "RoleBinding",
+      "Deployment",
+      "Secret",
+    ]) {
       expect(out).toContain(kind);
     }
     await expect(core.readNamespace({ name: namespace })).rejects.toMatchObject({ code: 404 });
   });
 
+  it("refuses, in preview already, executors of its own that the namespace's limits would never admit", async () => {
+    const tight = join(projectDir, "Pulumi.tight.yaml");
+    copyFileSync(configFile, tight);
+    // The k8s executor asks for 1Gi (its default), more than a container may have; 2 sleep pods x 2 containers
+    // plus a rolling update's extra pod do not fit in 2 pods either.
+    await pulumi("config", "set", "--config-file", tight, "maxMemory", "512Mi");
+    await pulumi("config", "set", "--config-file", tight, "quotaPods", "2");
+    const failure = await pulumi("preview", "--config-file", tight).then(
+      () => "",
+      (error: Error) => error.message,
+    );
+    expect(failure).toContain("the configuration does not fit the namespace's limits");
+    expect(failure).toContain("asks for memory 1Gi (k8sExecutorCpu/Memory), more than maxMemory (512Mi)");
+    expect(failure).toMatch(/need \d+ pods .*more than quotaPods \(2\)/);
+    await expect(core.readNamespace({ name: namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
   it("creates the namespace, least-privilege RBAC and the executors, with keys only in Secrets", async () => {
     const out = await pulumi("up", "--config-file", configFile, "--yes");
-    expect(out).toMatch(/\+ 11 created/);
+    expect(out).toMatch(new RegExp(`\\+ ${RESOURCES} created`));
 
     const role = await rbac.readNamespacedRole({ name: "colonyos-k8s-executor", namespace });
     expect(role.rules).toEqual(K8S_EXECUTOR_RULES.map((r) => ({ ...r })));
@@ -138,6 +178,10 @@ describe("pulumi preview / up / destroy of infra/", () => {
     const sleepers = await apps.readNamespacedDeployment({ name: "sleep-executors", namespace });
     expect(sleepers.spec?.replicas).toBe(2);
     expect(sleepers.spec?.template.spec?.containers.map((c) => c.name)).toEqual(["executor-0", "executor-1"]);
+    await waitFor("the sleep executors to be ready", async () => {
+      const d = await apps.readNamespacedDeployment({ name: "sleep-executors", namespace });
+      return d.status?.readyReplicas === 2;
+    });
 
     for (const deployment of [executor, sleepers])
       expect(JSON.stringify(deployment)).not.toContain(colonyPrvKey);
@@ -153,15 +197,161 @@ describe("pulumi preview / up / destroy of infra/", () => {
       serviceAccount: "colonyos-k8s-executor",
       k8sExecutor: "k8s-executor",
       sleepExecutors: "sleep-executors",
+      policy: {
+        allowedImages: [image, "registry.example.com/team/*", "ghcr.io/acme/**"],
+        allowedCmds: ["sleep"],
+        maxDeployments: 5,
+        maxMemoryPerContainer: "2Gi",
+        podSecurity: `restricted (enforced on namespace ${namespace})`,
+        quota: { pods: 20, cpu: "8", memory: "16Gi" },
+      },
     });
+    // `pulumi up` shows it too.
+    expect(out).toContain("allowedImages");
+    expect(out).toContain("registry.example.com/team/*");
 
     const again = await pulumi("preview", "--config-file", configFile);
-    expect(again).toMatch(/11 unchanged/);
+    expect(again).toMatch(new RegExp(`${RESOURCES} unchanged`));
+  });
+
+  it("gives the k8s executor the operator's policy: allowed images and cmds, budgets", async () => {
+    const executor = await apps.readNamespacedDeployment({ name: "k8s-executor", namespace });
+    const env = Object.fromEntries(
+      (executor.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    expect(env.K8S_ALLOWED_IMAGES?.split(",")).toEqual([
+      image,
+      "registry.example.com/team/*",
+      "ghcr.io/acme/**",
+    ]);
+    expect(env.K8S_ALLOWED_CMDS).toBe("sleep");
+    expect(env).toMatchObject({ K8S_MAX_DEPLOYMENTS: "5", K8S_MAX_CPU: "4", K8S_MAX_MEMORY: "2Gi" });
+    expect(env).not.toHaveProperty("K8S_MAX_CONTAINERS");
+    // It registers its deployments' executor identities with the colony owner key (delivered by the Secret).
+    expect(
+      executor.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "COLONIES_COLONY_PRVKEY")
+        ?.valueFrom?.secretKeyRef?.name,
+    ).toBe("k8s-executor-keys");
+  });
+
+  it("labels its own executors as the bootstrap's, never as the k8s executor's (no atom label)", async () => {
+    const deployments: V1Deployment[] = await Promise.all(
+      ["k8s-executor", "sleep-executors"].map((name) => apps.readNamespacedDeployment({ name, namespace })),
+    );
+    for (const d of deployments) {
+      for (const labels of [
+        d.metadata?.labels,
+        d.spec?.template.metadata?.labels,
+        d.spec?.selector.matchLabels,
+      ]) {
+        expect(labels?.["app.kubernetes.io/managed-by"]).toBe("pulumi");
+        expect(labels).not.toHaveProperty("colonyos.io/atom");
+        expect(labels).not.toHaveProperty("colonyos.io/stack");
+        expect(labels).not.toHaveProperty("colonyos.io/project");
+      }
+    }
+    const pods = await core.listNamespacedPod({ namespace });
+    expect(pods.items.length).toBe(3);
+    for (const pod of pods.items) {
+      expect(pod.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("pulumi");
+      expect(pod.metadata?.labels).not.toHaveProperty("colonyos.io/atom");
+    }
+    expect((await core.listNamespacedPod({ namespace, labelSelector: "colonyos.io/atom" })).items).toEqual(
+      [],
+    );
+    expect(
+      (
+        await apps.listNamespacedDeployment({
+          namespace,
+          labelSelector: "app.kubernetes.io/managed-by=colonyos-k8s-executor",
+        })
+      ).items,
+    ).toEqual([]);
+  });
+
+  it("bounds the namespace: restricted Pod Security, a ResourceQuota and a LimitRange that infra's pods fit", async () => {
+    const ns = await core.readNamespace({ name: namespace });
+    expect(ns.metadata?.labels).toMatchObject({
+      "pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/enforce-version": "latest",
+      "pod-security.kubernetes.io/warn": "restricted",
+      "pod-security.kubernetes.io/warn-version": "latest",
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/audit-version": "latest",
+    });
+
+    const quota = await core.readNamespacedResourceQuota({ name: "colonyos-executors", namespace });
+    expect(quota.spec?.hard).toEqual({
+      pods: "20",
+      "requests.cpu": "8",
+      "requests.memory": "16Gi",
+      "limits.memory": "16Gi",
+    });
+    const limitRange = await core.readNamespacedLimitRange({ name: "colonyos-executors", namespace });
+    expect(limitRange.spec?.limits).toEqual([
+      {
+        type: "Container",
+        defaultRequest: { cpu: "100m", memory: "128Mi" },
+        _default: { cpu: "4", memory: "256Mi" },
+        max: { cpu: "4", memory: "2Gi" },
+      },
+    ]);
+
+    // Every pod infra made was admitted, defaulted by the LimitRange and counted by the quota: the k8s
+    // executor (250m, 1Gi) and 2 sleep pods of 2 containers with the defaults (100m, 128Mi; limit 256Mi).
+    const pods = await core.listNamespacedPod({ namespace });
+    for (const pod of pods.items) {
+      const resources = pod.spec?.containers.map((c) => c.resources);
+      if (pod.metadata?.labels?.["app.kubernetes.io/instance"] === "k8s-executor") {
+        expect(resources).toEqual([
+          { requests: { cpu: "250m", memory: "1Gi" }, limits: { cpu: "4", memory: "1Gi" } },
+        ]);
+      } else {
+        const defaults = {
+          requests: { cpu: "100m", memory: "128Mi" },
+          limits: { cpu: "4", memory: "256Mi" },
+        };
+        expect(resources).toEqual([defaults, defaults]);
+      }
+    }
+    await waitFor("the quota to count infra's pods", async () => {
+      const q = await core.readNamespacedResourceQuota({ name: "colonyos-executors", namespace });
+      return q.status?.used?.pods === "3";
+    });
+    const used = (await core.readNamespacedResourceQuota({ name: "colonyos-executors", namespace })).status
+      ?.used;
+    expect(used).toMatchObject({
+      "requests.cpu": "650m",
+      "requests.memory": "1536Mi",
+      "limits.memory": "2Gi",
+    });
+
+    // The level is enforced, by the real API server: a privileged pod is refused (even for the admin).
+    const privileged = core.createNamespacedPod({
+      namespace,
+      dryRun: "All",
+      body: {
+        metadata: { name: "privileged" },
+        spec: {
+          containers: [
+            { name: "root", image: "busybox", securityContext: { privileged: true, runAsUser: 0 } },
+          ],
+        },
+      },
+    });
+    const refusal = await privileged.then(
+      () => undefined,
+      (error: { code?: number; body?: unknown; message?: string }) => error,
+    );
+    expect(refusal?.code).toBe(403);
+    expect(`${refusal?.message} ${String(refusal?.body)}`).toContain(
+      'violates PodSecurity "restricted:latest"',
+    );
   });
 
   it("removes everything with destroy", async () => {
     const out = await pulumi("destroy", "--config-file", configFile, "--yes");
-    expect(out).toMatch(/- 11 deleted/);
+    expect(out).toMatch(new RegExp(`- ${RESOURCES} deleted`));
     await waitFor(
       "the namespace to go away",
       async () => {
