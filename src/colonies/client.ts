@@ -16,7 +16,38 @@ import type {
 /** Margin added to a long-poll's own timeout before the HTTP request itself is abandoned. */
 const LONG_POLL_MARGIN_MS = 10_000;
 
-export class ColoniesClient {
+/**
+ * The calls an executor makes (registration, assign loops, heartbeat, reports, process logs): what the executor
+ * runtime depends on, so that its tests can run it against an in-memory fake. ColoniesClient implements it.
+ */
+export interface ColoniesApi {
+  addExecutor(executor: Executor, colonyPrvKey: string, options?: CallOptions): Promise<Executor>;
+  approveExecutor(
+    colonyName: string,
+    executorName: string,
+    colonyPrvKey: string,
+    options?: CallOptions,
+  ): Promise<object>;
+  removeExecutor(
+    colonyName: string,
+    executorName: string,
+    colonyPrvKey: string,
+    options?: CallOptions,
+  ): Promise<object>;
+  getExecutors(colonyName: string, prvKey: string, options?: CallOptions): Promise<Executor[]>;
+  addFunction(fun: ColoniesFunction, prvKey: string, options?: CallOptions): Promise<ColoniesFunction>;
+  /** Long-polls up to `timeoutSeconds`; rejects with a 404 ColoniesError when nothing was assigned. */
+  assign(colonyName: string, timeoutSeconds: number, prvKey: string, options?: CallOptions): Promise<Process>;
+  /** An assign that cannot take work; resolves null when the server answered "nothing to do". */
+  heartbeat(colonyName: string, prvKey: string, options?: CallOptions): Promise<Process | null>;
+  closeSuccessful(processId: string, out: unknown[], prvKey: string, options?: CallOptions): Promise<object>;
+  closeFailed(processId: string, errors: string[], prvKey: string, options?: CallOptions): Promise<object>;
+  addLog(processId: string, message: string, prvKey: string, options?: CallOptions): Promise<object>;
+  /** Releases pooled connections. */
+  close(): void;
+}
+
+export class ColoniesClient implements ColoniesApi {
   private readonly transport: Transport;
 
   constructor(address: ServerAddress, defaultTimeoutMs?: number) {

@@ -12,6 +12,7 @@ interface Exporter {
   duration: Histogram<"function" | "outcome">;
   running: Gauge;
   assignErrors: Counter;
+  reportsUndelivered: Counter;
 }
 
 export class ExecutorMetrics {
@@ -19,6 +20,8 @@ export class ExecutorMetrics {
   readonly completed: Record<Outcome, number> = { success: 0, failed: 0, aborted: 0 };
   running = 0;
   assignErrors = 0;
+  /** Outcomes (close or fail) that never reached Colonies: rejected, or still failing after the retries. */
+  reportsUndelivered = 0;
   private exporter: Exporter | null = null;
 
   constructor(private readonly labels: Record<string, string>) {}
@@ -40,6 +43,11 @@ export class ExecutorMetrics {
   assignFailed(): void {
     this.assignErrors++;
     this.exporter?.assignErrors.inc();
+  }
+
+  reportUndelivered(): void {
+    this.reportsUndelivered++;
+    this.exporter?.reportsUndelivered.inc();
   }
 
   /** Loads prom-client and starts exporting; counts from before are carried over. */
@@ -74,9 +82,15 @@ export class ExecutorMetrics {
         help: "Assign requests that failed for a reason other than 'nothing to do'",
         registers: [registry],
       }),
+      reportsUndelivered: new prom.Counter({
+        name: "colonies_executor_reports_undelivered_total",
+        help: "Process outcomes (close or fail) that could not be reported to Colonies",
+        registers: [registry],
+      }),
     };
     exporter.running.set(this.running);
     exporter.assignErrors.inc(this.assignErrors);
+    exporter.reportsUndelivered.inc(this.reportsUndelivered);
     this.exporter = exporter;
     return registry;
   }

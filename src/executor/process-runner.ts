@@ -3,7 +3,7 @@
  * reports the outcome to Colonies exactly once (close with `out`, or fail with a short message).
  */
 import type { Logger } from "pino";
-import type { ColoniesClient } from "../colonies/client.js";
+import type { ColoniesApi } from "../colonies/client.js";
 import { ColoniesError } from "../colonies/errors.js";
 import type { Process } from "../colonies/types.js";
 import { parseArguments } from "./args.js";
@@ -16,7 +16,7 @@ export class ShutdownAbort extends Error {
 }
 
 export interface RunnerDeps {
-  client: ColoniesClient;
+  client: ColoniesApi;
   prvKey: string;
   functions: ReadonlyMap<string, FunctionDef>;
   metrics: ExecutorMetrics;
@@ -96,7 +96,8 @@ export async function runProcess(
     }
     send = () => client.closeFailed(process.processid, [message], prvKey);
   }
-  const reported = report(logger, send).then(() => {
+  const reported = report(logger, send).then((delivered) => {
+    if (!delivered) metrics.reportUndelivered();
     const seconds = (performance.now() - started) / 1000;
     metrics.processDone(funcName, outcome, seconds);
     logger.info({ outcome, durationMs: Math.round(seconds * 1000) }, "process done");
@@ -129,18 +130,19 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /**
  * Sends the one close/fail of a process. Transient failures (server unreachable, 5xx) are retried; a
- * rejection (e.g. 403: the process was re-queued to someone else) is final and only logged. Never throws.
+ * rejection (e.g. 403: the process was re-queued to someone else) is final. Never throws: resolves whether the
+ * report was delivered; one that was not is logged (and counted by the caller).
  */
-async function report(logger: Logger, send: () => Promise<unknown>): Promise<void> {
+async function report(logger: Logger, send: () => Promise<unknown>): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
       await send();
-      return;
+      return true;
     } catch (error) {
       const transient = error instanceof ColoniesError && (error.unreachable || error.status >= 500);
       if (!transient || attempt >= REPORT_ATTEMPTS) {
         logger.error({ err: error, attempt }, "could not report the process outcome to Colonies");
-        return;
+        return false;
       }
       await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
     }

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { ColoniesClient } from "../colonies/client.js";
+import type { ColoniesApi } from "../colonies/client.js";
 import { idOf } from "../colonies/crypto.js";
 import { ColoniesError } from "../colonies/errors.js";
 import type { ColoniesFunction, FunctionArg } from "../colonies/types.js";
@@ -35,7 +35,7 @@ export function describeArgs(fn: FunctionDef): FunctionArg[] {
 }
 
 export async function register(
-  client: ColoniesClient,
+  client: ColoniesApi,
   config: RuntimeConfig,
   functions: readonly FunctionDef[],
   logger: Logger,
@@ -82,7 +82,7 @@ export async function register(
  * its processes) and this run registers under the name with a short unique suffix.
  */
 async function addAndApprove(
-  client: ColoniesClient,
+  client: ColoniesApi,
   config: RuntimeConfig,
   executorId: string,
   colonyPrvKey: string,
@@ -103,7 +103,13 @@ async function addAndApprove(
     ) {
       throw error;
     }
-    await client.removeExecutor(config.colonyName, config.executorName, colonyPrvKey).catch(() => undefined);
+    // Best effort: registering under a suffixed name does not depend on it, but say why the old record stays.
+    await client.removeExecutor(config.colonyName, config.executorName, colonyPrvKey).catch((removeError) => {
+      logger.warn(
+        { err: removeError, executor: config.executorName },
+        "could not remove the old record of this executor name; registering under a suffixed name anyway",
+      );
+    });
     executor.executorname = `${config.executorName}-${randomBytes(3).toString("hex")}`;
     logger.warn(
       { requested: config.executorName, registered: executor.executorname },
@@ -116,11 +122,11 @@ async function addAndApprove(
 }
 
 async function findOwnName(
-  client: ColoniesClient,
+  client: ColoniesApi,
   config: RuntimeConfig,
   executorId: string,
 ): Promise<string> {
-  let executors: Awaited<ReturnType<ColoniesClient["getExecutors"]>>;
+  let executors: Awaited<ReturnType<ColoniesApi["getExecutors"]>>;
   try {
     executors = await client.getExecutors(config.colonyName, config.executorPrvKey);
   } catch (error) {
@@ -138,7 +144,7 @@ async function findOwnName(
 }
 
 export async function deregister(
-  client: ColoniesClient,
+  client: ColoniesApi,
   config: RuntimeConfig,
   registration: Registration,
   logger: Logger,

@@ -5,7 +5,7 @@
  * abort them (they fail with a clear reason), then deregister. A second signal skips the grace period.
  */
 import type { Logger } from "pino";
-import { ColoniesClient } from "../colonies/client.js";
+import { type ColoniesApi, ColoniesClient } from "../colonies/client.js";
 import { ColoniesError } from "../colonies/errors.js";
 import type { Process } from "../colonies/types.js";
 import type { RuntimeConfig } from "./config.js";
@@ -40,7 +40,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export class ExecutorRuntime {
-  readonly client: ColoniesClient;
+  readonly client: ColoniesApi;
   readonly metrics: ExecutorMetrics;
   private phase: Phase = "starting";
   private registration: Registration | null = null;
@@ -71,8 +71,10 @@ export class ExecutorRuntime {
     readonly config: RuntimeConfig,
     private readonly instance: ExecutorInstance,
     private readonly logger: Logger,
+    /** The Colonies server to talk to; a ColoniesClient for `config.server` unless given (tests give a fake). */
+    client?: ColoniesApi,
   ) {
-    this.client = new ColoniesClient(config.server);
+    this.client = client ?? new ColoniesClient(config.server);
     this.metrics = new ExecutorMetrics({ executor_type: config.executorType });
     this.functions = new Map(instance.functions.map((fn) => [fn.name, fn]));
   }

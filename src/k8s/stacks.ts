@@ -159,11 +159,14 @@ export class StackManager {
         return outputs;
       },
       up: async (program, { dryrun = false } = {}) => {
+        const existed = dryrun && (await this.selectExisting(stackName)) !== undefined;
         const stack = await this.stack(stackName, program, true);
         const opts = common();
         try {
           if (dryrun) {
             const preview = await stack.preview(opts);
+            // A preview of a new name leaves no empty stack behind (it would count as deployed).
+            if (!existed) await this.forget(stackName, stack);
             return { changes: preview.changeSummary, outputs: {} };
           }
           const result = await this.withLockRecovery(stackName, async () => {
@@ -249,6 +252,13 @@ export class StackManager {
     }
     (stack.workspace as LocalWorkspace).program = program;
     return stack;
+  }
+
+  /** Removes a stack that holds no resources (e.g. one a preview created). */
+  private async forget(stackName: string, stack: Stack): Promise<void> {
+    await stack.workspace.removeStack(stackName);
+    this.selected.delete(stackName);
+    this.lastOutputs.delete(stackName);
   }
 
   /** The existing stack, or undefined when there is none. */

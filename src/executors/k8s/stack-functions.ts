@@ -57,9 +57,8 @@ async function applySpec(
 ) {
   const { config, budget, identities } = deps;
   const current = recorded(await session.current());
-  const release = dryrunOnly
-    ? () => undefined
-    : await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
+  // A preview is checked against the budgets too: it says what would fail.
+  const release = await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
   let fresh: ExecutorIdentity | undefined;
   try {
     let identity = current.identity;
