@@ -12,7 +12,8 @@ RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY infra ./infra
-RUN npm run build && npm prune --omit=dev
+# src/local (the local pod runner) is development tooling for kwok clusters: it does not ship.
+RUN npm run build && rm -rf dist/src/local && npm prune --omit=dev
 
 # The Pulumi CLI, its Node.js language host and the Kubernetes provider, for the k8s executor. Installed at build
 # time so that the executor never downloads plugins at run time.

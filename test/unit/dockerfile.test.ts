@@ -1,5 +1,6 @@
 /** The Dockerfile cannot be built here (no Docker engine): keep it in step with the code and the pins. */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const dockerfile = readFileSync("Dockerfile", "utf8");
@@ -41,6 +42,16 @@ describe("Dockerfile", () => {
     for (const file of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"]) {
       expect(dockerfile).toContain(file);
       expect(existsSync(file)).toBe(true);
+    }
+  });
+
+  it("leaves the local pod runner (development tooling) out, and nothing shipped imports it", () => {
+    expect(dockerfile).toMatch(/npm run build && rm -rf dist\/src\/local/);
+    const shipped = readdirSync("src", { recursive: true, encoding: "utf8" }).filter(
+      (f) => f.endsWith(".ts") && !f.startsWith("local"),
+    );
+    for (const file of shipped) {
+      expect(readFileSync(join("src", file), "utf8"), file).not.toMatch(/from "(\.\.?\/)+local\//);
     }
   });
 });
