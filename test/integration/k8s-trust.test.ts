@@ -380,6 +380,17 @@ describe("deployments run as executor identities, never with the owner key", () 
   const envDir = mkdtempSync(join(tmpdir(), "k8s-trust-env-"));
   afterAll(async () => runner?.stop());
 
+  it("previews register nothing and leave no stack: undeploy of a name only previewed fails", async () => {
+    const before = await snapshot();
+    const [preview] = (await ok("deploy", ["ghost", "1", "1", "false", IMAGE], { dryrun: "true" })) as [
+      Record<string, unknown>,
+    ];
+    expect(preview).toMatchObject({ deployment: "ghost", dryrun: true, executor: null });
+    expect(await snapshot()).toEqual(before);
+    const undeploy = await call("undeploy", ["ghost"]);
+    expect(undeploy.errors?.[0]).toBe("undeploy: unknown deployment: ghost");
+  });
+
   it("registers one identity per deployment; its containers get only that key and serve as it", async () => {
     const [out] = (await ok("deploy", ["web", "1", "2", "false", IMAGE], {
       executortype: "trust-sleep",
