@@ -17,6 +17,9 @@ export const STARTUP_FAILURE_REASONS: ReadonlySet<string> = new Set([
   "CreateContainerError",
 ]);
 
+/** A container the kubelet keeps restarting after it ends. */
+export const CRASH_LOOP = "CrashLoopBackOff";
+
 const PHASE_STATES: Readonly<Record<string, AtomState>> = {
   Pending: "created",
   Running: "running",
@@ -109,6 +112,19 @@ function containerOf(name: string, status: V1ContainerStatus | undefined): AtomC
     };
   }
   if (running) return { name, state: "running", restarts };
+  const last = status?.lastState?.terminated;
+  if (waiting?.reason === CRASH_LOOP && last) {
+    // Restarted again and again: how its last run ended is what it has to say (e.g. OOMKilled, exit 1).
+    return {
+      name,
+      state: "created",
+      result: last.reason === "OOMKilled" ? "resource_failure" : resultOfExitCode(last.exitCode),
+      exitCode: last.exitCode,
+      reason: CRASH_LOOP,
+      message: `last run: ${last.reason ?? "exited"} with exit code ${last.exitCode}${last.message ? `: ${last.message}` : ""}`,
+      restarts,
+    };
+  }
   const result =
     waiting?.reason && STARTUP_FAILURE_REASONS.has(waiting.reason) ? ("startup_failure" as const) : undefined;
   return { name, state: "created", result, reason: waiting?.reason, message: waiting?.message, restarts };
@@ -131,6 +147,9 @@ function podResult(
   // stay "created" forever.
   const neverStarts = all.find((c) => c.result === "startup_failure");
   if (neverStarts) return { result: "startup_failure", container: neverStarts };
+  // Likewise a container stuck restarting: the pod keeps running, but its result is already known.
+  const crashLooping = all.find((c) => c.reason === CRASH_LOOP && c.result !== undefined);
+  if (crashLooping) return { result: crashLooping.result as AtomResult, container: crashLooping };
   if (!isFinished(state)) return undefined;
   if (pod.status?.reason === "Evicted") return { result: "resource_failure" };
 

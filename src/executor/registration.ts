@@ -121,11 +121,7 @@ async function addAndApprove(
   return executor.executorname;
 }
 
-async function findOwnName(
-  client: ColoniesApi,
-  config: RuntimeConfig,
-  executorId: string,
-): Promise<string> {
+async function findOwnName(client: ColoniesApi, config: RuntimeConfig, executorId: string): Promise<string> {
   let executors: Awaited<ReturnType<ColoniesApi["getExecutors"]>>;
   try {
     executors = await client.getExecutors(config.colonyName, config.executorPrvKey);

@@ -38,9 +38,19 @@ export interface ExecutorDeploymentArgs {
   /** An in-memory emptyDir mounted at /ramdisk in every container. */
   ramdisk?: boolean;
   ramdiskSizeLimit?: string;
-  /** Per-container requests (= limits for memory, to avoid overcommit surprises). */
+  /** Per-container requests (= limits for memory unless memoryLimit says otherwise). */
   cpu?: string;
   memory?: string;
+  cpuLimit?: string;
+  memoryLimit?: string;
+  /** An extended resource limit per container, e.g. { resource: "nvidia.com/gpu", count: 1 }. */
+  gpu?: { resource: string; count: number };
+  /** Environment from keys of existing Secrets, by reference (never values). */
+  secretRefs?: readonly { name: string; secret: string; key: string }[];
+  /** Secrets with registry credentials for pulling the image. */
+  imagePullSecrets?: readonly string[];
+  nodeSelector?: Record<string, string>;
+  tolerations?: readonly { key: string; operator: "Equal" | "Exists"; value?: string; effect?: string }[];
   /** Extra plain environment for the containers (no secrets here). */
   env?: Record<string, string>;
   /** Extra secret environment (values stored as Pulumi secrets, delivered through the Secret). */
@@ -56,8 +66,9 @@ export interface ExecutorDeploymentArgs {
   /** A PersistentVolumeClaim mounted in every container; the Deployment then uses the Recreate strategy. */
   dataVolume?: { claimName: pulumi.Input<string>; mountPath: string };
   /**
-   * Port of the executors' /healthz, /readyz and /metrics (this project's executors): sets EXECUTOR_HTTP_PORT
-   * and the probes. Only for one executor per pod.
+   * Port of the executors' /healthz, /readyz and /metrics (images built on this project's runtime): sets
+   * EXECUTOR_HTTP_PORT and the probes, so that a pod is ready once its executors are registered and polling.
+   * Container i of a pod listens on httpPort + i (they share the pod's network).
    */
   httpPort?: number;
 }
@@ -88,8 +99,12 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const port = (index: number) => (args.httpPort ? args.httpPort + index : 0);
+    const portName = (index: number) => (args.executorsPerPod === 1 ? "http" : `http-${index}`);
     const plainEnv = (index: number): k8s.types.input.core.v1.EnvVar[] => [
       { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      // The original executors' name for it.
+      { name: "PODNAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
       { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
       { name: "COLONIES_SERVER_HOST", value: args.colonies.host },
       { name: "COLONIES_SERVER_PORT", value: String(args.colonies.port) },
@@ -98,26 +113,38 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
       { name: "COLONIES_EXECUTOR_TYPE", value: args.executorType },
       // Unique per container and readable: the pod name (from the downward API) and the container index.
       { name: "COLONIES_EXECUTOR_NAME", value: `$(POD_NAME)-executor-${index}` },
-      ...(args.httpPort ? [{ name: "EXECUTOR_HTTP_PORT", value: String(args.httpPort) }] : []),
+      ...(args.httpPort ? [{ name: "EXECUTOR_HTTP_PORT", value: String(port(index)) }] : []),
       ...Object.entries(args.env ?? {}).map(([envName, value]) => ({ name: envName, value })),
     ];
-    const probe = (path: string) => ({
-      httpGet: { path, port: "http" },
-      periodSeconds: 10,
+    const probe = (path: string, index: number, periodSeconds: number) => ({
+      httpGet: { path, port: portName(index) },
+      periodSeconds,
       failureThreshold: 3,
     });
-    const secretEnv: k8s.types.input.core.v1.EnvVar[] = Object.keys(secretData)
-      .sort()
-      .map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: `${args.name}-keys`, key } } }));
+    const secretEnv: k8s.types.input.core.v1.EnvVar[] = [
+      ...(args.secretRefs ?? []).map((ref) => ({
+        name: ref.name,
+        valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } },
+      })),
+      ...Object.keys(secretData)
+        .sort()
+        .map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: `${args.name}-keys`, key } } })),
+    ];
 
+    const requests = {
+      ...(args.cpu ? { cpu: args.cpu } : {}),
+      ...(args.memory ? { memory: args.memory } : {}),
+    };
+    const limits = {
+      ...(args.cpuLimit ? { cpu: args.cpuLimit } : {}),
+      ...((args.memoryLimit ?? args.memory) ? { memory: args.memoryLimit ?? args.memory } : {}),
+      ...(args.gpu ? { [args.gpu.resource]: String(args.gpu.count) } : {}),
+    };
     const resources =
-      args.cpu || args.memory
+      Object.keys(requests).length + Object.keys(limits).length > 0
         ? {
-            requests: {
-              ...(args.cpu ? { cpu: args.cpu } : {}),
-              ...(args.memory ? { memory: args.memory } : {}),
-            },
-            limits: args.memory ? { memory: args.memory } : undefined,
+            ...(Object.keys(requests).length ? { requests } : {}),
+            ...(Object.keys(limits).length ? { limits } : {}),
           }
         : undefined;
 
@@ -143,9 +170,9 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
         ],
         ...(args.httpPort
           ? {
-              ports: [{ name: "http", containerPort: args.httpPort }],
-              livenessProbe: probe("/healthz"),
-              readinessProbe: probe("/readyz"),
+              ports: [{ name: portName(i), containerPort: port(i) }],
+              livenessProbe: probe("/healthz", i, 10),
+              readinessProbe: probe("/readyz", i, 2),
             }
           : {}),
       }),
@@ -164,6 +191,13 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
             metadata: { labels },
             spec: {
               serviceAccountName: args.serviceAccountName,
+              ...(args.imagePullSecrets?.length
+                ? { imagePullSecrets: args.imagePullSecrets.map((name) => ({ name })) }
+                : {}),
+              ...(args.nodeSelector && Object.keys(args.nodeSelector).length
+                ? { nodeSelector: args.nodeSelector }
+                : {}),
+              ...(args.tolerations?.length ? { tolerations: args.tolerations.map((t) => ({ ...t })) } : {}),
               automountServiceAccountToken: args.serviceAccountName !== undefined,
               securityContext: {
                 runAsNonRoot: true,

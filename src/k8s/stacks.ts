@@ -65,6 +65,15 @@ export interface UpResult {
   outputs: Outputs;
 }
 
+/** One past operation of a stack, from its history. */
+export interface UpdateRecord {
+  kind: string;
+  result: string;
+  startTime: string;
+  endTime: string | null;
+  changes: ChangeSummary;
+}
+
 /** One turn on a stack: everything it does happens before the next operation on that stack starts. */
 export interface StackSession {
   /** The outputs of the stack's last update; undefined when the stack does not exist. */
@@ -144,6 +153,36 @@ export class StackManager {
       },
       options.order,
     );
+  }
+
+  /**
+   * The stack's last updates, newest first (kind, result, times, changes), and its outputs with secrets masked.
+   * A read: it does not wait for the stack's queue. Throws UnknownStackError when there is no such stack.
+   */
+  async inspect(stackName: string, updates = 5): Promise<{ outputs: Outputs; history: UpdateRecord[] }> {
+    const args = { projectName: this.options.project, stackName, program: EMPTY_PROGRAM };
+    let stack: Stack;
+    try {
+      stack = await LocalWorkspace.selectStack(args, await this.workspaceOptions(stackName));
+    } catch (error) {
+      if (error instanceof StackNotFoundError || /no stack named/i.test(String(error))) {
+        throw new UnknownStackError(stackName);
+      }
+      throw error;
+    }
+    const [outputs, history] = await Promise.all([stack.outputs(), stack.history(updates, 1)]);
+    return {
+      outputs: Object.fromEntries(
+        Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]),
+      ),
+      history: history.map((u) => ({
+        kind: u.kind,
+        result: u.result,
+        startTime: u.startTime.toISOString(),
+        endTime: u.endTime?.toISOString() ?? null,
+        changes: (u.resourceChanges ?? {}) as ChangeSummary,
+      })),
+    };
   }
 
   private makeSession(stackName: string, signal: AbortSignal, onOutput?: (line: string) => void) {

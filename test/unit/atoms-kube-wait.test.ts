@@ -1,16 +1,12 @@
-import type { CoreV1Api, V1Pod, V1PodList, Watch } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import type { V1Pod, V1PodList } from "@kubernetes/client-node";
+import { describe, expect, it, vi } from "vitest";
 import { AtomNotFoundError } from "../../src/atoms/engine.js";
 import { waitForPod } from "../../src/atoms/kube-wait.js";
+import { fakeKube, type Session } from "../support/fake-watch.js";
 
-// Fakes of the two client objects waitForPod uses: scripted list answers and scripted watch sessions, so that
-// closes, timeouts and 410 Gone (which a real cluster produces only after compaction) happen on cue.
-
-type Session = (
-  emit: (type: string, object: unknown) => void,
-  done: (error: unknown) => void,
-  aborted: AbortSignal,
-) => void;
+// Fakes of the two client objects waitForPod uses (test/support/fake-watch.ts): scripted list answers and
+// scripted watch sessions, so that closes, timeouts and 410 Gone (which a real cluster produces only after
+// compaction) happen on cue.
 
 function podIn(phase: string, resourceVersion: string, terminated?: { exitCode: number }): V1Pod {
   return {
@@ -33,32 +29,8 @@ function podIn(phase: string, resourceVersion: string, terminated?: { exitCode: 
 }
 
 function fakes(lists: V1PodList[], sessions: Session[]) {
-  const listCalls: unknown[] = [];
-  const watchQueries: Record<string, unknown>[] = [];
-  const core = {
-    async listNamespacedPod(params: unknown) {
-      listCalls.push(params);
-      const next = lists.shift();
-      if (!next) throw new Error("unexpected list");
-      return next;
-    },
-  } as unknown as CoreV1Api;
-  const watch = {
-    async watch(
-      _path: string,
-      query: Record<string, unknown>,
-      callback: (type: string, object: unknown) => void,
-      done: (error: unknown) => void,
-    ) {
-      watchQueries.push(query);
-      const controller = new AbortController();
-      const session = sessions.shift();
-      if (!session) throw new Error("unexpected watch");
-      setTimeout(() => session(callback, done, controller.signal), 1);
-      return controller;
-    },
-  } as unknown as Watch;
-  return { context: { core, watch, namespace: "ns" }, listCalls, watchQueries };
+  const { core, watch, listCalls, watchQueries, watchRequests } = fakeKube({ lists, sessions });
+  return { context: { core, watch, namespace: "ns" }, listCalls, watchQueries, watchRequests };
 }
 
 const list = (resourceVersion: string, ...items: V1Pod[]): V1PodList => ({
@@ -159,7 +131,7 @@ describe("waitForPod", () => {
     );
     const controller = new AbortController();
     const waiting = waitForPod(context, "p", controller.signal);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await vi.waitFor(() => expect(watchAborted).toBeDefined()); // watching now
     controller.abort(new Error("shutting down"));
     await expect(waiting).rejects.toThrow("shutting down");
     expect(watchAborted?.aborted).toBe(true);

@@ -71,6 +71,24 @@ const rows: Row[] = [
     result: undefined,
   },
   {
+    name: "crash-looping after an OOM kill: the last run decides (resource_failure)",
+    pod: pod("Running", [
+      { ...status("main", waiting("CrashLoopBackOff"), 5), lastState: exited(137, "OOMKilled") },
+    ]),
+    state: "running",
+    result: "resource_failure",
+    exitCode: 137,
+    reason: "CrashLoopBackOff",
+  },
+  {
+    name: "crash-looping after exit 1 (e.g. a bad key): failure",
+    pod: pod("Running", [{ ...status("main", waiting("CrashLoopBackOff"), 3), lastState: exited(1) }]),
+    state: "running",
+    result: "failure",
+    exitCode: 1,
+    reason: "CrashLoopBackOff",
+  },
+  {
     name: "running, a container exited non-zero and will restart",
     pod: pod("Running", [status("main", exited(1), 1)]),
     state: "running",

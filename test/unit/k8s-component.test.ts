@@ -1,6 +1,6 @@
 /** The ExecutorDeployment component's resource graph, with the Pulumi engine mocked in-process. */
 import * as pulumi from "@pulumi/pulumi";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 
 // Resource inputs are deeply nested untyped JSON here.
 // biome-ignore lint/suspicious/noExplicitAny: test fixture access
@@ -46,10 +46,18 @@ async function build(overrides: Record<string, unknown> = {}) {
     ...overrides,
   });
   await resolved(component.replicas);
-  await new Promise((r) => setTimeout(r, 50));
-  const deployment = created.find((r) => r.type === "kubernetes:apps/v1:Deployment");
-  const secret = created.find((r) => r.type === "kubernetes:core/v1:Secret");
-  if (!deployment || !secret) throw new Error(`missing resources: ${created.map((r) => r.type).join(", ")}`);
+  // The mocked engine registers the resources asynchronously: wait for both rather than for a while.
+  const { deployment, secret } = await vi.waitFor(
+    () => {
+      const deployment = created.find((r) => r.type === "kubernetes:apps/v1:Deployment");
+      const secret = created.find((r) => r.type === "kubernetes:core/v1:Secret");
+      if (!deployment || !secret) {
+        throw new Error(`missing resources: ${created.map((r) => r.type).join(", ") || "none"}`);
+      }
+      return { deployment, secret };
+    },
+    { timeout: 4_000, interval: 5 },
+  );
   return { component, deployment: deployment.inputs, secret: secret.inputs };
 }
 

@@ -1,17 +1,12 @@
-import type { CoreV1Api, V1Pod, V1PodList, Watch } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import type { V1Pod, V1PodList } from "@kubernetes/client-node";
+import { describe, expect, it, vi } from "vitest";
 import { followPods, type PodWatchHandler } from "../../src/local/pod-watch.js";
+import { fakeKube, type ListAnswer, type Session } from "../support/fake-watch.js";
 
-// Fakes of the two client objects followPods uses: scripted list answers and scripted watch sessions, so that
-// closes, timeouts, 410 Gone and failures (which a real cluster produces only now and then) happen on cue. When
-// the script runs out, the run is cancelled, which is the only way followPods ends.
-
-type Session = (
-  emit: (type: string, object: unknown) => void,
-  done: (error: unknown) => void,
-  aborted: AbortSignal,
-) => void;
-type ListAnswer = V1PodList | Error;
+// Fakes of the two client objects followPods uses (test/support/fake-watch.ts): scripted list answers and
+// scripted watch sessions, so that closes, timeouts, 410 Gone and failures (which a real cluster produces only
+// now and then) happen on cue. When the script runs out, the run is cancelled, which is the only way followPods
+// ends.
 
 const pod = (name: string, resourceVersion: string): V1Pod => ({ metadata: { name, resourceVersion } });
 const list = (resourceVersion: string, ...names: string[]): V1PodList => ({
@@ -22,37 +17,18 @@ const list = (resourceVersion: string, ...names: string[]): V1PodList => ({
 function run(lists: ListAnswer[], sessions: Session[]) {
   const controller = new AbortController();
   const calls: string[] = [];
-  const watchQueries: Record<string, unknown>[] = [];
-  const watchRequests: AbortSignal[] = [];
   const endOfScript = () => {
     controller.abort(new Error("end of script"));
     return Promise.reject(controller.signal.reason);
   };
-  const core = {
-    async listNamespacedPod(params: { labelSelector: string }) {
-      calls.push(`list ${params.labelSelector}`);
-      const next = lists.shift();
-      if (!next) return endOfScript();
-      if (next instanceof Error) throw next;
-      return next;
-    },
-  } as unknown as CoreV1Api;
-  const watch = {
-    async watch(
-      _path: string,
-      query: Record<string, unknown>,
-      callback: (type: string, object: unknown) => void,
-      done: (error: unknown) => void,
-    ) {
-      watchQueries.push(query);
-      const request = new AbortController();
-      watchRequests.push(request.signal);
-      // Past the script, the session ends the run; its rejection is for listNamespacedPod's callers only.
-      const session = sessions.shift() ?? (() => void endOfScript().catch(() => undefined));
-      setTimeout(() => session(callback, done, request.signal), 1);
-      return request;
-    },
-  } as unknown as Watch;
+  const { core, watch, watchQueries, watchRequests } = fakeKube({
+    lists,
+    sessions,
+    onList: (params) => calls.push(`list ${params.labelSelector}`),
+    afterLists: endOfScript,
+    // Past the script, the session ends the run; its rejection is for listNamespacedPod's callers only.
+    afterSessions: () => void endOfScript().catch(() => undefined),
+  });
   const names = (pods: V1Pod[]) => pods.map((p) => p.metadata?.name).join(",");
   const handler: PodWatchHandler = {
     listed: (pods) => calls.push(`listed ${names(pods)}`),
@@ -141,7 +117,7 @@ describe("followPods", () => {
         },
       ],
     );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await vi.waitFor(() => expect(emitLater).toBeDefined()); // watching now
     controller.abort(new Error("stopping"));
     await following;
     expect(watchRequests[0]?.aborted).toBe(true);

@@ -69,11 +69,22 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
     return atom;
   }
 
-  async function deploymentPods(name: string, ctx: ProcessContext): Promise<Atom[]> {
-    await ownership.deployment(name, ctx.signal);
+  /** The pods of one of our deployments, or (no name) of all of them. */
+  async function deploymentPods(name: string | undefined, ctx: ProcessContext): Promise<Atom[]> {
+    if (name) await ownership.deployment(name, ctx.signal);
     const atoms = await pods.list({ signal: ctx.signal, labels: ownedLabels(config.pulumi.project, name) });
-    return atoms.sort((a, b) => a.id.localeCompare(b.id));
+    return atoms
+      .filter((atom) => {
+        const owner = ownership.owner(atom.labels);
+        return owner !== undefined && atom.labels[LABEL_INSTANCE] === owner;
+      })
+      .sort((a, b) => a.id.localeCompare(b.id));
   }
+  const anyDeployment = {
+    ...deploymentName,
+    optional: true,
+    description: "deployment name (default: every deployment this executor manages)",
+  } as const;
 
   return [
     defineFunction({
@@ -94,8 +105,9 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
     }),
     defineFunction({
       name: "get_pods",
-      description: "The pods of a deployment, as atoms (state, result, times, containers)",
-      args: [deploymentName],
+      description:
+        "The pods of a deployment (or of every managed one), as atoms (state, result, times, containers)",
+      args: [anyDeployment],
       handler: (args, ctx) =>
         guarded("get_pods", ctx.signal, async () => [
           (await deploymentPods(args.deploymentname, ctx)).map(atomJson),
@@ -103,8 +115,8 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
     }),
     defineFunction({
       name: "pods",
-      description: "Number of pods of a deployment",
-      args: [deploymentName],
+      description: "Number of pods of a deployment (or of every managed one)",
+      args: [anyDeployment],
       handler: (args, ctx) =>
         guarded("pods", ctx.signal, async () => [(await deploymentPods(args.deploymentname, ctx)).length]),
     }),

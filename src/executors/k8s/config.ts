@@ -24,8 +24,13 @@ export interface K8sConfig {
   identity: "executor" | "colony";
   /** This executor's own executor type: no deployment may take it (its processes would go there). */
   ownType: string;
-  /** What callers may run: glob patterns of images and of cmd strings (empty: nothing allowed). */
-  policy: { images: string[]; cmds: string[] };
+  /**
+   * What callers may use, as glob patterns (empty: nothing allowed): images, cmd strings, Secrets to reference
+   * (secretenv, imagepullsecret); and the images built on this runtime (their containers get /readyz probes).
+   */
+  policy: { images: string[]; cmds: string[]; secrets: string[]; runtimeImages: string[] };
+  /** The extended resource `gpu` asks for, and how many per container at most (0: refused). */
+  gpu: { resource: string; max: number };
   defaults: {
     cpu?: string;
     memory?: string;
@@ -114,6 +119,20 @@ export const K8S_ENV: readonly EnvDoc[] = [
       "comma-separated glob patterns of the cmd strings deploy may pass to the image, e.g. sleep,backup",
     default: "none allowed (the image's own command)",
   },
+  {
+    name: "K8S_ALLOWED_SECRETS",
+    description:
+      "comma-separated glob patterns of the Secrets deploy may reference (secretenv, imagepullsecret); their values never pass through arguments",
+    default: "none allowed",
+  },
+  {
+    name: "K8S_RUNTIME_IMAGES",
+    description:
+      "comma-separated glob patterns of images built on this runtime: their containers get EXECUTOR_HTTP_PORT and a readiness probe on /readyz, so ready means registered",
+    default: "none",
+  },
+  { name: "K8S_MAX_GPU", description: "largest gpu count per container; 0 refuses gpu", default: "0" },
+  { name: "K8S_GPU_RESOURCE", description: "the extended resource gpu asks for", default: "nvidia.com/gpu" },
   { name: "K8S_MAX_DEPLOYMENTS", description: "deployments this executor manages at most", default: "20" },
   {
     name: "K8S_MAX_CONTAINERS",
@@ -254,7 +273,20 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
     ownerKey: ownerKey ?? "",
     identity: e.oneOf("K8S_CHILD_IDENTITY", ["executor", "colony"] as const) ?? "executor",
     ownType: e.string("COLONIES_EXECUTOR_TYPE") ?? "k8s",
-    policy: { images: patterns(e, "K8S_ALLOWED_IMAGES"), cmds: patterns(e, "K8S_ALLOWED_CMDS") },
+    policy: {
+      images: patterns(e, "K8S_ALLOWED_IMAGES"),
+      cmds: patterns(e, "K8S_ALLOWED_CMDS"),
+      secrets: patterns(e, "K8S_ALLOWED_SECRETS"),
+      runtimeImages: patterns(e, "K8S_RUNTIME_IMAGES"),
+    },
+    gpu: {
+      resource:
+        e.string("K8S_GPU_RESOURCE", {
+          pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/,
+          expected: "an extended resource name such as nvidia.com/gpu",
+        }) ?? "nvidia.com/gpu",
+      max: e.int("K8S_MAX_GPU", 0, 64) ?? 0,
+    },
     defaults: {
       cpu: e.string("K8S_DEFAULT_CPU", QUANTITY_TEXT),
       memory: e.string("K8S_DEFAULT_MEMORY", QUANTITY_TEXT),

@@ -13,6 +13,7 @@ import type { IdentityRegistry } from "./identity.js";
 import type { Ownership } from "./ownership.js";
 import type { Budget, DeployPolicy } from "./policy.js";
 import { stackFunctions } from "./stack-functions.js";
+import { statusFunction } from "./status.js";
 
 export interface K8sDeps {
   config: K8sConfig;
@@ -26,5 +27,5 @@ export interface K8sDeps {
 }
 
 export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
-  return [...stackFunctions(deps), ...clusterFunctions(deps)];
+  return [...stackFunctions(deps), ...clusterFunctions(deps), statusFunction(deps)];
 }

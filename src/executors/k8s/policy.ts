@@ -27,11 +27,28 @@ class AllowList {
 export class DeployPolicy {
   private readonly images: AllowList;
   private readonly cmds: AllowList;
+  private readonly secrets: AllowList;
+  private readonly runtimeImages: AllowList;
 
-  constructor(policy: K8sConfig["policy"]) {
+  constructor(policy: Pick<K8sConfig["policy"], "images" | "cmds"> & Partial<K8sConfig["policy"]>) {
     this.images = new AllowList(policy.images);
     // A cmd is a line of arguments, not a path: '*' matches across '/' there.
     this.cmds = new AllowList(policy.cmds, { bash: true });
+    this.secrets = new AllowList(policy.secrets ?? []);
+    this.runtimeImages = new AllowList(policy.runtimeImages ?? []);
+  }
+
+  /** Whether the image is built on this project's runtime (it serves /readyz once registered). */
+  isRuntimeImage(image: string): boolean {
+    return this.runtimeImages.allows(image);
+  }
+
+  secretProblem(secret: string): string | undefined {
+    if (this.secrets.allows(secret)) return undefined;
+    if (this.secrets.patterns.length === 0) {
+      return `Secret ${secret} may not be referenced: no Secret may, until the operator lists the allowed ones in K8S_ALLOWED_SECRETS`;
+    }
+    return `Secret ${secret} may not be referenced: it is not allowed by K8S_ALLOWED_SECRETS (${this.secrets.patterns.join(", ")})`;
   }
 
   imageProblem(image: string): string | undefined {

@@ -5,6 +5,10 @@ import { ExecutorDeployment } from "../../k8s/component.js";
 import type { Outputs } from "../../k8s/stacks.js";
 import type { K8sConfig } from "./config.js";
 import { type ExecutorIdentity, isExecutorIdentity } from "./identity.js";
+import type { SecretRef, Toleration } from "./spec-kwargs.js";
+
+/** The port of the runtime's /readyz in a deployed container (container i listens on it + i). */
+export const CHILD_HTTP_PORT = 9464;
 
 /** The non-secret description of a deployment: the seed's arguments plus the optional extras. */
 export interface DeploymentSpec {
@@ -17,8 +21,19 @@ export interface DeploymentSpec {
   executortype: string;
   cpu?: string;
   memory?: string;
+  cpulimit?: string;
+  memorylimit?: string;
+  gpu?: number;
   /** Arguments to the image entrypoint (the container's CMD). */
   cmd?: string[];
+  env?: Record<string, string>;
+  /** References to keys of Secrets (never their values). */
+  secretenv?: SecretRef[];
+  imagepullsecret?: string[];
+  nodeselector?: Record<string, string>;
+  tolerations?: Toleration[];
+  /** The image is built on this runtime: probes on /readyz make ready mean registered. */
+  probes?: boolean;
 }
 
 /** What a stack's outputs say about its deployment. */
@@ -61,6 +76,15 @@ export function deploymentProgram(
       ramdiskSizeLimit: config.defaults.ramdiskSize,
       cpu: spec.cpu ?? config.defaults.cpu,
       memory: spec.memory ?? config.defaults.memory,
+      cpuLimit: spec.cpulimit,
+      memoryLimit: spec.memorylimit,
+      gpu: spec.gpu ? { resource: config.gpu.resource, count: spec.gpu } : undefined,
+      env: spec.env,
+      secretRefs: spec.secretenv,
+      imagePullSecrets: spec.imagepullsecret,
+      nodeSelector: spec.nodeselector,
+      tolerations: spec.tolerations,
+      httpPort: spec.probes ? CHILD_HTTP_PORT : undefined,
       args: spec.cmd,
       imagePullPolicy: config.defaults.imagePullPolicy,
       rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
