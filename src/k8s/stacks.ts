@@ -78,8 +78,11 @@ export interface UpdateRecord {
 export interface StackSession {
   /** The outputs of the stack's last update; undefined when the stack does not exist. */
   current(): Promise<Outputs | undefined>;
-  /** `pulumi up` of the program (a preview when dryrun), creating the stack if needed. */
-  up(program: PulumiFn, options?: { dryrun?: boolean }): Promise<UpResult>;
+  /**
+   * `pulumi up` of the program (a preview when dryrun), creating the stack if needed; `cancel` stops it cleanly
+   * too (like the session's own signal).
+   */
+  up(program: PulumiFn, options?: { dryrun?: boolean; cancel?: AbortSignal }): Promise<UpResult>;
   /** Destroys the stack's resources and removes the stack; with dryrun, previews exactly that. */
   destroy(options?: { dryrun?: boolean; signal?: AbortSignal }): Promise<{ changes: ChangeSummary }>;
 }
@@ -197,10 +200,10 @@ export class StackManager {
         this.lastOutputs.set(stackName, outputs);
         return outputs;
       },
-      up: async (program, { dryrun = false } = {}) => {
+      up: async (program, { dryrun = false, cancel } = {}) => {
         const existed = dryrun && (await this.selectExisting(stackName)) !== undefined;
         const stack = await this.stack(stackName, program, true);
-        const opts = common();
+        const opts = { ...common(), ...(cancel ? { signal: AbortSignal.any([signal, cancel]) } : {}) };
         try {
           if (dryrun) {
             const preview = await stack.preview(opts);

@@ -7,6 +7,7 @@
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { defineFunction } from "../../executor/define.js";
 import { type ArgSpec, type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
+import { ownedLabels } from "../../k8s/labels.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
 import { deploymentName, dryrun } from "./arguments.js";
@@ -14,6 +15,7 @@ import { guarded } from "./errors.js";
 import type { K8sDeps } from "./functions.js";
 import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
+import { watchRollout } from "./rollout-watch.js";
 import { type DeploymentSpec, deploymentProgram, recorded } from "./spec.js";
 import {
   checkWith,
@@ -79,8 +81,18 @@ async function applySpec(
       identity = fresh;
     }
     if (config.identity === "colony") identity = undefined;
+    const watch = dryrunOnly
+      ? undefined
+      : watchRollout(deps.pods, ownedLabels(config.pulumi.project, spec.deployment), new Date(), ctx.signal);
     try {
-      const result = await session.up(deploymentProgram(spec, config, identity), { dryrun: dryrunOnly });
+      const result = await session
+        .up(deploymentProgram(spec, config, identity), { dryrun: dryrunOnly, cancel: watch?.signal })
+        .catch((error: unknown) => {
+          // The update was stopped because a new pod cannot run: that is the reason to give.
+          if (watch?.failure) throw new ProcessError(`${fn}: ${watch.failure}`, String(error));
+          throw error;
+        })
+        .finally(() => watch?.stop());
       // The identity the deployment ran as before (a different executortype) is not used any more.
       if (fresh && !dryrunOnly && current.identity) await identities.remove(current.identity);
       return { result, identity, previous: current.spec };
