@@ -21,7 +21,8 @@ describe("k8s executor configuration", () => {
     expect(config.ownerKey).toBe(key);
     // Safe defaults: children run as registered executor identities, and no image or cmd is allowed yet.
     expect(config.identity).toBe("executor");
-    expect(config.policy).toEqual({ images: [], cmds: [] });
+    expect(config.policy).toEqual({ images: [], cmds: [], secrets: [], runtimeImages: [] });
+    expect(config.gpu).toEqual({ resource: "nvidia.com/gpu", max: 0 });
     expect(config.limits).toMatchObject({
       maxPods: 100,
       maxExecutorsPerPod: 16,
@@ -67,6 +68,8 @@ describe("k8s executor configuration", () => {
     expect(config.policy).toEqual({
       images: ["registry.example.com/colonyos/*", "ghcr.io/team/**"],
       cmds: ["sleep", "backup"],
+      secrets: [],
+      runtimeImages: [],
     });
     expect(config.identity).toBe("colony");
     expect(config.limits).toMatchObject({
