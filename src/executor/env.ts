@@ -15,6 +15,27 @@ export class EnvReader {
     return value === "" ? undefined : value;
   }
 
+  /**
+   * Aliases: the first of `name` and `aliases` that is set, else `name`. Every reader takes its result, e.g.
+   * `e.int(e.first("DB_PORT", "PGPORT"), 1, 65535)`: the first name set wins, and a problem names the variable
+   * that was actually set. Names after the first set one are not read.
+   */
+  first(name: string, ...aliases: string[]): string {
+    return [name, ...aliases].find((n) => this.raw(n) !== undefined) ?? name;
+  }
+
+  /**
+   * A secret (a password, a key) from the first of `names` that is set. The value is kept verbatim, not
+   * trimmed, and never goes into a problem; only an empty value counts as unset.
+   */
+  secret(...names: string[]): string | undefined {
+    for (const name of names) {
+      const value = this.env[name];
+      if (value !== undefined && value !== "") return value;
+    }
+    return undefined;
+  }
+
   string(name: string, check?: { pattern: RegExp; expected: string }): string | undefined {
     const value = this.raw(name);
     if (value !== undefined && check && !check.pattern.test(value)) {
@@ -55,14 +76,22 @@ export class EnvReader {
     return value === "true";
   }
 
-  oneOf<T extends string>(name: string, values: readonly T[]): T | undefined {
+  /** One of `values`; with `ignoreCase`, "S3" is read as "s3" (the spelling in `values` is returned). */
+  oneOf<T extends string>(
+    name: string,
+    values: readonly T[],
+    options: { ignoreCase?: boolean } = {},
+  ): T | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
-    if (!(values as readonly string[]).includes(value)) {
+    const found = options.ignoreCase
+      ? values.find((v) => v.toLowerCase() === value.toLowerCase())
+      : values.find((v) => v === value);
+    if (found === undefined) {
       this.problems.push(`${name} must be one of ${values.join(", ")}`);
       return undefined;
     }
-    return value as T;
+    return found;
   }
 
   /** Throws one ConfigError listing every problem found so far. */

@@ -22,8 +22,8 @@ export const backupExecutor: ExecutorModule = {
     // The AWS SDK is loaded only for the s3 target: it is most of a directory executor's memory otherwise.
     const target: Target =
       config.target.kind === "s3"
-        ? new (await import("./backup/targets/s3.js")).S3Target(config.target)
-        : new DirTarget(config.target.dir);
+        ? new (await import("./backup/targets/s3.js")).S3Target(config.target, logger)
+        : new DirTarget(config.target.dir, logger);
     let version: Promise<string> | undefined;
     const deps: BackupDeps = {
       config,

@@ -121,11 +121,14 @@ describe("colonyos-executor command", () => {
       await waitFor("the process to start", async () => cli.output().includes(long.processid));
       const started = Date.now();
       cli.child.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor("the executor to start draining", async () =>
+        cli.output().includes("draining (send again to force)"),
+      );
       cli.child.kill("SIGINT");
       expect(await cli.exited).toBe(0);
-      expect(Date.now() - started).toBeLessThan(10_000);
-      const failed = await waitDone(server, long.processid, 5_000).catch((e) => {
+      // Without the second signal it would wait for the 60 s process (within its 600 s grace period).
+      expect(Date.now() - started).toBeLessThan(45_000);
+      const failed = await waitDone(server, long.processid, 30_000).catch((e) => {
         throw new Error(`${e}\n${cli.output()}`);
       });
       expect(failed.errors?.[0]).toMatch(/executor forced to stop/);

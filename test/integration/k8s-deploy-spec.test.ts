@@ -8,7 +8,13 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { AppsV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
@@ -81,7 +87,7 @@ beforeAll(async () => {
         name: node.metadata?.name as string,
         body: { status: { capacity: { [GPU]: "4" }, allocatable: { [GPU]: "4" } } },
       },
-      { headers: { "Content-Type": "application/merge-patch+json" } } as never,
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
   }
   database = await startPostgres({ password: randomBytes(12).toString("hex") });

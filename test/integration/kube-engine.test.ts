@@ -7,6 +7,7 @@ import {
   setHeaderOptions,
   type V1Pod,
   type V1PodStatus,
+  type Watch,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Atom, AtomAlreadyExistsError, AtomNotFoundError, LABEL } from "../../src/atoms/engine.js";
@@ -54,6 +55,22 @@ describe("KubeEngine", () => {
       .poll(async () => (await engine.get(name, call())).state, { timeout: 30_000 })
       .toBe("running");
     return engine.get(name, call());
+  }
+
+  /**
+   * Counts the engine's watch requests the API server has answered (Watch.watch resolves once the response has
+   * begun), so that a test can act once a wait is really watching rather than after some time.
+   */
+  function countWatches(): { established: () => number; restore: () => void } {
+    const watch = (engine as unknown as { watch: Watch }).watch;
+    const original = watch.watch.bind(watch);
+    let established = 0;
+    const spy = vi.spyOn(watch, "watch").mockImplementation(async (...args) => {
+      const request = await original(...args);
+      established++;
+      return request;
+    });
+    return { established: () => established, restore: () => spy.mockRestore() };
   }
 
   /** Writes the pod's status as a kubelet would (merge patch: the lists given replace the old ones). */
@@ -230,29 +247,47 @@ describe("KubeEngine", () => {
 
   it("waits through the watch until the pod's status says it stopped", async () => {
     await runningPod("watched");
-    const waiting = engine.wait("watched", call());
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await writeStatus("watched", { phase: "Failed", ...terminated(143, "Error") });
-    expect(await waiting).toMatchObject({
-      id: "watched",
-      state: "stopped",
-      result: "terminated",
-      exitCode: 143,
-    });
+    const watches = countWatches();
+    try {
+      const waiting = engine.wait("watched", { signal: AbortSignal.timeout(90_000) });
+      // Changed only once the wait is watching: the initial list saw the pod running.
+      await vi.waitFor(() => expect(watches.established()).toBeGreaterThanOrEqual(1), {
+        timeout: 30_000,
+        interval: 50,
+      });
+      await writeStatus("watched", { phase: "Failed", ...terminated(143, "Error") });
+      expect(await waiting).toMatchObject({
+        id: "watched",
+        state: "stopped",
+        result: "terminated",
+        exitCode: 143,
+      });
+    } finally {
+      watches.restore();
+    }
   });
 
   it("keeps waiting when the API server ends a quiet watch (after its 25 s timeout)", async () => {
     await runningPod("quiet");
-    const waiting = engine.wait("quiet", { signal: AbortSignal.timeout(90_000) });
-    let settled = false;
-    void waiting.finally(() => {
-      settled = true;
-    });
-    await new Promise((resolve) => setTimeout(resolve, 32_000));
-    expect(settled).toBe(false);
-    await writeStatus("quiet", { phase: "Succeeded", ...terminated(0, "Completed") });
-    expect(await waiting).toMatchObject({ id: "quiet", state: "stopped", result: "success" });
-  }, 60_000);
+    const watches = countWatches();
+    try {
+      const waiting = engine.wait("quiet", { signal: AbortSignal.timeout(150_000) });
+      let settled = false;
+      void waiting.finally(() => {
+        settled = true;
+      });
+      // A second watch request means the first one ended while nothing happened (the server's 25 s timeout).
+      await vi.waitFor(() => expect(watches.established()).toBeGreaterThanOrEqual(2), {
+        timeout: 90_000,
+        interval: 250,
+      });
+      expect(settled).toBe(false);
+      await writeStatus("quiet", { phase: "Succeeded", ...terminated(0, "Completed") });
+      expect(await waiting).toMatchObject({ id: "quiet", state: "stopped", result: "success" });
+    } finally {
+      watches.restore();
+    }
+  }, 180_000);
 
   it("cancels a wait with the caller's reason", async () => {
     await runningPod("wait-cancel");

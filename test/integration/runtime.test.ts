@@ -10,6 +10,7 @@ import type { ExecutorModule } from "../../src/executor/types.js";
 import { sleepExecutor } from "../../src/executors/sleep.js";
 import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
 import { startRuntime, submit, uniqueName, userClient, waitDone } from "../support/executor.js";
+import { waitFor } from "../support/ports.js";
 
 let server: ColoniesServer;
 
@@ -21,27 +22,52 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** A test executor whose functions observe concurrency and write to the process log. */
-function probeExecutor(kind: string): ExecutorModule & { peak: () => number } {
+/**
+ * A test executor whose functions observe concurrency and write to the process log. `hold` holds its slot for
+ * some milliseconds or until released (one process, or all from then on), whichever comes first; it ignores
+ * its abort signal.
+ */
+function probeExecutor(kind: string): ExecutorModule & {
+  peak: () => number;
+  running: () => number;
+  release: (processId?: string) => void;
+} {
   let running = 0;
   let peak = 0;
+  const holds = new Map<string, () => void>();
+  let releasedAll = false;
   return {
     kind,
     description: "test probe",
     env: [],
     peak: () => peak,
+    running: () => running,
+    release: (processId) => {
+      if (processId !== undefined) return holds.get(processId)?.();
+      releasedAll = true;
+      for (const release of holds.values()) release();
+    },
     async create() {
       return {
         functions: [
           {
             name: "hold",
-            description: "holds a slot for some milliseconds",
-            args: [{ name: "ms", type: "int", min: 0, description: "how long" }],
+            description: "holds a slot for some milliseconds, or until released",
+            args: [{ name: "ms", type: "int", min: 0, description: "how long at most" }],
             async handler(args, ctx) {
               running++;
               peak = Math.max(peak, running);
               await ctx.log(`holding for ${args.ms} ms`);
-              await new Promise((r) => setTimeout(r, args.ms as number));
+              await new Promise<void>((resolve) => {
+                if (releasedAll) return resolve();
+                const timer = setTimeout(release, args.ms as number);
+                function release() {
+                  clearTimeout(timer);
+                  holds.delete(ctx.processId);
+                  resolve();
+                }
+                holds.set(ctx.processId, release);
+              });
               running--;
               return [running];
             },
@@ -138,18 +164,22 @@ describe("executor runtime", () => {
     const probe = probeExecutor(uniqueName("probe"));
     const runtime = await startRuntime(server, probe, { EXECUTOR_CONCURRENCY: "4" });
     try {
+      // Held until released: four must run at once however slowly they are assigned, and no fifth can start.
       const processes = await Promise.all(
-        Array.from({ length: 8 }, () => submit(server, probe.kind, "hold", ["300"])),
+        Array.from({ length: 8 }, () => submit(server, probe.kind, "hold", ["600000"])),
       );
+      await waitFor("four processes running at once", async () => probe.running() === 4, 60_000);
+      expect(probe.peak()).toBe(4);
+      probe.release();
       const done = await Promise.all(processes.map((p) => waitDone(server, p.processid)));
       expect(done.every((p) => p.state === ProcessState.SUCCESS)).toBe(true);
-      expect(probe.peak()).toBe(4);
+      expect(probe.peak()).toBe(4); // never more than four, the second four included
 
       const logs = await userClient(server).getLogs(
         { colonyName: server.colonyName, processId: done[0]?.processid as string },
         server.userPrvKey,
       );
-      expect(logs.map((l) => l.message)).toContain("holding for 300 ms");
+      expect(logs.map((l) => l.message)).toContain("holding for 600000 ms");
 
       const failed = await waitDone(server, (await submit(server, probe.kind, "explode")).processid);
       expect(failed.state).toBe(ProcessState.FAILED);
@@ -160,6 +190,7 @@ describe("executor runtime", () => {
       );
       expect(details.map((l) => l.message).join("\n")).toContain("second line with details");
     } finally {
+      probe.release();
       await runtime.shutdown();
     }
   });
@@ -170,18 +201,23 @@ describe("executor runtime", () => {
       EXECUTOR_CONCURRENCY: "2",
       EXECUTOR_SHUTDOWN_GRACE: "1",
     });
-    const short = await submit(server, probe.kind, "hold", ["300"]);
-    const long = await submit(server, probe.kind, "hold", ["30000"]);
-    await new Promise((r) => setTimeout(r, 150));
+    // Both held (ignoring their abort signal) until released; the short one is released once shutdown began.
+    const short = await submit(server, probe.kind, "hold", ["600000"]);
+    const long = await submit(server, probe.kind, "hold", ["600000"]);
+    await waitFor("both processes running", async () => probe.running() === 2, 60_000);
     const started = Date.now();
-    await runtime.shutdown("test");
-    // 1 s grace + at most 5 s for the aborted handler (which ignores its signal) before it is failed anyway
-    expect(Date.now() - started).toBeLessThan(9_000);
+    const stopping = runtime.shutdown("test");
+    probe.release(short.processid);
+    await stopping;
+    // 1 s grace + at most 5 s for the aborted handler (which ignores its signal) before it is failed anyway:
+    // far less than the 600 s it would hold its slot.
+    expect(Date.now() - started).toBeLessThan(60_000);
     const shortDone = await waitDone(server, short.processid);
     expect(shortDone.state).toBe(ProcessState.SUCCESS);
     const longDone = await waitDone(server, long.processid);
     expect(longDone.state).toBe(ProcessState.FAILED);
     expect(longDone.errors?.[0]).toMatch(/executor shut down \(test\).*grace period/);
+    probe.release(); // the handler that ignored its signal ends too; its process stays failed
   });
 
   it("keeps itself alive while every slot is busy, without taking more work", async () => {
@@ -194,19 +230,26 @@ describe("executor runtime", () => {
           (await client.getExecutor(server.colonyName, runtime.executorName, server.userPrvKey))
             .lastheardfromtime ?? "",
         );
-      const long = await submit(server, probe.kind, "hold", ["4000"]);
-      await new Promise((r) => setTimeout(r, 500)); // the only slot is now busy
+      // Held until released: the only slot stays busy for as long as the test needs.
+      const long = await submit(server, probe.kind, "hold", ["600000"]);
+      await waitFor("the only slot to be busy", async () => probe.running() === 1, 60_000);
       const waiting = await submit(server, probe.kind, "hold", ["10"]);
       const before = await heard();
-      await new Promise((r) => setTimeout(r, 2500));
-      expect(await heard()).toBeGreaterThan(before + 1000); // heard from while busy
+      // Nothing polls while the slot is busy: only the heartbeat (every second here) can move this.
+      await waitFor(
+        "the server to hear from the busy executor",
+        async () => (await heard()) > before + 1000,
+        30_000,
+      );
       expect((await client.getProcess(waiting.processid, server.userPrvKey)).state).toBe(
         ProcessState.WAITING,
       );
+      probe.release(long.processid);
       expect((await waitDone(server, long.processid)).state).toBe(ProcessState.SUCCESS);
       expect((await waitDone(server, waiting.processid)).state).toBe(ProcessState.SUCCESS);
       expect(probe.peak()).toBe(1);
     } finally {
+      probe.release();
       await runtime.shutdown();
     }
   });

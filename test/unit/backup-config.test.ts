@@ -153,7 +153,7 @@ describe("parseBackupConfig", () => {
     expect(t.region).toBe("us-west-2");
     expect(t.accessKeyId).toBeUndefined();
     expect(
-      s3({ AWS_S3_BUCKET_NAME: "b", AWS_S3_ENDPOINT: "https://s3.example", AWS_S3_FORCE_PATH_STYLE: "no" })
+      s3({ AWS_S3_BUCKET_NAME: "b", AWS_S3_ENDPOINT: "https://s3.example", AWS_S3_FORCE_PATH_STYLE: "false" })
         .forcePathStyle,
     ).toBe(false);
   });
@@ -170,7 +170,7 @@ describe("parseBackupConfig", () => {
     expect(t.queueSize).toBe(2);
   });
 
-  it("collects every problem, names the variables, and never echoes a secret", () => {
+  it("collects every problem in one ConfigError, names the variables, and never echoes a secret", () => {
     const msg = problems({
       DB_PORT: "70000",
       BACKUP_KEEP: "-1",
@@ -180,21 +180,29 @@ describe("parseBackupConfig", () => {
       PGSSLMODE: "sometimes",
       BACKUP_COMPRESSION: "10",
     });
-    expect(msg).toContain('DB_PORT must be a whole number from 1 to 65535, got "70000"');
-    expect(msg).toContain('BACKUP_KEEP must be a whole number from 0 to 100000, got "-1"');
-    expect(msg).toContain("AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3");
-    expect(msg).toContain('AWS_S3_SECURE must be true or false, got "maybe"');
-    expect(msg).toContain("AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together");
-    expect(msg).toContain("PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full");
-    expect(msg).toContain("BACKUP_COMPRESSION must be a whole number from 0 to 9");
+    expect(msg).toBe(
+      [
+        "invalid backup executor configuration:",
+        "DB_PORT must be between 1 and 65535",
+        "PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full",
+        "AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3",
+        'AWS_S3_SECURE must be "true" or "false"',
+        "AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together",
+        "BACKUP_KEEP must be a whole number",
+        "BACKUP_COMPRESSION must be between 0 and 9",
+      ].join("\n  - "),
+    );
     expect(msg).not.toContain("hunter2");
   });
 
   it("rejects unknown targets, relative bindirs, bad endpoints and over-long database names", () => {
-    expect(problems({ BACKUP_TARGET: "ftp" })).toContain('BACKUP_TARGET must be one of dir, s3, got "ftp"');
+    expect(problems({ BACKUP_TARGET: "ftp" })).toContain("BACKUP_TARGET must be one of dir, s3");
     expect(problems({ BACKUP_PG_BINDIR: "bin" })).toContain("BACKUP_PG_BINDIR must be an absolute path");
     expect(problems({ AWS_S3_BUCKET_NAME: "b", AWS_S3_ENDPOINT: "ftp://x" })).toContain(
-      "is not a valid endpoint",
+      'AWS_S3_ENDPOINT "ftp://x" is not a valid endpoint',
+    );
+    expect(problems({ AWS_S3_BUCKET_NAME: "b", AWS_ENDPOINT_URL: "http://x/path" })).toContain(
+      'AWS_ENDPOINT_URL "http://x/path" is not a valid endpoint',
     );
     expect(problems({ DB_DATABASE: "d".repeat(64) })).toContain("at most 63 bytes");
   });
@@ -223,12 +231,36 @@ describe("parseBackupConfig", () => {
     );
     expect(parseBackupConfig({ BACKUP_ALLOW_RESTORE_EXISTING: "true" }, CWD).allowRestoreExisting).toBe(true);
     expect(problems({ BACKUP_ALLOW_RESTORE_EXISTING: "sometimes" })).toContain(
-      'BACKUP_ALLOW_RESTORE_EXISTING must be true or false, got "sometimes"',
+      'BACKUP_ALLOW_RESTORE_EXISTING must be "true" or "false"',
     );
     const doc = BACKUP_ENV.find((e) => e.name === "BACKUP_ALLOW_RESTORE_EXISTING");
     expect(doc).toMatchObject({ default: "false" });
     expect(doc?.description).toMatch(/allow_existing=true.*never the backed-up database.*postgres.*template/);
     expect(describeConfig(parseBackupConfig({}, CWD))).toMatchObject({ allowRestoreExisting: false });
+  });
+
+  it("booleans are the shared grammar: true or false in any case; 1/0, yes/no and on/off are refused", () => {
+    const bucket = { AWS_S3_BUCKET_NAME: "b" };
+    expect(s3({ ...bucket, AWS_S3_INSECURE_SKIP_VERIFY: "TRUE" }).insecureSkipVerify).toBe(true);
+    expect(s3({ ...bucket, AWS_S3_INSECURE_SKIP_VERIFY: " False " }).insecureSkipVerify).toBe(false);
+    for (const value of ["1", "0", "yes", "no", "on", "off"]) {
+      expect(problems({ ...bucket, AWS_S3_FORCE_PATH_STYLE: value })).toBe(
+        'invalid backup executor configuration:\n  - AWS_S3_FORCE_PATH_STYLE must be "true" or "false"',
+      );
+    }
+  });
+
+  it("a problem names the alias that was set, and the first name set wins even when it is invalid", () => {
+    expect(problems({ PGPORT: "x" })).toContain("PGPORT must be a whole number");
+    expect(problems({ FULL_BACKUPS: "-1" })).toContain("FULL_BACKUPS must be a whole number");
+    expect(problems({ DB_PORT: "0", PGPORT: "5432" })).toContain("DB_PORT must be between 1 and 65535");
+    // Blank counts as unset, so the alias is used.
+    expect(parseBackupConfig({ DB_HOST: "  ", PGHOST: "pg" }, CWD).pg.host).toBe("pg");
+  });
+
+  it("case-insensitive choices; secrets kept verbatim, an empty one unset", () => {
+    expect(parseBackupConfig({ PGSSLMODE: "Verify-Full" }, CWD).pg.sslMode).toBe("verify-full");
+    expect(parseBackupConfig({ DB_PASSWORD: "", PGPASSWORD: " p " }, CWD).pg.password).toBe(" p ");
   });
 
   it("documents every variable once, secrets marked", () => {

@@ -3,11 +3,13 @@
  *
  * Names: the original executor's (`DB_*`, `AWS_S3_*`, `FULL_BACKUPS`, `BACKUP_PATH`) are accepted next to the
  * standard libpq ones (`PG*`) and new ones (`BACKUP_*`). When both spellings are set, the first listed wins.
- * Secrets (`DB_PASSWORD`/`PGPASSWORD`, the S3 secret key) never appear in error messages or logs.
+ * Read with the runtime's EnvReader: the same grammar (booleans are "true" or "false") and one ConfigError
+ * listing every problem, each naming its variable. Secrets (`DB_PASSWORD`/`PGPASSWORD`, the S3 secret key)
+ * never appear in error messages or logs.
  */
 import path from "node:path";
-import { z } from "zod";
-import { ConfigError, type EnvDoc } from "../../executor/types.js";
+import { EnvReader } from "../../executor/env.js";
+import type { EnvDoc } from "../../executor/types.js";
 
 export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -177,76 +179,6 @@ export const BACKUP_ENV: readonly EnvDoc[] = [
   },
 ];
 
-interface Source {
-  name: string;
-  value: string;
-}
-
-/** The first variable of `names` that is set and not blank. */
-function pick(env: NodeJS.ProcessEnv, ...names: string[]): Source | undefined {
-  for (const name of names) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== "") return { name, value: value.trim() };
-  }
-  return undefined;
-}
-
-const TRUE = ["true", "1", "yes", "on"];
-const FALSE = ["false", "0", "no", "off"];
-
-class Reader {
-  readonly problems: string[] = [];
-  constructor(private readonly env: NodeJS.ProcessEnv) {}
-
-  string(...names: string[]): string | undefined {
-    return pick(this.env, ...names)?.value;
-  }
-
-  /** Never echoes the value (it may be a secret) and keeps it untrimmed; an empty one counts as unset. */
-  secret(...names: string[]): string | undefined {
-    for (const name of names) {
-      const value = this.env[name];
-      if (value !== undefined && value !== "") return value;
-    }
-    return undefined;
-  }
-
-  int(names: string[], min: number, max: number): number | undefined {
-    const src = pick(this.env, ...names);
-    if (!src) return undefined;
-    const parsed = z
-      .string()
-      .regex(/^\d+$/)
-      .transform(Number)
-      .pipe(z.number().int().min(min).max(max))
-      .safeParse(src.value);
-    if (parsed.success) return parsed.data;
-    this.problems.push(
-      `${src.name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(src.value)}`,
-    );
-    return undefined;
-  }
-
-  bool(...names: string[]): boolean | undefined {
-    const src = pick(this.env, ...names);
-    if (!src) return undefined;
-    const v = src.value.toLowerCase();
-    if (TRUE.includes(v)) return true;
-    if (FALSE.includes(v)) return false;
-    this.problems.push(`${src.name} must be true or false, got ${JSON.stringify(src.value)}`);
-    return undefined;
-  }
-
-  oneOf<T extends string>(names: string[], allowed: readonly T[]): T | undefined {
-    const src = pick(this.env, ...names);
-    if (!src) return undefined;
-    const v = src.value.toLowerCase();
-    if ((allowed as readonly string[]).includes(v)) return v as T;
-    this.problems.push(`${src.name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(src.value)}`);
-    return undefined;
-  }
-}
-
 /** `host:port` or a URL; a bare host gets https unless `secure` is false. */
 export function normalizeEndpoint(raw: string, secure: boolean | undefined): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)
@@ -265,78 +197,79 @@ export function normalizePrefix(raw: string): string {
 }
 
 export function parseBackupConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): BackupConfig {
-  const r = new Reader(env);
+  const e = new EnvReader(env);
 
-  const connectTimeoutS = r.int(["PGCONNECT_TIMEOUT"], 1, 3600);
-  const database = r.string("DB_DATABASE", "PGDATABASE") ?? DEFAULTS.database;
-  if (Buffer.byteLength(database) > 63) r.problems.push("DB_DATABASE must be at most 63 bytes long");
+  const connectTimeoutS = e.int("PGCONNECT_TIMEOUT", 1, 3600);
+  const database = e.string(e.first("DB_DATABASE", "PGDATABASE")) ?? DEFAULTS.database;
+  if (Buffer.byteLength(database) > 63) e.problems.push("DB_DATABASE must be at most 63 bytes long");
   const pg: PgConfig = {
-    host: r.string("DB_HOST", "PGHOST") ?? DEFAULTS.host,
-    port: r.int(["DB_PORT", "PGPORT"], 1, 65535) ?? DEFAULTS.port,
+    host: e.string(e.first("DB_HOST", "PGHOST")) ?? DEFAULTS.host,
+    port: e.int(e.first("DB_PORT", "PGPORT"), 1, 65535) ?? DEFAULTS.port,
     database,
-    user: r.string("DB_USER", "PGUSER") ?? DEFAULTS.user,
-    password: r.secret("DB_PASSWORD", "PGPASSWORD"),
-    sslMode: r.oneOf(["PGSSLMODE"], SSL_MODES),
-    sslRootCert: r.string("PGSSLROOTCERT"),
-    bindir: r.string("BACKUP_PG_BINDIR"),
+    user: e.string(e.first("DB_USER", "PGUSER")) ?? DEFAULTS.user,
+    password: e.secret("DB_PASSWORD", "PGPASSWORD"),
+    sslMode: e.oneOf("PGSSLMODE", SSL_MODES, { ignoreCase: true }),
+    sslRootCert: e.string("PGSSLROOTCERT"),
+    bindir: e.string("BACKUP_PG_BINDIR"),
     connectTimeoutMs: (connectTimeoutS ?? DEFAULTS.connectTimeoutMs / 1000) * 1000,
   };
-  if (pg.bindir && !path.isAbsolute(pg.bindir)) r.problems.push("BACKUP_PG_BINDIR must be an absolute path");
+  if (pg.bindir && !path.isAbsolute(pg.bindir)) e.problems.push("BACKUP_PG_BINDIR must be an absolute path");
 
-  const bucket = r.string("AWS_S3_BUCKET_NAME", "AWS_S3_BUCKET");
-  const kind = r.oneOf(["BACKUP_TARGET"], ["dir", "s3"] as const) ?? (bucket ? "s3" : "dir");
+  const bucket = e.string(e.first("AWS_S3_BUCKET_NAME", "AWS_S3_BUCKET"));
+  const kind =
+    e.oneOf("BACKUP_TARGET", ["dir", "s3"] as const, { ignoreCase: true }) ?? (bucket ? "s3" : "dir");
 
   let target: TargetConfig;
   if (kind === "dir") {
-    const dir = r.string("BACKUP_DIR", "BACKUP_PATH") ?? DEFAULTS.dir;
+    const dir = e.string(e.first("BACKUP_DIR", "BACKUP_PATH")) ?? DEFAULTS.dir;
     target = { kind: "dir", dir: path.resolve(cwd, dir) };
   } else {
-    if (!bucket) r.problems.push("AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3");
-    const secure = r.bool("AWS_S3_SECURE");
-    const rawEndpoint = r.string("AWS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+    if (!bucket) e.problems.push("AWS_S3_BUCKET_NAME is required with BACKUP_TARGET=s3");
+    const secure = e.bool("AWS_S3_SECURE");
+    const endpointVar = e.first("AWS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+    const rawEndpoint = e.string(endpointVar);
     let endpoint: string | undefined;
     if (rawEndpoint) {
       try {
         endpoint = normalizeEndpoint(rawEndpoint, secure);
-      } catch (e) {
-        r.problems.push(
-          `AWS_S3_ENDPOINT ${JSON.stringify(rawEndpoint)} is not a valid endpoint: ${(e as Error).message}`,
+      } catch (err) {
+        e.problems.push(
+          `${endpointVar} ${JSON.stringify(rawEndpoint)} is not a valid endpoint: ${(err as Error).message}`,
         );
       }
     }
-    const accessKeyId = r.string("AWS_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID");
-    const secretAccessKey = r.secret("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY");
+    const accessKeyId = e.string(e.first("AWS_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"));
+    const secretAccessKey = e.secret("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY");
     if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
-      r.problems.push("AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together");
+      e.problems.push("AWS_S3_ACCESS_KEY and AWS_S3_SECRET_ACCESS_KEY must be set together");
     }
-    const partSizeMiB = r.int(["AWS_S3_PART_SIZE_MB"], 5, 512) ?? DEFAULTS.partSizeMiB;
+    const partSizeMiB = e.int("AWS_S3_PART_SIZE_MB", 5, 512) ?? DEFAULTS.partSizeMiB;
     target = {
       kind: "s3",
       endpoint,
-      region: r.string("AWS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? DEFAULTS.region,
+      region: e.string(e.first("AWS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")) ?? DEFAULTS.region,
       bucket: bucket ?? "",
-      prefix: normalizePrefix(r.string("AWS_S3_PREFIX") ?? DEFAULTS.prefix),
+      prefix: normalizePrefix(e.string("AWS_S3_PREFIX") ?? DEFAULTS.prefix),
       accessKeyId,
       secretAccessKey,
-      sessionToken: accessKeyId ? r.secret("AWS_SESSION_TOKEN") : undefined,
-      forcePathStyle: r.bool("AWS_S3_FORCE_PATH_STYLE") ?? endpoint !== undefined,
-      insecureSkipVerify: r.bool("AWS_S3_INSECURE_SKIP_VERIFY") ?? false,
-      caFile: r.string("AWS_S3_CA_FILE"),
+      sessionToken: accessKeyId ? e.secret("AWS_SESSION_TOKEN") : undefined,
+      forcePathStyle: e.bool("AWS_S3_FORCE_PATH_STYLE") ?? endpoint !== undefined,
+      insecureSkipVerify: e.bool("AWS_S3_INSECURE_SKIP_VERIFY") ?? false,
+      caFile: e.string("AWS_S3_CA_FILE"),
       partSizeBytes: partSizeMiB * MiB,
-      queueSize: r.int(["AWS_S3_QUEUE_SIZE"], 1, 64) ?? DEFAULTS.queueSize,
+      queueSize: e.int("AWS_S3_QUEUE_SIZE", 1, 64) ?? DEFAULTS.queueSize,
     };
   }
 
   const config: BackupConfig = {
     pg,
     target,
-    keep: r.int(["BACKUP_KEEP", "FULL_BACKUPS"], 0, 100_000) ?? DEFAULTS.keep,
-    compression: r.int(["BACKUP_COMPRESSION"], 0, 9),
-    progressIntervalMs:
-      r.int(["BACKUP_PROGRESS_INTERVAL_MS"], 100, 86_400_000) ?? DEFAULTS.progressIntervalMs,
-    allowRestoreExisting: r.bool("BACKUP_ALLOW_RESTORE_EXISTING") ?? false,
+    keep: e.int(e.first("BACKUP_KEEP", "FULL_BACKUPS"), 0, 100_000) ?? DEFAULTS.keep,
+    compression: e.int("BACKUP_COMPRESSION", 0, 9),
+    progressIntervalMs: e.int("BACKUP_PROGRESS_INTERVAL_MS", 100, 86_400_000) ?? DEFAULTS.progressIntervalMs,
+    allowRestoreExisting: e.bool("BACKUP_ALLOW_RESTORE_EXISTING") ?? false,
   };
-  if (r.problems.length > 0) throw new ConfigError(`backup executor: ${r.problems.join("; ")}`);
+  e.check("backup executor configuration");
   return config;
 }
 

@@ -126,7 +126,12 @@ async function dump(
   }
 }
 
-async function applyRetention(
+/**
+ * Deletes the backups retention no longer keeps. Reports what was really deleted: a backup whose removal
+ * failed is listed under `errors` (and logged), and under `deleted` only if it is gone nevertheless (e.g. its
+ * metadata document could not be deleted). Exported for tests.
+ */
+export async function applyRetention(
   deps: BackupDeps,
   ctx: ProcessContext,
   justMade: string,
@@ -147,6 +152,12 @@ async function applyRetention(
         outcome.deleted.push(old);
       } catch (err) {
         errors.push(messageOf(err));
+        // If even the look-up fails, the backup counts as still there (the removal's error is reported).
+        const gone = await deps.target.stat(old).then(
+          (found) => found === undefined,
+          () => false,
+        );
+        if (gone) outcome.deleted.push(old);
       }
     }
   } catch (err) {

@@ -81,6 +81,18 @@ export function writeIfOpen(dest: Writable, chunk: Buffer): Promise<boolean> {
   });
 }
 
+/**
+ * For a consumer that may stop reading early (see writeIfOpen): EPIPE on `dest` means it stopped, which is
+ * expected; any other error is kept. Returns a function giving the first such error, if any.
+ */
+export function ignoreEpipe(dest: Writable): () => Error | undefined {
+  let failure: Error | undefined;
+  dest.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") failure ??= err;
+  });
+  return () => failure;
+}
+
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = n;

@@ -8,7 +8,7 @@ import { type BackupDeps, cancelled } from "./dump.js";
 import { messageOf } from "./errors.js";
 import type { BackupMetadata } from "./metadata.js";
 import { startTool, toolEnv, toolFailure } from "./pgtools.js";
-import { writeIfOpen } from "./streams.js";
+import { ignoreEpipe, writeIfOpen } from "./streams.js";
 import type { Target } from "./targets/target.js";
 
 export interface VerifyOutput {
@@ -55,7 +55,7 @@ export async function runVerify(
   const stdin = tool.child.stdin;
   if (!stdin) throw new ProcessError("verify: pg_restore has no stdin");
   // pg_restore --list stops reading after the table of contents: EPIPE is expected, not a failure.
-  stdin.on("error", () => undefined);
+  const stdinFailure = ignoreEpipe(stdin);
   let toc = "";
   tool.child.stdout?.setEncoding("utf8");
   tool.child.stdout?.on("data", (t: string) => {
@@ -98,6 +98,8 @@ export async function runVerify(
   }
   if (result.code !== 0)
     throw toolFailure("pg_restore", `verify: backup ${name} is not a readable archive`, result);
+  const fed = stdinFailure();
+  if (fed) throw new ProcessError(`verify: cannot pass backup ${name} to pg_restore: ${messageOf(fed)}`);
 
   const entries = toc.split("\n").filter((l) => l.trim() !== "" && !l.startsWith(";")).length;
   const location = target.locate(name);

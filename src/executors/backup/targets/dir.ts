@@ -9,16 +9,27 @@ import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import type { Logger } from "pino";
 import { ProcessError } from "../../../executor/types.js";
-import { fsError } from "../errors.js";
+import { fsError, messageOf } from "../errors.js";
 import { type BackupMetadata, decodeMetadata, encodeMetadata } from "../metadata.js";
 import { metadataNameOf, namePrefixOf, parseBackupName } from "../names.js";
 import type { BackupLocation, PendingBackup, StoredBackup, Target } from "./target.js";
 
 const PARTIAL = ".partial-";
 
-async function removeQuietly(file: string): Promise<void> {
-  await fs.rm(file, { force: true }).catch(() => undefined);
+/**
+ * Removes a file for a cleanup that must not fail (abort, leftovers): a failure is logged, not thrown.
+ * Resolves whether the file is gone (a file that did not exist counts as gone).
+ */
+async function removeLogged(file: string, logger: Logger): Promise<boolean> {
+  try {
+    await fs.rm(file, { force: true });
+    return true;
+  } catch (err) {
+    logger.warn({ file, err: messageOf(err) }, "could not remove a file in the backup directory");
+    return false;
+  }
 }
 
 /** Makes a rename/link durable: fsync the directory entry (best effort: not every file system allows it). */
@@ -92,10 +103,11 @@ class DirPending implements PendingBackup {
     if (!this.sink.destroyed) this.sink.destroy();
     // Wait for the descriptor to close so the unlink below really frees the space.
     if (!this.sink.closed) await new Promise<void>((resolve) => this.sink.once("close", () => resolve()));
-    await removeQuietly(this.tempFile);
-    await removeQuietly(`${this.tempFile}.json`);
-    if (this.published) await removeQuietly(path.join(this.target.dir, this.name));
-    if (this.metaWritten) await removeQuietly(path.join(this.target.dir, metadataNameOf(this.name)));
+    const { dir, logger } = this.target;
+    await removeLogged(this.tempFile, logger);
+    await removeLogged(`${this.tempFile}.json`, logger);
+    if (this.published) await removeLogged(path.join(dir, this.name), logger);
+    if (this.metaWritten) await removeLogged(path.join(dir, metadataNameOf(this.name)), logger);
   }
 }
 
@@ -103,7 +115,11 @@ export class DirTarget implements Target {
   readonly kind = "dir" as const;
   readonly description: string;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    /** Cleanup failures (which never fail an operation) are logged here. */
+    readonly logger: Logger,
+  ) {
     this.description = `directory ${dir}`;
   }
 
@@ -133,21 +149,27 @@ export class DirTarget implements Target {
       });
       return new DirPending(this, name, tempFile, sink);
     } catch (err) {
-      await removeQuietly(tempFile);
+      await removeLogged(tempFile, this.logger);
       throw fsError(err, this.dir, "create a backup file");
     }
   }
 
   async cleanupStale(database: string): Promise<string[]> {
     const stale = `.${namePrefixOf(database)}`;
-    const entries = await fs.readdir(this.dir).catch(() => [] as string[]);
+    let entries: string[];
+    try {
+      entries = await fs.readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw fsError(err, this.dir, "look for unfinished writes");
+    }
+    // Only what was really removed is reported; a failed removal is logged (and retried by the next backup).
     const removed: string[] = [];
     for (const entry of entries) {
       if (!entry.startsWith(stale) || !entry.includes(PARTIAL)) continue;
       const original = entry.slice(1, entry.indexOf(PARTIAL));
       if (parseBackupName(original)?.database !== database) continue;
-      await removeQuietly(path.join(this.dir, entry));
-      removed.push(entry);
+      if (await removeLogged(path.join(this.dir, entry), this.logger)) removed.push(entry);
     }
     return removed;
   }
@@ -213,9 +235,13 @@ export class DirTarget implements Target {
   async remove(name: string): Promise<void> {
     try {
       await fs.rm(path.join(this.dir, name), { force: true });
-      await fs.rm(path.join(this.dir, metadataNameOf(name)), { force: true });
     } catch (err) {
       throw fsError(err, this.dir, `delete backup ${name}`);
+    }
+    try {
+      await fs.rm(path.join(this.dir, metadataNameOf(name)), { force: true });
+    } catch (err) {
+      throw fsError(err, this.dir, `delete the metadata of ${name} (the backup itself was deleted)`);
     }
   }
 

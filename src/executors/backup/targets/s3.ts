@@ -23,9 +23,10 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import type { Logger } from "pino";
 import { ProcessError } from "../../../executor/types.js";
 import type { S3TargetConfig } from "../config.js";
-import { s3CodeOf, s3Error, s3StatusOf } from "../errors.js";
+import { messageOf, s3CodeOf, s3Error, s3StatusOf } from "../errors.js";
 import { type BackupMetadata, decodeMetadata, encodeMetadata } from "../metadata.js";
 import { metadataNameOf, NAME_PREFIX, namePrefixOf, parseBackupName } from "../names.js";
 import { MultipartWriter } from "./multipart.js";
@@ -126,29 +127,18 @@ class S3Pending implements PendingBackup {
     return this.target.explain(err, `upload ${this.name}`);
   }
 
+  /** Never throws: what cannot be cleaned up is logged (the next backup's cleanupStale retries uploads). */
   async abort(): Promise<void> {
     const t = this.target;
     if (!this.sink.destroyed) this.sink.destroy();
     if (!this.sink.closed) await new Promise<void>((resolve) => this.sink.once("close", () => resolve()));
-    const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
+    const key = t.keyOf(this.name);
     if (!this.completed) {
-      await quiet(
-        t.client.send(
-          new AbortMultipartUploadCommand({
-            Bucket: t.bucket,
-            Key: t.keyOf(this.name),
-            UploadId: this.uploadId,
-          }),
-        ),
-      );
+      await t.abortUpload(key, this.uploadId);
     } else {
-      await quiet(t.client.send(new DeleteObjectCommand({ Bucket: t.bucket, Key: t.keyOf(this.name) })));
+      await t.deleteLogged(key);
     }
-    if (this.metaPut) {
-      await quiet(
-        t.client.send(new DeleteObjectCommand({ Bucket: t.bucket, Key: t.keyOf(metadataNameOf(this.name)) })),
-      );
-    }
+    if (this.metaPut) await t.deleteLogged(t.keyOf(metadataNameOf(this.name)));
   }
 }
 
@@ -160,7 +150,11 @@ export class S3Target implements Target {
   readonly prefix: string;
   private readonly endpointLabel: string;
 
-  constructor(private readonly cfg: S3TargetConfig) {
+  constructor(
+    private readonly cfg: S3TargetConfig,
+    /** Cleanup failures (which never fail an operation) are logged here. */
+    readonly logger: Logger,
+  ) {
     this.client = new S3Client(s3ClientConfig(cfg));
     this.bucket = cfg.bucket;
     this.prefix = cfg.prefix;
@@ -218,6 +212,31 @@ export class S3Target implements Target {
     return new S3Pending(this, name, created.UploadId, sink);
   }
 
+  /** Aborts a multipart upload; resolves whether that worked, and logs the upload id and error if not. */
+  async abortUpload(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      );
+      return true;
+    } catch (err) {
+      this.logger.warn(
+        { bucket: this.bucket, key, uploadId, err: messageOf(err) },
+        "could not abort a multipart upload; its parts stay in the bucket until it is aborted",
+      );
+      return false;
+    }
+  }
+
+  /** Deletes an object for a cleanup that must not fail; a failure is logged. */
+  async deleteLogged(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      this.logger.warn({ bucket: this.bucket, key, err: messageOf(err) }, "could not delete an object");
+    }
+  }
+
   async listPartsSize(key: string, uploadId: string): Promise<number> {
     let total = 0;
     let marker: string | undefined;
@@ -257,10 +276,7 @@ export class S3Target implements Target {
       for (const u of page.Uploads ?? []) {
         const name = u.Key?.slice(this.prefix.length);
         if (!u.Key || !u.UploadId || !name || parseBackupName(name)?.database !== database) continue;
-        await this.client
-          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
-          .then(() => removed.push(u.Key as string))
-          .catch(() => undefined);
+        if (await this.abortUpload(u.Key, u.UploadId)) removed.push(u.Key);
       }
       if (!page.IsTruncated) return removed;
       keyMarker = page.NextKeyMarker;
