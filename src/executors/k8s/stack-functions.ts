@@ -6,27 +6,18 @@
  */
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { defineFunction } from "../../executor/define.js";
-import { type ArgSpec, type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
+import { type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
 import { ownedLabels } from "../../k8s/labels.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
 import { deploymentName, dryrun } from "./arguments.js";
+import { deployDeclaration } from "./deploy-declaration.js";
 import { guarded } from "./errors.js";
 import type { K8sDeps } from "./functions.js";
 import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
 import { watchRollout } from "./rollout-watch.js";
 import { type DeploymentSpec, deploymentProgram, recorded } from "./spec.js";
-import {
-  checkWith,
-  type Parsed,
-  parsedValue,
-  parseEnv,
-  parseNodeSelector,
-  parseSecretEnv,
-  parseTolerations,
-} from "./spec-kwargs.js";
-import { executorTypeProblem, imageProblem, quantityProblem, SECRET_NAME } from "./validation.js";
 
 /** How long removing what a failed first deploy created may take (after the deploy's own deadline). */
 const ROLLBACK_MS = 120_000;
@@ -133,163 +124,20 @@ async function rollback(
 }
 
 export function stackFunctions(deps: K8sDeps): FunctionDef[] {
-  const { config, policy } = deps;
+  const { config } = deps;
   const { namespace } = config;
   const limits = config.limits;
-  const secretEnv = (text: string) => parseSecretEnv(text, (secret) => policy.secretProblem(secret));
-  const pullSecrets = (text: string): Parsed<string[]> => {
-    const names = text
-      .split(";")
-      .map((n) => n.trim())
-      .filter(Boolean);
-    for (const name of names) {
-      const problem = SECRET_NAME.test(name)
-        ? policy.secretProblem(name)
-        : `imagepullsecret "${name}" is not a valid Secret name`;
-      if (problem) return { problem };
-    }
-    return { value: names };
-  };
-  const typeProblem = (type: string) =>
-    executorTypeProblem(type) ??
-    (type === config.ownType
-      ? `executortype "${type}" is this k8s executor's own type: its processes would go to the deployment; choose another`
-      : undefined);
-
-  const deployKwargs = [
-    {
-      name: "executortype",
-      type: "string",
-      description: "executor type of the deployed executors (default: the deployment name)",
-      check: typeProblem,
-    },
-    {
-      name: "cpu",
-      type: "string",
-      description: `CPU request per container, e.g. 250m (at most ${limits.maxCpu.text})`,
-      check: (v: string) => quantityProblem("cpu", v, limits.maxCpu),
-    },
-    {
-      name: "memory",
-      type: "string",
-      description: `memory request and limit per container, e.g. 256Mi (at most ${limits.maxMemory.text})`,
-      check: (v: string) => quantityProblem("memory", v, limits.maxMemory),
-    },
-    {
-      name: "cpulimit",
-      type: "string",
-      description: `CPU limit per container, e.g. 1 (at most ${limits.maxCpu.text})`,
-      check: (v: string) => quantityProblem("cpulimit", v, limits.maxCpu),
-    },
-    {
-      name: "memorylimit",
-      type: "string",
-      description: `memory limit per container (default: the memory request; at most ${limits.maxMemory.text})`,
-      check: (v: string) => quantityProblem("memorylimit", v, limits.maxMemory),
-    },
-    {
-      name: "gpu",
-      type: "int",
-      min: 1,
-      max: Math.max(1, config.gpu.max),
-      description: `${config.gpu.resource} per container (the operator allows at most ${config.gpu.max})`,
-    },
-    {
-      name: "env",
-      type: "string",
-      description: "plain environment, NAME=VALUE items separated by ';', e.g. env:A=1;B=two",
-      check: checkWith(parseEnv),
-    },
-    {
-      name: "secretenv",
-      type: "string",
-      description:
-        "environment from keys of Secrets the operator allows (K8S_ALLOWED_SECRETS), e.g. secretenv:DB_PASSWORD=pg-secret/password",
-      check: checkWith(secretEnv),
-    },
-    {
-      name: "imagepullsecret",
-      type: "string",
-      description:
-        "Secret(s) with registry credentials for the image, ';'-separated (allowed by K8S_ALLOWED_SECRETS)",
-      check: checkWith(pullSecrets),
-    },
-    {
-      name: "nodeselector",
-      type: "string",
-      description: "node labels the pods must run on, e.g. nodeselector:disk=ssd;zone=a",
-      check: checkWith(parseNodeSelector),
-    },
-    {
-      name: "tolerations",
-      type: "string",
-      description:
-        "taints the pods tolerate, KEY[=VALUE][=EFFECT] items separated by ';', e.g. gpu=true=NoSchedule",
-      check: checkWith(parseTolerations),
-    },
-    {
-      name: "cmd",
-      type: "string",
-      description:
-        "space-separated arguments to the image entrypoint, e.g. sleep (one the operator allows: K8S_ALLOWED_CMDS)",
-      check: (cmd: string) => policy.cmdProblem(cmd.trim().split(/\s+/).join(" ")),
-    },
-    dryrun,
-  ] as const satisfies readonly ArgSpec[];
+  const declaration = deployDeclaration(config, deps.policy);
 
   const deploy = defineFunction({
     name: "deploy",
     description:
       "Deploy (create or update) executors on Kubernetes: pods x executorperpod containers of dockerimage, running as an executor identity this executor registers",
-    args: [
-      deploymentName,
-      { name: "pods", type: "int", min: 0, max: limits.maxPods, description: "number of pods (replicas)" },
-      {
-        name: "executorperpod",
-        type: "int",
-        min: 1,
-        max: limits.maxExecutorsPerPod,
-        description: "executor containers per pod",
-      },
-      { name: "ramdisk", type: "bool", description: "mount an in-memory emptyDir at /ramdisk" },
-      {
-        name: "dockerimage",
-        type: "string",
-        description: "container image of the executors (one the operator allows: K8S_ALLOWED_IMAGES)",
-        check: (image: string) => imageProblem(image) ?? policy.imageProblem(image),
-      },
-    ],
-    kwargs: deployKwargs,
+    args: declaration.args,
+    kwargs: declaration.kwargs,
     async handler(args, ctx) {
       const name = args.deploymentname;
-      const spec: DeploymentSpec = {
-        deployment: name,
-        namespace,
-        pods: args.pods,
-        executorperpod: args.executorperpod,
-        ramdisk: args.ramdisk,
-        image: args.dockerimage,
-        executortype: args.executortype ?? name,
-        ...(args.cpu ? { cpu: args.cpu } : {}),
-        ...(args.memory ? { memory: args.memory } : {}),
-        ...(args.cpulimit ? { cpulimit: args.cpulimit } : {}),
-        ...(args.memorylimit ? { memorylimit: args.memorylimit } : {}),
-        ...(args.gpu ? { gpu: args.gpu } : {}),
-        ...(args.cmd ? { cmd: args.cmd.trim().split(/\s+/) } : {}),
-        ...(args.env ? { env: parsedValue(parseEnv, args.env) } : {}),
-        ...(args.secretenv ? { secretenv: parsedValue(secretEnv, args.secretenv) } : {}),
-        ...(args.imagepullsecret ? { imagepullsecret: parsedValue(pullSecrets, args.imagepullsecret) } : {}),
-        ...(args.nodeselector ? { nodeselector: parsedValue(parseNodeSelector, args.nodeselector) } : {}),
-        ...(args.tolerations ? { tolerations: parsedValue(parseTolerations, args.tolerations) } : {}),
-        ...(policy.isRuntimeImage(args.dockerimage) ? { probes: true } : {}),
-      };
-      if (spec.gpu && spec.gpu > config.gpu.max) {
-        throw new ProcessError(
-          `deploy: gpu ${spec.gpu} is more than the operator allows per container (K8S_MAX_GPU=${config.gpu.max})`,
-        );
-      }
-      const typeRefused = typeProblem(spec.executortype);
-      if (typeRefused) throw new ProcessError(`deploy: ${typeRefused}`);
+      const spec = declaration.specOf(args);
       const preview = args.dryrun === true;
       const started = performance.now();
       return guarded("deploy", ctx.signal, () =>
