@@ -142,7 +142,9 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const started = performance.now();
       return guarded("deploy", ctx.signal, () =>
         inSession(deps, name, ctx, async (session) => {
-          await deps.ownership.assertNameFree("deploy", name);
+          // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
+          // land on objects that exist and are someone else's.
+          if (!recorded(await session.current()).spec) await deps.ownership.assertNameFree("deploy", name);
           const { result, identity } = await applySpec(deps, "deploy", session, spec, preview, ctx);
           return [
             {
