@@ -480,7 +480,7 @@ describe("backup to a directory", () => {
 
   it("bad configuration is refused at start-up with the variable named", async () => {
     await expect(backupExecutor.create({ BACKUP_TARGET: "ftp" }, logger)).rejects.toThrow(
-      /BACKUP_TARGET must be one of dir, s3, got "ftp"/,
+      "invalid backup executor configuration:\n  - BACKUP_TARGET must be one of dir, s3",
     );
     await expect(backupExecutor.create({ FULL_BACKUPS: "-1" }, logger)).rejects.toThrow(
       /FULL_BACKUPS must be a whole number/,

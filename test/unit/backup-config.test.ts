@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { EnvReader } from "../../src/executor/env.js";
 import { ConfigError } from "../../src/executor/types.js";
 import {
   BACKUP_ENV,
@@ -287,5 +288,28 @@ describe("normalizeEndpoint / normalizePrefix", () => {
     expect(normalizePrefix("/a/b//")).toBe("a/b/");
     expect(normalizePrefix("/")).toBe("");
     expect(normalizePrefix("")).toBe("");
+  });
+});
+
+describe("EnvReader's additions for the backup executor", () => {
+  it("first(): the first name set, else the first name; names after it are not read", () => {
+    const read: string[] = [];
+    const env = new Proxy({ B: "b", C: "c" } as NodeJS.ProcessEnv, {
+      get: (target, name: string) => {
+        read.push(name);
+        return target[name];
+      },
+    });
+    expect(new EnvReader(env).first("A", "B", "C")).toBe("B");
+    expect(read).toEqual(["A", "B"]);
+    expect(new EnvReader({ A: " " }).first("A", "B")).toBe("A");
+  });
+
+  it("oneOf() stays case-sensitive unless asked", () => {
+    const e = new EnvReader({ X: "S3" });
+    expect(e.oneOf("X", ["dir", "s3"] as const, { ignoreCase: true })).toBe("s3");
+    expect(e.problems).toEqual([]);
+    expect(e.oneOf("X", ["dir", "s3"] as const)).toBeUndefined();
+    expect(e.problems).toEqual(["X must be one of dir, s3"]);
   });
 });
