@@ -39,7 +39,8 @@ die() { printf '\033[31m[cluster] error:\033[0m %s\n' "$*" >&2; exit 1; }
 case "$BASE" in "$(cd "$here/.." && pwd)"*) die "COLONYOS_CLUSTER_DIR must be outside the repository" ;; esac
 
 # KWOK_*_BINARY variables (read by kwokctl), kwokctl and kubectl 1.34 first on PATH.
-eval "$("$here/peers/kube.sh" --export)"
+kube_env="$("$here/peers/kube.sh" --export)"
+eval "$kube_env"
 kwokctl() { command "$KWOKCTL_BINARY" --name "$NAME" "$@"; }
 kctl() { command "$KWOK_KUBECTL_BINARY" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 

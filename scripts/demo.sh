@@ -4,7 +4,9 @@
 # builds the executors and runs the local demo end to end. Pass --keep to leave everything running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(bash scripts/peers/all.sh --export)"
+# `eval "$(…)"` would hide the script's exit status: take its output first, so that a failure stops here.
+peers_env="$(bash scripts/peers/all.sh --export)"
+eval "$peers_env"
 export PATH="$(dirname "$COLONIES_BIN"):$PATH"
 npm install --no-audit --no-fund --loglevel=error
 npm run build --silent

@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
-eval "$(bash scripts/peers/all.sh --export)"
+# `eval "$(…)"` would hide the script's exit status: take its output first, so that a failure stops here.
+peers_env="$(bash scripts/peers/all.sh --export)"
+eval "$peers_env"
 echo "[test] node $(node -v); peers ready after $((SECONDS - started)) s"
 
 # npm ci rejects lockfiles written with omit-lockfile-registry-resolved; install honours the lock all the same.
@@ -17,7 +19,8 @@ npm run build --silent
 export KWOK_CLUSTER_NAME="test-$$"
 trap 'bash scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
 bash scripts/cluster.sh up >/dev/null
-eval "$(bash scripts/cluster.sh env)"
+cluster_env="$(bash scripts/cluster.sh env)"
+eval "$cluster_env"
 echo "[test] cluster $KWOK_CLUSTER_NAME ready after $((SECONDS - started)) s"
 
 npm run lint
