@@ -101,93 +101,7 @@ build_language_host() {
   # instead, which that host ignores. This shim, installed as bin/pulumi-language-nodejs, reads them from the
   # Pulumi.yaml above its working directory (the CLI starts the plugin in the project) and passes them as
   # flags, as the old CLI did, to the real host in libexec/.
-  cat >"$wrap/options-shim/main.go" <<'GO'
-// Command pulumi-language-nodejs hands the project's runtime options to the real language host as flags.
-package main
-
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"syscall"
-
-	"gopkg.in/yaml.v3"
-)
-
-// The flags the host defines for runtime options; any other option would make its flag parsing fail.
-var known = map[string]bool{"typescript": true, "nodeargs": true, "tsconfig": true}
-
-func projectFile(dir string) string {
-	for {
-		for _, name := range []string{"Pulumi.yaml", "Pulumi.yml"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-func optionFlags() []string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil
-	}
-	path := projectFile(wd)
-	if path == "" {
-		return nil
-	}
-	flags := []string{"-root=" + filepath.Dir(path)}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return flags
-	}
-	var project struct {
-		Runtime yaml.Node `yaml:"runtime"`
-	}
-	if yaml.Unmarshal(raw, &project) != nil || project.Runtime.Kind != yaml.MappingNode {
-		return flags
-	}
-	var runtime struct {
-		Options map[string]interface{} `yaml:"options"`
-	}
-	if project.Runtime.Decode(&runtime) != nil {
-		return flags
-	}
-	keys := make([]string, 0, len(runtime.Options))
-	for k := range runtime.Options {
-		if known[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		flags = append(flags, fmt.Sprintf("-%s=%v", k, runtime.Options[k]))
-	}
-	return flags
-}
-
-func main() {
-	self, err := os.Executable()
-	if err == nil {
-		self, err = filepath.EvalSymlinks(self)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pulumi-language-nodejs:", err)
-		os.Exit(1)
-	}
-	host := filepath.Join(filepath.Dir(filepath.Dir(self)), "libexec", "pulumi-language-nodejs")
-	args := append(append([]string{host}, optionFlags()...), os.Args[1:]...)
-	err = syscall.Exec(host, args, os.Environ())
-	fmt.Fprintln(os.Stderr, "pulumi-language-nodejs: cannot run", host+":", err)
-	os.Exit(1)
-}
-GO
+  cp "$PROJECT_ROOT/scripts/peers/go/language-host-shim/main.go" "$wrap/options-shim/main.go"
   (cd "$wrap" && run_logged pulumi-language-nodejs-tidy go mod tidy)
   (cd "$wrap" && CGO_ENABLED=0 run_logged pulumi-language-nodejs-build go build -trimpath \
     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$LANGHOST_SDK_VERSION" \
@@ -218,51 +132,7 @@ MOD
   printf '%s\n' "$K8S_PROVIDER_GOSUM" >"$wrap/go.sum"
   # The upstream main embeds schema-embed.json (schema.json with its version set) and terraform-mapping-embed.json,
   # both produced by `go generate` and absent from the module zip; gen/ produces them from the module's sources.
-  cat >"$wrap/gen/main.go" <<'GO'
-// Command gen writes schema-embed.json (schema.json with "version" set) and terraform-mapping-embed.json
-// (and helm-mapping-embed.json when the provider has one) from the provider module's cmd/pulumi-resource-kubernetes.
-package main
-
-import (
-	"encoding/json"
-	"log"
-	"os"
-	"path/filepath"
-)
-
-func compact(src, dst string, edit func(map[string]json.RawMessage)) {
-	raw, err := os.ReadFile(src)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		log.Fatalf("%s: %v", src, err)
-	}
-	if edit != nil {
-		edit(doc)
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile(dst, out, 0o644); err != nil {
-		log.Fatal(err)
-	}
-}
-
-func main() {
-	dir, version := os.Args[1], os.Args[2]
-	compact(filepath.Join(dir, "schema.json"), "schema-embed.json", func(doc map[string]json.RawMessage) {
-		v, _ := json.Marshal(version)
-		doc["version"] = v
-	})
-	compact(filepath.Join(dir, "terraform-mapping.json"), "terraform-mapping-embed.json", nil)
-	if _, err := os.Stat(filepath.Join(dir, "helm-mapping.json")); err == nil {
-		compact(filepath.Join(dir, "helm-mapping.json"), "helm-mapping-embed.json", nil)
-	}
-}
-GO
+  cp "$PROJECT_ROOT/scripts/peers/go/provider-gen/main.go" "$wrap/gen/main.go"
   printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "%s/pkg/provider"\n\t_ "%s/pkg/version"\n)\n' "$mod" "$mod" >"$wrap/tools.go"
   (cd "$wrap" && GONOSUMDB=$K8S_PROVIDER_NOSUMDB run_logged pulumi-kubernetes-tidy go mod tidy)
   local src
@@ -270,30 +140,11 @@ GO
   [ -f "$src/schema.json" ] || die "no schema.json in $src"
   (cd "$wrap" && run_logged pulumi-kubernetes-gen go run ./gen "$src" "$K8S_PROVIDER_VERSION")
   # provider.Serve takes the helm mapping too in later provider versions (when helm-mapping.json exists).
-  local helm_var="" helm_arg=""
   if [ -f "$wrap/helm-mapping-embed.json" ]; then
-    helm_var=$'\n//go:embed helm-mapping-embed.json\nvar helmMapping []byte\n'
-    helm_arg=", helmMapping"
+    cp "$PROJECT_ROOT/scripts/peers/go/provider/with-helm/main.go" "$wrap/main.go"
+  else
+    cp "$PROJECT_ROOT/scripts/peers/go/provider/without-helm/main.go" "$wrap/main.go"
   fi
-  cat >"$wrap/main.go" <<GO
-// Command pulumi-resource-kubernetes is the upstream provider's main with the generated files embedded here.
-package main
-
-import (
-	_ "embed"
-
-	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/provider"
-	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version"
-)
-
-//go:embed schema-embed.json
-var pulumiSchema []byte
-
-//go:embed terraform-mapping-embed.json
-var terraformMapping []byte
-$helm_var
-func main() { provider.Serve("kubernetes", version.Version, pulumiSchema, terraformMapping$helm_arg) }
-GO
   (cd "$wrap" && GONOSUMDB=$K8S_PROVIDER_NOSUMDB CGO_ENABLED=0 run_logged pulumi-kubernetes-build go build -trimpath \
     -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_PROVIDER_VERSION" \
     -o "$wrap/pulumi-resource-kubernetes" .)
