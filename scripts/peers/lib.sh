@@ -9,6 +9,18 @@ mkdir -p "$PEERS_CACHE/logs"
 log() { printf '\033[1m[peers]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[peers] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# One run at a time per cache: two runs building the same peer would corrupt it. The first peer script takes the
+# lock for itself and the peer scripts it runs (they inherit the descriptor and COLONYOS_PEERS_LOCK_HELD); it is
+# released when that script exits. No peer script leaves a daemon behind that could hold it.
+if [ -z "${COLONYOS_PEERS_LOCK_HELD:-}" ]; then
+  exec 8>"$PEERS_CACHE/.lock"
+  if ! flock -n 8; then
+    log "another run is using $PEERS_CACHE; waiting for it to finish"
+    flock 8
+  fi
+  export COLONYOS_PEERS_LOCK_HELD=1
+fi
+
 # Version of an npm dependency as pinned in package.json (the single source of truth for Pulumi versions).
 npm_pin() {
   # `|` as the sed delimiter: package names contain slashes (@pulumi/pulumi).
