@@ -79,17 +79,7 @@ require (
 )
 MOD
   # etcd's own main.go (module go.etcd.io/etcd/v3) is a one-liner around etcdmain.Main.
-  cat >"$wrap/main.go" <<'GO'
-package main
-
-import (
-	"os"
-
-	"go.etcd.io/etcd/server/v3/etcdmain"
-)
-
-func main() { etcdmain.Main(os.Args) }
-GO
+  cp "$PROJECT_ROOT/scripts/peers/go/etcd/main.go" "$wrap/main.go"
   (cd "$wrap" && run_logged etcd-tidy go mod tidy)
   mkdir -p "$etcd_dir/bin"
   (cd "$wrap" && CGO_ENABLED=0 run_logged etcd-build go build -trimpath -ldflags "-s -w" -o "$etcd_dir/bin/etcd.tmp" .)
