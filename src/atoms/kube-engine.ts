@@ -130,6 +130,15 @@ export class KubeEngine implements Engine<PodSpec> {
     const pod = await this.readManagedPod(id, "read logs of", signal);
     const container = options.container ?? pod.spec?.containers[0]?.name ?? MAIN_CONTAINER;
     const output = new PassThrough();
+    // The client pipes the response body into `output` and leaves the body's errors unhandled: aborting the
+    // request (below, when the reader is done early) makes it emit an AbortError that would crash the process.
+    // That one is expected; any other error (the connection broke) ends the reader's stream with it.
+    let aborting = false;
+    output.once("pipe", (source: Readable) =>
+      source.on("error", (error) => {
+        if (!aborting) output.destroy(error);
+      }),
+    );
     let request: AbortController;
     try {
       request = await this.log.log(this.namespace, id, container, output, {
@@ -144,15 +153,19 @@ export class KubeEngine implements Engine<PodSpec> {
       throw kubeApiError(error, `${this.name}: read logs of container "${container}" of pod "${id}"`, signal);
     }
     // The client starts the request without a signal; from here, aborting the signal or dropping the stream ends it.
-    const cancel = () => {
+    const abort = () => {
+      aborting = true;
       request.abort();
+    };
+    const cancel = () => {
+      abort();
       output.destroy(signal.reason);
     };
     if (signal.aborted) cancel();
     signal.addEventListener("abort", cancel, { once: true });
     output.once("close", () => {
       signal.removeEventListener("abort", cancel);
-      request.abort();
+      abort();
     });
     return output;
   }

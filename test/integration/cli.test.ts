@@ -85,6 +85,7 @@ describe("colonyos-executor command", () => {
       expect(metrics).toMatch(
         /colonies_executor_processes_total\{[^}]*function="sleep"[^}]*outcome="success"[^}]*\} 1/,
       );
+      expect(metrics).toMatch(/^colonies_executor_reports_undelivered_total\{[^}]*\} 0$/m);
 
       const long = await submit(server, "sleep", "sleep", ["60000"]);
       await waitFor("the long process to start", async () => cli.output().includes(long.processid));

@@ -417,25 +417,34 @@ describe("deployments run as executor identities, never with the owner key", () 
       namespace,
       logger: testLogger,
       gracePeriodMs: 5_000,
-      command: (container, pod) => ({
-        command: "sh",
-        args: [
-          "-c",
-          'env > "$0"; exec "$@"',
-          join(envDir, `${pod.metadata?.name}-${container.name}.env`),
-          process.execPath,
-          CLI,
-          ...(container.args ?? []),
-        ],
-      }),
+      // Only the deployment's containers (the look-alike's pods wear the atom label too).
+      command: (container, pod) =>
+        pod.metadata?.labels?.["app.kubernetes.io/instance"] !== "web"
+          ? null
+          : {
+              command: "sh",
+              args: [
+                "-c",
+                // written aside, then renamed: the test reads only complete files
+                'env > "$0.part" && mv "$0.part" "$0" && exec "$@"',
+                join(envDir, `${pod.metadata?.name}-${container.name}.env`),
+                process.execPath,
+                CLI,
+                ...(container.args ?? []),
+              ],
+            },
     });
     await runner.start();
-    await waitFor("both containers' environments", async () => readdirSync(envDir).length === 2, 60_000);
-    for (const file of readdirSync(envDir)) {
-      const env = readFileSync(join(envDir, file), "utf8");
-      expect(env).not.toContain(server.colonyPrvKey);
-      expect(env).not.toContain("COLONIES_COLONY_PRVKEY");
-      expect(env).toContain(`COLONIES_PRVKEY=${key}`);
+    const envFiles = () => readdirSync(envDir).filter((f) => f.endsWith(".env"));
+    await waitFor("both containers' environments", async () => envFiles().length === 2, 60_000);
+    for (const file of envFiles()) {
+      const text = readFileSync(join(envDir, file), "utf8");
+      expect(text).not.toContain(server.colonyPrvKey);
+      const env = Object.fromEntries(
+        text.split("\n").map((line) => [line.split("=")[0], line.slice(line.indexOf("=") + 1)]),
+      );
+      expect(env.COLONIES_COLONY_PRVKEY, file).toBeUndefined();
+      expect(env.COLONIES_PRVKEY, file).toBe(key);
     }
     const [pod] = await livePods("app.kubernetes.io/instance=web");
     const kubeletEnv = await resolveContainerEnv({
