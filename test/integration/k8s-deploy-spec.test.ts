@@ -193,12 +193,13 @@ describe("deploy's spec kwargs through the official CLI", () => {
       const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
       expect(env).toMatchObject({
         GREETING: "hello world",
-        EMPTY: "",
         DB_PASSWORD: { secretKeyRef: { name: "pg-secret", key: "password" } },
         POD_NAME: { fieldRef: { apiVersion: "v1", fieldPath: "metadata.name" } },
         PODNAME: { fieldRef: { apiVersion: "v1", fieldPath: "metadata.name" } },
         EXECUTOR_HTTP_PORT: String(9464 + i),
       });
+      // The API leaves an empty value out: the variable is there, empty.
+      expect(container.env?.find((e) => e.name === "EMPTY")?.value ?? "").toBe("");
       // An image built on this runtime: ready means its executor is registered and polling.
       expect(container.readinessProbe?.httpGet?.path).toBe("/readyz");
       expect(container.ports?.[0]?.containerPort).toBe(9464 + i);
