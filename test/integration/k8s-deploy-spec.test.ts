@@ -258,6 +258,59 @@ describe("deploy's spec kwargs through the official CLI", () => {
   });
 });
 
+describe("a rollout that cannot finish", () => {
+  it("fails at once with the container's reason instead of after the rollout timeout, and leaves nothing", async () => {
+    // Pods that fit no node stay Pending: kwok leaves them alone, so their status is ours to write, as a
+    // kubelet would when the image cannot be pulled.
+    const started = Date.now();
+    const process = await submit(server, "k8s", "deploy", ["unpullable", "1", "1", "false", IMAGE], {
+      nodeselector: "colonyos.io/no-such-node=true",
+    });
+    let pod = "";
+    await waitFor(
+      "the rollout's pod",
+      async () => {
+        const pods = await core.listNamespacedPod({
+          namespace,
+          labelSelector: "app.kubernetes.io/instance=unpullable",
+        });
+        pod = pods.items[0]?.metadata?.name ?? "";
+        return pod !== "";
+      },
+      120_000,
+    );
+    await core.patchNamespacedPodStatus(
+      {
+        name: pod,
+        namespace,
+        body: {
+          status: {
+            containerStatuses: [
+              {
+                name: "executor-0",
+                image: IMAGE,
+                imageID: "",
+                ready: false,
+                restartCount: 0,
+                state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } },
+              },
+            ],
+          },
+        },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const done = await waitDone(server, process.processid, 120_000);
+    expect(done.state).toBe(ProcessState.FAILED);
+    expect(done.errors?.[0]).toBe(
+      `deploy: pod ${pod} container executor-0 cannot run: ImagePullBackOff (Back-off pulling image)`,
+    );
+    expect(Date.now() - started).toBeLessThan(120_000); // K8S_ROLLOUT_TIMEOUT is 120 s here
+    const names = (await apps.listNamespacedDeployment({ namespace })).items.map((d) => d.metadata?.name);
+    expect(names).not.toContain("unpullable");
+  });
+});
+
 describe("a backup executor deployed through Colonies", () => {
   it("gets its database password from a Secret reference and takes a backup", async () => {
     const env = [
