@@ -7,6 +7,8 @@
  * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left);
  * - stale locks are removed at start-up and when an update meets one (ConcurrentUpdateError);
  * - the engine's output is streamed to the caller. Failures are typed (stack-errors.ts).
+ * One class on purpose: the queue, the selected stacks, their cached outputs and the interrupted set are one
+ * state that only holds together inside it.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";

@@ -7,8 +7,8 @@ import { defineFunction } from "../../executor/define.js";
 import { type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
 import { LABEL_INSTANCE, ownedLabels } from "../../k8s/labels.js";
 import { deploymentName, dryrun, podName } from "./arguments.js";
+import type { K8sDeps } from "./deps.js";
 import { guarded } from "./errors.js";
-import type { K8sDeps } from "./functions.js";
 
 const RESTART_GRACE_SECONDS = 30;
 

@@ -1,4 +1,7 @@
-/** Configuration of the k8s executor, from the environment, validated at start-up. */
+/**
+ * Configuration of the k8s executor, from the environment, validated at start-up. Most of its length is the
+ * declarative table of variables that `--help` prints.
+ */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";

@@ -7,8 +7,8 @@ import { defineFunction } from "../../executor/define.js";
 import type { FunctionDef } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import { deploymentName } from "./arguments.js";
+import type { K8sDeps } from "./deps.js";
 import { guarded } from "./errors.js";
-import type { K8sDeps } from "./functions.js";
 import { recorded } from "./spec.js";
 
 export function statusFunction(deps: K8sDeps): FunctionDef {

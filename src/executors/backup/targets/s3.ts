@@ -4,6 +4,9 @@
  * reports (ListParts) add up to the bytes pg_dump wrote. The metadata object `<key>.json` is stored just
  * before completion. Any failure aborts the multipart upload (the parts are discarded by the store) and
  * deletes what was published.
+ *
+ * Longer than most files here on purpose: it is one Target (the interface of targets/target.ts) over one SDK
+ * client, and its parts (upload, list, read, retention, stale-upload cleanup) share that client and its errors.
  */
 
 import { readFileSync } from "node:fs";

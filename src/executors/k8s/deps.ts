@@ -1,0 +1,19 @@
+/** What the k8s executor's functions work with, built once at start-up (src/executors/k8s.ts). */
+import type { Logger } from "pino";
+import type { Engine } from "../../atoms/engine.js";
+import type { StackManager } from "../../k8s/stacks.js";
+import type { K8sConfig } from "./config.js";
+import type { IdentityRegistry } from "./identity.js";
+import type { Ownership } from "./ownership.js";
+import type { Budget, DeployPolicy } from "./policy.js";
+
+export interface K8sDeps {
+  config: K8sConfig;
+  stacks: StackManager;
+  pods: Engine<unknown>;
+  ownership: Ownership;
+  policy: DeployPolicy;
+  budget: Budget;
+  identities: IdentityRegistry;
+  logger: Logger;
+}
