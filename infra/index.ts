@@ -294,6 +294,8 @@ const k8sExecutor =
             EXECUTOR_CONCURRENCY: String(config.getNumber("k8sExecutorConcurrency") ?? 4),
             K8S_ALLOWED_IMAGES: allowedImages.join(","),
             K8S_ALLOWED_CMDS: allowedCmds.join(","),
+            // The image installed here is built on this runtime: its deployments' readiness means registered.
+            K8S_RUNTIME_IMAGES: image,
             ...(maxDeployments !== undefined ? { K8S_MAX_DEPLOYMENTS: String(maxDeployments) } : {}),
             ...(maxContainers !== undefined ? { K8S_MAX_CONTAINERS: String(maxContainers) } : {}),
             K8S_MAX_CPU: maxCpu,

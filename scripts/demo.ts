@@ -52,6 +52,8 @@ function atTeardown(what: string, undo: () => unknown): void {
   teardown.push({ what, undo });
 }
 atTeardown("work directory", () => rmSync(work, { recursive: true, force: true }));
+/** What the demo shows about its state when a step fails (before tearing down). */
+const diagnostics: { what: string; show: () => Promise<string> }[] = [];
 
 async function demo(): Promise<void> {
   step("Starting PostgreSQL, a Colonies server with a colony, and MinIO on loopback");
@@ -115,9 +117,13 @@ async function demo(): Promise<void> {
       .filter((k) => process.env[k])
       .map((k) => [k, process.env[k] as string]),
   );
-  const runner = new LocalPodRunner({
+  // Every executor pod of the namespace: the k8s executor's deployments (atoms) and infra's own executors, which
+  // carry no atom label (so that the k8s executor never sees them). `labelSelector` is the runner's option for
+  // that (src/local/pod-runner.ts; the atoms only without it).
+  const runnerOptions: ConstructorParameters<typeof LocalPodRunner>[0] & { labelSelector?: string } = {
     kubeConfig,
     namespace: NAMESPACE,
+    labelSelector: "app.kubernetes.io/name=colonyos-executor",
     logger,
     gracePeriodMs: 10_000,
     command(container: V1Container, pod: V1Pod) {
@@ -146,7 +152,8 @@ async function demo(): Promise<void> {
         ],
       };
     },
-  });
+  };
+  const runner = new LocalPodRunner(runnerOptions);
   // Tokens for the service accounts, made as soon as `pulumi up` has created them.
   const accounts = new Set<string>();
   const prepare = setInterval(async () => {
@@ -162,6 +169,17 @@ async function demo(): Promise<void> {
   }, 200);
   atTeardown("service account tokens", () => clearInterval(prepare));
   atTeardown("pod runner", () => runner.stop());
+  diagnostics.push({
+    what: `pods in ${NAMESPACE}`,
+    show: async () =>
+      (await core.listNamespacedPod({ namespace: NAMESPACE })).items
+        .map((p) => `${p.metadata?.name} ${p.status?.phase} on ${p.spec?.nodeName ?? "-"}`)
+        .join("\n"),
+  });
+  diagnostics.push({
+    what: "local processes",
+    show: async () => (await runner.processes()).map((a) => `${a.id} ${a.state}`).join("\n"),
+  });
 
   step(
     "Bootstrapping with `pulumi up` of infra/ (restricted namespace with quota, k8s executor with its RBAC and policy, backup executor)",
@@ -246,6 +264,15 @@ async function demo(): Promise<void> {
 
   step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
   await waitFor(
+    "the local pod runner to start infra's executors",
+    async () => (await runner.processes()).some((a) => a.id.startsWith("k8s-executor-")),
+    30_000,
+  ).catch(() => {
+    throw new Error(
+      "the local pod runner started none of infra's pods: they carry no atom label, so it must follow them by the labelSelector option (src/local/pod-runner.ts)",
+    );
+  });
+  await waitFor(
     "the k8s and backup executors",
     async () => {
       const out = (await colonies.cli(["executor", "ls"])).stdout;
@@ -274,7 +301,7 @@ async function demo(): Promise<void> {
   console.log(`    ${deployOut.trim()}`);
   // The k8s executor registered ONE executor identity for the deployment (`sleepers-<6 hex>`) and gave its key,
   // not the colony's, to every container: the containers all serve as that executor.
-  const identity = /"executor":\s*"(sleepers-[0-9a-f]{6})"/.exec(deployOut)?.[1];
+  const identity = /\bexecutor"?:\s*"?(sleepers-[0-9a-f]{6})\b/.exec(deployOut)?.[1];
   if (!identity) throw new Error(`deploy output names no executor identity:\n${deployOut}`);
   /** Executor containers of the deployment that the local pod runner has running. */
   const sleeperContainers = async () =>
@@ -313,7 +340,7 @@ async function demo(): Promise<void> {
     }),
   );
   const batchMs = Date.now() - t0;
-  const served = outs.filter((out) => /"milliseconds":\s*500/.test(out)).length;
+  const served = outs.filter((out) => /\bmilliseconds"?:\s*500\b/.test(out)).length;
   if (served !== 16)
     throw new Error(`${16 - served} of 16 sleeps did not close with their output:\n${outs.join("\n")}`);
   // The only executor of type sleep in the colony is the deployment's identity: it served them all, 4 at a time.
@@ -475,6 +502,9 @@ try {
   await demo();
 } catch (error) {
   console.log(`\n\x1b[31mThe demo failed:\x1b[0m ${(error as Error).message}`);
+  for (const { what, show } of diagnostics) {
+    console.log(`${what}:\n${await show().catch((e: Error) => `(${e.message})`)}`);
+  }
   const log = existsSync(logFile) ? readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-40) : [];
   if (log.length) console.log(`Last lines of the executors' log (${logFile}):\n${log.join("\n")}`);
   throw error;

@@ -41,6 +41,8 @@ export interface LocalPodRunnerOptions {
   command(container: V1Container, pod: V1Pod): LocalCommand | null;
   /** JSON lines on stderr when absent. */
   logger?: Logger;
+  /** The pods to follow, as a label selector; the atoms ({@link LABEL}) when absent. */
+  labelSelector?: string;
   /** Time between SIGTERM and SIGKILL; the pod's terminationGracePeriodSeconds (default 30 s) when absent. */
   gracePeriodMs?: number;
 }
@@ -121,7 +123,7 @@ export class LocalPodRunner {
         core: this.core,
         watch: this.watch,
         namespace: this.options.namespace,
-        labelSelector: LABEL,
+        labelSelector: this.options.labelSelector ?? LABEL,
       };
       this.following = this.nodes
         .assertAllFake(signal)

@@ -344,9 +344,45 @@ describe("pulumi preview / up / destroy of infra/", () => {
       (error: { code?: number; body?: unknown; message?: string }) => error,
     );
     expect(refusal?.code).toBe(403);
-    expect(`${refusal?.message} ${String(refusal?.body)}`).toContain(
-      'violates PodSecurity "restricted:latest"',
-    );
+    // The body is the API server's Status, as JSON text.
+    const status = JSON.parse(String(refusal?.body)) as { reason?: string; message?: string };
+    expect(status.reason).toBe("Forbidden");
+    expect(status.message).toContain('violates PodSecurity "restricted:latest"');
+    expect(status.message).toContain("privileged");
+
+    // So are the LimitRange's max per container and the quota, on a pod the restricted level admits.
+    const refused = async (memory: string[]) => {
+      const error = await core
+        .createNamespacedPod({
+          namespace,
+          dryRun: "All",
+          body: {
+            metadata: { name: "big" },
+            spec: {
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 65532,
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              containers: memory.map((m, i) => ({
+                name: `c${i}`,
+                image,
+                resources: { requests: { memory: m }, limits: { memory: m } },
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+              })),
+            },
+          },
+        })
+        .then(
+          () => undefined,
+          (e: { code?: number; body?: unknown }) => e,
+        );
+      expect(error?.code).toBe(403);
+      return (JSON.parse(String(error?.body)) as { message: string }).message;
+    };
+    expect(await refused(["4Gi"])).toMatch(/maximum memory usage per Container is 2Gi/);
+    // 8 x 2Gi on top of the 1536Mi used: over the 16Gi of the quota.
+    expect(await refused(Array(8).fill("2Gi"))).toMatch(/exceeded quota: colonyos-executors/);
   });
 
   it("removes everything with destroy", async () => {
