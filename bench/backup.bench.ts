@@ -17,11 +17,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { pino } from "pino";
+import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
+import { type Postgres, query, startPostgres } from "../peers/postgres.js";
 import type { ProcessContext } from "../src/executor/types.js";
 import type { BackupOutput } from "../src/executors/backup/dump.js";
 import { backupExecutor } from "../src/executors/backup.js";
-import { type MinioServer, startMinio, stopMinio } from "../test/support/minio.js";
-import { type Postgres, query, startPostgres } from "../test/support/postgres.js";
 
 const { values } = parseArgs({
   options: {

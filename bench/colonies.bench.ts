@@ -11,12 +11,12 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { type ColoniesServer, startColoniesServer } from "../peers/colonies-server.js";
+import { startRuntime, submit, uniqueName } from "../peers/executor.js";
 import { ColoniesClient } from "../src/colonies/client.js";
 import { generatePrivateKey, idOf } from "../src/colonies/crypto.js";
 import type { ExecutorModule, ParsedArgs, ProcessContext } from "../src/executor/types.js";
 import { sleepExecutor } from "../src/executors/sleep.js";
-import { type ColoniesServer, startColoniesServer } from "../test/support/colonies-server.js";
-import { startRuntime, submit, uniqueName } from "../test/support/executor.js";
 
 const { values } = parseArgs({ options: { count: { type: "string", default: "200" } } });
 const COUNT = Number(values.count);

@@ -14,13 +14,13 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type V1Deployment } from "@kubernetes/client-node";
+import { clusterKubeconfig } from "../peers/cluster.js";
+import { startColoniesServer } from "../peers/colonies-server.js";
+import { startRuntime, submit, waitDone } from "../peers/executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
-import { clusterKubeconfig } from "../test/support/cluster.js";
-import { startColoniesServer } from "../test/support/colonies-server.js";
-import { startRuntime, submit, waitDone } from "../test/support/executor.js";
 
 const ROUNDS = 5;
 const IMAGE = "registry.example.com/colonyos/executors:1.0.0";

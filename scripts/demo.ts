@@ -17,13 +17,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
+import { startColoniesServer } from "../peers/colonies-server.js";
+import { startMinio, stopMinio } from "../peers/minio.js";
+import { waitFor } from "../peers/ports.js";
+import { linkPulumiProject } from "../peers/pulumi-project.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { createLogger } from "../src/executor/logger.js";
 import { LocalPodRunner } from "../src/local/pod-runner.js";
-import { startColoniesServer } from "../test/support/colonies-server.js";
-import { startMinio, stopMinio } from "../test/support/minio.js";
-import { waitFor } from "../test/support/ports.js";
-import { linkPulumiProject } from "../test/support/pulumi-project.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });

@@ -23,6 +23,10 @@ import {
 import type pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { startRuntime, submit, waitDone } from "../../peers/executor.js";
+import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
 import { parseArguments } from "../../src/executor/args.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
@@ -34,10 +38,6 @@ import { dbnameConninfo, startTool, toolEnv } from "../../src/executors/backup/p
 import type { RestoreOutput } from "../../src/executors/backup/restore.js";
 import type { VerifyOutput } from "../../src/executors/backup/verify.js";
 import { backupExecutor } from "../../src/executors/backup.js";
-import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
-import { startRuntime, submit, waitDone } from "../support/executor.js";
-import { type MinioServer, startMinio, stopMinio } from "../support/minio.js";
-import { type Postgres, query, startPostgres } from "../support/postgres.js";
 
 let server: Postgres;
 let minio: MinioServer;

@@ -1,10 +1,10 @@
 /** The `colonyos-executor` command as users run it: --help, configuration errors, signals, health endpoints. */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { submit, uniqueName, waitDone } from "../../peers/executor.js";
+import { freePort, waitFor } from "../../peers/ports.js";
 import { ProcessState } from "../../src/colonies/types.js";
-import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
-import { submit, uniqueName, waitDone } from "../support/executor.js";
-import { freePort, waitFor } from "../support/ports.js";
 
 const CLI = ["--import", "tsx", "src/cli.ts"];
 let server: ColoniesServer;

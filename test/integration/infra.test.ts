@@ -13,12 +13,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterKubeconfig } from "../../peers/cluster.js";
+import { waitFor } from "../../peers/ports.js";
+import { linkPulumiProject } from "../../peers/pulumi-project.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { generatePrivateKey } from "../../src/colonies/crypto.js";
 import { K8S_EXECUTOR_RULES } from "../../src/k8s/rbac.js";
-import { clusterKubeconfig } from "../support/cluster.js";
-import { waitFor } from "../support/ports.js";
-import { linkPulumiProject } from "../support/pulumi-project.js";
 
 const run = promisify(execFile);
 const namespace = `infra-${randomBytes(3).toString("hex")}`;

@@ -16,17 +16,17 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterKubeconfig } from "../../peers/cluster.js";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { startRuntime, submit, testLogger, waitDone } from "../../peers/executor.js";
+import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
+import { waitFor } from "../../peers/ports.js";
+import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
 import { LocalPodRunner } from "../../src/local/pod-runner.js";
-import { clusterKubeconfig } from "../support/cluster.js";
-import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
-import { startRuntime, submit, testLogger, waitDone } from "../support/executor.js";
-import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../support/k8s-executor.js";
-import { waitFor } from "../support/ports.js";
-import { type Postgres, query, startPostgres } from "../support/postgres.js";
 
 const IMAGE = TEST_IMAGE;
 const CLI = resolve("dist/src/cli.js");

@@ -11,13 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterKubeconfig } from "../../peers/cluster.js";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { submit, waitDone } from "../../peers/executor.js";
+import { executorKubeconfig, k8sExecutorEnv } from "../../peers/k8s-executor.js";
+import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ProcessState } from "../../src/colonies/types.js";
-import { clusterKubeconfig } from "../support/cluster.js";
-import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
-import { submit, waitDone } from "../support/executor.js";
-import { executorKubeconfig, k8sExecutorEnv } from "../support/k8s-executor.js";
-import { waitFor } from "../support/ports.js";
 
 let server: ColoniesServer;
 let apps: AppsV1Api;
@@ -115,7 +115,7 @@ describe("k8s executor after kill -9", () => {
 
 describe("k8s executor shutdown during an update", () => {
   it("cancels the Pulumi update cleanly, fails the process with the reason, and leaves the stack usable", async () => {
-    const { startRuntime } = await import("../support/executor.js");
+    const { startRuntime } = await import("../../peers/executor.js");
     const { k8sExecutor } = await import("../../src/executors/k8s.js");
     const env = k8sExecutorEnv(
       { kubeconfig: executorConfig, namespace, dataDir, passphrase: "recovery-test" },

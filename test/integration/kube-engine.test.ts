@@ -10,11 +10,11 @@ import {
   type Watch,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type Atom, AtomAlreadyExistsError, AtomNotFoundError, LABEL } from "../../src/atoms/engine.js";
 import { KubeApiError } from "../../src/atoms/kube-api.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { KubeEngine } from "../../src/atoms/kube-engine.js";
-import { clusterKubeconfig } from "../support/cluster.js";
 
 // Against the real local cluster (scripts/cluster.sh): kwok's fake nodes make scheduled pods Running and serve
 // the same fake log for every container. What only real containers do (exit codes, OOM kills, image pulls,

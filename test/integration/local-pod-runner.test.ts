@@ -15,11 +15,11 @@ import {
 } from "@kubernetes/client-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type Atom, LABEL } from "../../src/atoms/engine.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { KWOK_NODE_ANNOTATION } from "../../src/local/kwok-nodes.js";
 import { CONTAINER_LABEL, LocalPodRunner, POD_LABEL } from "../../src/local/pod-runner.js";
-import { clusterKubeconfig } from "../support/cluster.js";
 
 // Against the real local cluster (scripts/cluster.sh): kwok schedules the pods and marks them Running, and the
 // runner under test runs their containers as local node processes. Each process writes its pid and environment

@@ -4,13 +4,13 @@
  * re-registration, bad arguments, and the official CLI.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { startRuntime, submit, uniqueName, userClient, waitDone } from "../../peers/executor.js";
+import { waitFor } from "../../peers/ports.js";
 import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorModule } from "../../src/executor/types.js";
 import { sleepExecutor } from "../../src/executors/sleep.js";
-import { type ColoniesServer, startColoniesServer } from "../support/colonies-server.js";
-import { startRuntime, submit, uniqueName, userClient, waitDone } from "../support/executor.js";
-import { waitFor } from "../support/ports.js";
 
 let server: ColoniesServer;
 

@@ -29,8 +29,8 @@ import * as kube from "@kubernetes/client-node";
 import * as k8s from "@pulumi/kubernetes";
 import { LocalWorkspace, PulumiCommand, type PulumiFn, type Stack } from "@pulumi/pulumi/automation/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterKubeconfig } from "../support/cluster.js";
-import { waitFor } from "../support/ports.js";
+import { clusterKubeconfig } from "../../peers/cluster.js";
+import { waitFor } from "../../peers/ports.js";
 
 const run = promisify(execFile);
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
+import { generatePrivateKey, idOf } from "../src/colonies/crypto.js";
 import { freePort, waitFor } from "./ports.js";
 import { type Postgres, startPostgres } from "./postgres.js";
 

@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { K8S_EXECUTOR_RULES } from "../../src/k8s/rbac.js";
+import { K8S_EXECUTOR_RULES } from "../src/k8s/rbac.js";
 
 /** The image the tests deploy (kwok runs no containers; the local pod runner maps it to local commands). */
 export const TEST_IMAGE = "registry.example.com/colonyos/executors:1.0.0";

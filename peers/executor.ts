@@ -1,11 +1,11 @@
 /** Helpers to run executors in-process against a real Colonies server and to submit and await processes. */
 import { randomBytes } from "node:crypto";
-import { ColoniesClient } from "../../src/colonies/client.js";
-import { type Process, ProcessState } from "../../src/colonies/types.js";
-import { loadRuntimeConfig } from "../../src/executor/config.js";
-import { createLogger } from "../../src/executor/logger.js";
-import { ExecutorRuntime } from "../../src/executor/runtime.js";
-import type { ExecutorModule } from "../../src/executor/types.js";
+import { ColoniesClient } from "../src/colonies/client.js";
+import { type Process, ProcessState } from "../src/colonies/types.js";
+import { loadRuntimeConfig } from "../src/executor/config.js";
+import { createLogger } from "../src/executor/logger.js";
+import { ExecutorRuntime } from "../src/executor/runtime.js";
+import type { ExecutorModule } from "../src/executor/types.js";
 import type { ColoniesServer } from "./colonies-server.js";
 
 export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "warn", pretty: false });
