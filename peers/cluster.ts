@@ -4,8 +4,11 @@
  * Its kubeconfig comes from the environment; nothing here starts or guesses a cluster, and a missing or
  * unreachable one is an error that says which command to run (integration tests fail, they never skip).
  */
+import { randomBytes } from "node:crypto";
 import { accessSync, constants, readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
+import type { CoreV1Api } from "@kubernetes/client-node";
+import { waitFor } from "./ports.js";
 
 export const CLUSTER_HOW_TO =
   'start it with `bash scripts/cluster.sh up` and export its kubeconfig with `eval "$(bash scripts/cluster.sh env)"` ' +
@@ -38,4 +41,15 @@ export function clusterKubeconfig(env: NodeJS.ProcessEnv = process.env): string 
     throw new Error(`${file} names no cluster server; ${CLUSTER_HOW_TO}`);
   }
   return file;
+}
+
+/** Creates a namespace with a random suffix and waits until pods can be created in it (its default account). */
+export async function createNamespace(core: CoreV1Api, prefix: string): Promise<string> {
+  const namespace = `${prefix}-${randomBytes(3).toString("hex")}`;
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await waitFor("the namespace's default service account", async () => {
+    await core.readNamespacedServiceAccount({ name: "default", namespace });
+    return true;
+  });
+  return namespace;
 }

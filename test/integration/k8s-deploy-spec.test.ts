@@ -16,17 +16,18 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterKubeconfig } from "../../peers/cluster.js";
+import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { startRuntime, submit, testLogger, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
 import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
 const CLI = resolve("dist/src/cli.js");
@@ -42,21 +43,7 @@ let namespace: string;
 let nodeLabel: [string, string];
 const backupDir = mkdtempSync(join(tmpdir(), "k8s-spec-backups-"));
 
-async function call(
-  func: string,
-  args: unknown[] = [],
-  kwargs: Record<string, unknown> = {},
-): Promise<Process> {
-  return waitDone(server, (await submit(server, "k8s", func, args, kwargs)).processid, 300_000);
-}
-
-async function ok(func: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}) {
-  const done = await call(func, args, kwargs);
-  expect(done.state, `${func}(${args.join(", ")}) failed: ${done.errors?.join("; ")}`).toBe(
-    ProcessState.SUCCESS,
-  );
-  return done.out ?? [];
-}
+const { call, ok } = k8sCalls(() => server);
 
 /** `colonies function exec` with string arguments, as users call it; fails the test unless it succeeded. */
 async function cli(func: string, args: string, kwargs?: string): Promise<string> {
@@ -72,12 +59,7 @@ beforeAll(async () => {
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);
-  namespace = `k8s-spec-${randomBytes(3).toString("hex")}`;
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
-  await waitFor("the namespace's default service account", async () => {
-    await core.readNamespacedServiceAccount({ name: "default", namespace });
-    return true;
-  });
+  namespace = await createNamespace(core, "k8s-spec");
   // A label every node has, for nodeselector; and an extended resource on the nodes, for gpu.
   const nodes = (await core.listNode()).items;
   nodeLabel = ["kubernetes.io/os", nodes[0]?.metadata?.labels?.["kubernetes.io/os"] ?? "linux"];

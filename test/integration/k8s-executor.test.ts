@@ -10,15 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterKubeconfig } from "../../peers/cluster.js";
+import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
+import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
 let server: ColoniesServer;
@@ -30,26 +31,7 @@ let namespace: string;
 let dataDir: string;
 const passphrase = randomBytes(16).toString("hex");
 
-async function call(
-  func: string,
-  args: unknown[] = [],
-  kwargs: Record<string, unknown> = {},
-): Promise<Process> {
-  const process = await submit(server, "k8s", func, args, kwargs);
-  return waitDone(server, process.processid, 300_000);
-}
-
-async function ok(
-  func: string,
-  args: unknown[] = [],
-  kwargs: Record<string, unknown> = {},
-): Promise<unknown[]> {
-  const done = await call(func, args, kwargs);
-  expect(done.state, `${func}(${args.join(", ")}) failed: ${done.errors?.join("; ")}`).toBe(
-    ProcessState.SUCCESS,
-  );
-  return done.out ?? [];
-}
+const { call, ok } = k8sCalls(() => server);
 
 async function deploymentNames(): Promise<string[]> {
   const list = await apps.listNamespacedDeployment({ namespace });
@@ -69,12 +51,7 @@ beforeAll(async () => {
   kubeConfig = loadKubeConfig({ path: kubeconfigPath });
   apps = kubeConfig.makeApiClient(AppsV1Api);
   core = kubeConfig.makeApiClient(CoreV1Api);
-  namespace = `k8s-exec-${randomBytes(3).toString("hex")}`;
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
-  await waitFor("the namespace's default service account", async () => {
-    await core.readNamespacedServiceAccount({ name: "default", namespace });
-    return true;
-  });
+  namespace = await createNamespace(core, "k8s-exec");
   server = await startColoniesServer();
   dataDir = await mkdtemp(join(tmpdir(), "k8s-executor-"));
   // The executor runs with its least-privilege ServiceAccount's token, not the admin kubeconfig.

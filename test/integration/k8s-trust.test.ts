@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterKubeconfig } from "../../peers/cluster.js";
+import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { startRuntime, submit, testLogger, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
@@ -25,6 +25,7 @@ import { selectorLabels } from "../../src/k8s/labels.js";
 import { kubeEnvSources } from "../../src/local/env-sources.js";
 import { resolveContainerEnv } from "../../src/local/pod-env.js";
 import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
 const CLI = resolve("dist/src/cli.js");
@@ -37,21 +38,7 @@ let namespace: string;
 let dataDir: string;
 const passphrase = randomBytes(16).toString("hex");
 
-async function call(
-  func: string,
-  args: unknown[] = [],
-  kwargs: Record<string, unknown> = {},
-): Promise<Process> {
-  return waitDone(server, (await submit(server, "k8s", func, args, kwargs)).processid, 300_000);
-}
-
-async function ok(func: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}) {
-  const done = await call(func, args, kwargs);
-  expect(done.state, `${func}(${args.join(", ")}) failed: ${done.errors?.join("; ")}`).toBe(
-    ProcessState.SUCCESS,
-  );
-  return done.out ?? [];
-}
+const { call, ok } = k8sCalls(() => server);
 
 /** Executors of the colony that are still registered (removed ones stay as UNREGISTERED records in 1.9). */
 async function activeExecutors() {
@@ -121,12 +108,7 @@ beforeAll(async () => {
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);
-  namespace = `k8s-trust-${randomBytes(3).toString("hex")}`;
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
-  await waitFor("the namespace's default service account", async () => {
-    await core.readNamespacedServiceAccount({ name: "default", namespace });
-    return true;
-  });
+  namespace = await createNamespace(core, "k8s-trust");
   // Objects that are not the executor's: the bootstrap's own executor (labelled as infra/ labels it), a
   // stranger wearing the executor's managed-by and atom labels, and a Secret named like a deployment's keys.
   await foreignDeployment("k8s-executor", {

@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import pino from "pino";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 import type { ColoniesApi } from "../../src/colonies/client.js";
 import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { ColoniesError } from "../../src/colonies/errors.js";
@@ -548,4 +548,16 @@ export async function stopStarted(): Promise<void> {
     await until("stopped at the end of the test", () => stopped);
   }
   started.clear();
+}
+
+/** Fake time for every test of the calling file; runtimes started on the fake are stopped after each test. */
+export function useFakeRuntimeTime(): void {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(async () => {
+    await stopStarted();
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
 }

@@ -3,21 +3,20 @@
  * "nothing to do" (404), backoff while the server is unreachable, re-registration when refused (403), and the
  * heartbeat that keeps a busy executor known to the server.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { generatePrivateKey } from "../../src/colonies/crypto.js";
 import { ProcessState } from "../../src/colonies/types.js";
 import { backoffMs } from "../../src/executor/runtime.js";
-import { elapse, FakeColonies, LEVEL, startOnFake, stopStarted, until } from "../support/fake-colonies.js";
+import {
+  elapse,
+  FakeColonies,
+  LEVEL,
+  startOnFake,
+  until,
+  useFakeRuntimeTime,
+} from "../support/fake-colonies.js";
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-
-afterEach(async () => {
-  await stopStarted();
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-});
+useFakeRuntimeTime();
 
 /** Differences between consecutive numbers. */
 const gaps = (times: number[]) => times.slice(1).map((time, i) => time - (times[i] as number));

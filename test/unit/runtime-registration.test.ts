@@ -3,7 +3,7 @@
  * with documented functions, a name left registered by an earlier run (whose failed removal is logged, not
  * swallowed), the pre-registered mode, and retrying while the server is unreachable.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { ExecutorRuntime } from "../../src/executor/runtime.js";
 import {
@@ -14,19 +14,11 @@ import {
   LEVEL,
   probe,
   startOnFake,
-  stopStarted,
   until,
+  useFakeRuntimeTime,
 } from "../support/fake-colonies.js";
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-
-afterEach(async () => {
-  await stopStarted();
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-});
+useFakeRuntimeTime();
 
 describe("registration", () => {
   it("adds and approves the executor under its key and registers its functions with their arguments", async () => {

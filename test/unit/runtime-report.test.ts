@@ -3,26 +3,19 @@
  * outcome of every process is sent once, retried only while the failure is transient, and a report that never
  * arrives is logged and counted (reportsUndelivered, colonies_executor_reports_undelivered_total).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ProcessState } from "../../src/colonies/types.js";
 import {
   elapse,
   httpError,
   LEVEL,
   startOnFake,
-  stopStarted,
   unreachable,
   until,
+  useFakeRuntimeTime,
 } from "../support/fake-colonies.js";
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-
-afterEach(async () => {
-  await stopStarted();
-  vi.useRealTimers();
-});
+useFakeRuntimeTime();
 
 const gaps = (times: number[]) => times.slice(1).map((time, i) => time - (times[i] as number));
 

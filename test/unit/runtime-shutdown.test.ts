@@ -3,26 +3,19 @@
  * once, running processes get the grace period, what outlives it is aborted and failed with the reason, and only
  * then is the executor deregistered; a second signal skips the grace period.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generatePrivateKey } from "../../src/colonies/crypto.js";
 import { ProcessState } from "../../src/colonies/types.js";
 import {
   elapse,
   FakeColonies,
   startOnFake,
-  stopStarted,
   unreachable,
   until,
+  useFakeRuntimeTime,
 } from "../support/fake-colonies.js";
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-
-afterEach(async () => {
-  await stopStarted();
-  vi.useRealTimers();
-});
+useFakeRuntimeTime();
 
 /** Starts a shutdown and tracks when it resolves. */
 function shutdown(runtime: { shutdown(reason?: string): Promise<void> }, reason: string) {
