@@ -311,15 +311,9 @@ describe("k8s executor validation", () => {
 
 describe("k8s executor state", () => {
   it("keeps secrets out of the Pulumi state in plain text", () => {
-    const files: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of readdirSync(dir)) {
-        const path = join(dir, entry);
-        if (statSync(path).isDirectory()) walk(path);
-        else files.push(path);
-      }
-    };
-    walk(dataDir);
+    const files = readdirSync(dataDir, { recursive: true, encoding: "utf8" })
+      .map((entry) => join(dataDir, entry))
+      .filter((path) => statSync(path).isFile());
     const stateFiles = files.filter((f) => f.includes(`${join("state", ".pulumi", "stacks")}`));
     expect(stateFiles.length).toBeGreaterThan(0);
     for (const file of files) expect(readFileSync(file, "utf8")).not.toContain(server.colonyPrvKey);

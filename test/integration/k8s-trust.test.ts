@@ -458,15 +458,9 @@ describe("deployments run as executor identities, never with the owner key", () 
 
     const secret = await core.readNamespacedSecret({ name: "web-keys", namespace });
     const key = Buffer.from(secret.data?.COLONIES_PRVKEY ?? "", "base64").toString();
-    const files: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of readdirSync(dir)) {
-        const path = join(dir, entry);
-        if (statSync(path).isDirectory()) walk(path);
-        else files.push(path);
-      }
-    };
-    walk(dataDir);
+    const files = readdirSync(dataDir, { recursive: true, encoding: "utf8" })
+      .map((entry) => join(dataDir, entry))
+      .filter((path) => statSync(path).isFile());
     expect(files.some((f) => f.includes(join(".pulumi", "stacks")))).toBe(true);
     for (const file of files) {
       const content = readFileSync(file, "utf8");
