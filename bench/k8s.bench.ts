@@ -17,13 +17,14 @@ import { AppsV1Api, CoreV1Api, type V1Deployment } from "@kubernetes/client-node
 import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../peers/executor.js";
+import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
 
 const ROUNDS = 5;
-const IMAGE = "registry.example.com/colonyos/executors:1.0.0";
+const IMAGE = TEST_IMAGE;
 const kubeconfig = clusterKubeconfig();
 const kc = loadKubeConfig({ path: kubeconfig });
 const apps = kc.makeApiClient(AppsV1Api);
@@ -99,14 +100,25 @@ function pulumiChildrenRss(): number {
 
 await core.createNamespace({ body: { metadata: { name: namespace } } });
 const server = await startColoniesServer();
-const runtime = await startRuntime(server, k8sExecutor, {
-  KUBECONFIG: kubeconfig,
-  K8S_NAMESPACE: namespace,
-  K8S_DATA_DIR: await mkdtemp(join(tmpdir(), "k8s-bench-")),
-  K8S_PULUMI_PASSPHRASE: "bench",
-  K8S_STACK_CONCURRENCY: "10",
-  EXECUTOR_CONCURRENCY: "12",
-});
+const runtime = await startRuntime(
+  server,
+  k8sExecutor,
+  k8sExecutorEnv(
+    {
+      kubeconfig,
+      namespace,
+      dataDir: await mkdtemp(join(tmpdir(), "k8s-bench-")),
+      passphrase: "bench",
+    },
+    // 10 concurrent deploys of 2 x 2 containers: the budgets allow it.
+    {
+      K8S_STACK_CONCURRENCY: "10",
+      EXECUTOR_CONCURRENCY: "12",
+      K8S_MAX_DEPLOYMENTS: "40",
+      K8S_MAX_CONTAINERS: "400",
+    },
+  ),
+);
 let peakRss = 0;
 let peakChildren = 0;
 const sampler = setInterval(() => {
