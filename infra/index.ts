@@ -55,6 +55,8 @@ const list = (text: string) =>
 // image's entry point `colonyos-executor` (`sleep` runs sleep executors). Its budgets (K8S_MAX_*).
 const allowedImages = [...new Set([image, ...list(config.get("allowedImages") ?? "")])];
 const allowedCmds = list(config.get("allowedCmds") ?? "sleep");
+// Secrets a deploy may reference (secretenv, imagepullsecret; K8S_ALLOWED_SECRETS): none unless listed.
+const allowedSecrets = list(config.get("allowedSecrets") ?? "");
 const maxDeployments = count("maxDeployments");
 const maxContainers = count("maxContainers");
 // The largest container in the namespace: the LimitRange's max, and the k8s executor's own check (K8S_MAX_CPU,
@@ -294,6 +296,7 @@ const k8sExecutor =
             EXECUTOR_CONCURRENCY: String(config.getNumber("k8sExecutorConcurrency") ?? 4),
             K8S_ALLOWED_IMAGES: allowedImages.join(","),
             K8S_ALLOWED_CMDS: allowedCmds.join(","),
+            ...(allowedSecrets.length ? { K8S_ALLOWED_SECRETS: allowedSecrets.join(",") } : {}),
             // The image installed here is built on this runtime: its deployments' readiness means registered.
             K8S_RUNTIME_IMAGES: image,
             ...(maxDeployments !== undefined ? { K8S_MAX_DEPLOYMENTS: String(maxDeployments) } : {}),
@@ -414,6 +417,7 @@ export const outputs = {
   policy: {
     allowedImages,
     allowedCmds,
+    allowedSecrets,
     maxDeployments: maxDeployments ?? "the k8s executor's default",
     maxContainers: maxContainers ?? "the k8s executor's default",
     maxCpuPerContainer: maxCpu,

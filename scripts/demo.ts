@@ -2,11 +2,15 @@
  * The local demo, on real peers: PostgreSQL, a Colonies server with a colony, MinIO, a local Kubernetes control
  * plane (kwok nodes) and a file-backend Pulumi. It bootstraps the executors with `pulumi up` of infra/, then
  * walks through the mission with the official `colonies` CLI: deploy sleep executors, run a batch of sleeps on
- * them, scale, get_pods, restart, undeploy, take a backup and verify it.
+ * them, scale, get_pods, restart, undeploy, take a backup and verify it, then deploy a backup executor whose
+ * database password comes from a Kubernetes Secret, take a backup with it and undeploy it.
  *
  * The cluster has no container runtime: the local pod runner (src/local) starts the executor processes of the
  * pods' containers on this machine, with the pods' environment, and stops them when the pods go away. It is the
  * local stand-in for a container runtime and refuses to run against anything but a kwok cluster.
+ *
+ * Each step of the walk-through is one function below, called in order by `main`; a step that starts something
+ * registers how to undo it (`atTeardown`), and the demo undoes them in reverse order at the end, also on failure.
  *
  * Usage: bash scripts/demo.sh [--keep]
  */
@@ -17,9 +21,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
-import { startColoniesServer } from "../peers/colonies-server.js";
-import { startMinio, stopMinio } from "../peers/minio.js";
+import { type ColoniesServer, startColoniesServer } from "../peers/colonies-server.js";
+import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
 import { waitFor } from "../peers/ports.js";
+import { postgresBindir } from "../peers/postgres.js";
 import { linkPulumiProject } from "../peers/pulumi-project.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { createLogger } from "../src/executor/logger.js";
@@ -29,6 +34,10 @@ const run = promisify(execFile);
 const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });
 const IMAGE = "colonyos-executors:local";
 const NAMESPACE = "colonyos-demo";
+/** The S3 bucket of infra's backup executor. */
+const BUCKET = "demo-backups";
+/** The Secret with the shop database's password that the deployed backup executor references. */
+const DB_SECRET = { name: "shop-db", key: "password" };
 const started = Date.now();
 const summary: string[] = [];
 let stepNo = 0;
@@ -55,7 +64,35 @@ atTeardown("work directory", () => rmSync(work, { recursive: true, force: true }
 /** What the demo shows about its state when a step fails (before tearing down). */
 const diagnostics: { what: string; show: () => Promise<string> }[] = [];
 
-async function demo(): Promise<void> {
+/** The servers on loopback, and the official CLI talking to the colony (printing each command). */
+interface Peers {
+  colonies: ColoniesServer;
+  minio: MinioServer;
+  cli(args: string[]): Promise<string>;
+}
+/** The local cluster: its kubeconfig file, and a client of it with the cluster admin's credentials. */
+interface Cluster {
+  kubeconfig: string;
+  kubeConfig: KubeConfig;
+  core: CoreV1Api;
+}
+
+/** `colonies function exec --func <func> --targettype <type> --wait [--args <args>] [...more]`. */
+function exec(func: string, targettype: string, args?: string, ...more: string[]): string[] {
+  return [
+    "function",
+    "exec",
+    "--func",
+    func,
+    ...(args !== undefined ? ["--args", args] : []),
+    "--targettype",
+    targettype,
+    "--wait",
+    ...more,
+  ];
+}
+
+async function startPeers(): Promise<Peers> {
   step("Starting PostgreSQL, a Colonies server with a colony, and MinIO on loopback");
   const colonies = await startColoniesServer();
   atTeardown("Colonies server", () => colonies.stop());
@@ -64,13 +101,17 @@ async function demo(): Promise<void> {
   console.log(
     `    Colonies http://127.0.0.1:${colonies.port} (colony ${colonies.colonyName}); MinIO ${minio.endpoint}`,
   );
+  return {
+    colonies,
+    minio,
+    async cli(args) {
+      console.log(`    $ colonies ${args.join(" ")}`);
+      return (await colonies.cli(args)).stdout;
+    },
+  };
+}
 
-  async function cli(args: string[]): Promise<string> {
-    console.log(`    $ colonies ${args.join(" ")}`);
-    const { stdout } = await colonies.cli(args);
-    return stdout;
-  }
-
+async function startCluster(): Promise<Cluster> {
   step("Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)");
   const clusterEnv = { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" };
   atTeardown("cluster", () =>
@@ -80,43 +121,51 @@ async function demo(): Promise<void> {
     env: clusterEnv,
     encoding: "utf8",
   }).trim();
-  const kubeConfig: KubeConfig = loadKubeConfig({ path: kubeconfig });
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const kubeConfig = loadKubeConfig({ path: kubeconfig });
   done(`cluster up (kubeconfig ${kubeconfig})`);
+  return { kubeconfig, kubeConfig, core: kubeConfig.makeApiClient(CoreV1Api) };
+}
 
-  /** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
-  const accountKubeconfig = (account: string) => join(work, `${account}.kubeconfig`);
+/** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
+const accountKubeconfig = (account: string) => join(work, `${account}.kubeconfig`);
 
-  async function writeAccountKubeconfig(account: string): Promise<void> {
-    const token = await core.createNamespacedServiceAccountToken({
-      name: account,
-      namespace: NAMESPACE,
-      body: { spec: { audiences: [], expirationSeconds: 3600 } },
-    });
-    const cluster = kubeConfig.getCurrentCluster();
-    writeFileSync(
-      accountKubeconfig(account),
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "local",
-            cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
-          },
-        ],
-        users: [{ name: account, user: { token: token.status?.token } }],
-        contexts: [{ name: "local", context: { cluster: "local", user: account, namespace: NAMESPACE } }],
-        "current-context": "local",
-      }),
-    );
-  }
-
-  const pulumiEnv = Object.fromEntries(
-    ["PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"]
-      .filter((k) => process.env[k])
-      .map((k) => [k, process.env[k] as string]),
+async function writeAccountKubeconfig({ kubeConfig, core }: Cluster, account: string): Promise<void> {
+  const token = await core.createNamespacedServiceAccountToken({
+    name: account,
+    namespace: NAMESPACE,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = kubeConfig.getCurrentCluster();
+  writeFileSync(
+    accountKubeconfig(account),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "local",
+          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
+        },
+      ],
+      users: [{ name: account, user: { token: token.status?.token } }],
+      contexts: [{ name: "local", context: { cluster: "local", user: account, namespace: NAMESPACE } }],
+      "current-context": "local",
+    }),
   );
+}
+
+const pulumiEnv = Object.fromEntries(
+  ["PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"]
+    .filter((k) => process.env[k])
+    .map((k) => [k, process.env[k] as string]),
+);
+
+/**
+ * The local pod runner (started by the bootstrap, before `pulumi up`), and tokens for the namespace's service
+ * accounts, made as soon as `pulumi up` has created them.
+ */
+function preparePodRunner(cluster: Cluster): LocalPodRunner {
+  const { kubeConfig, core } = cluster;
   // Every executor pod of the namespace: the k8s executor's deployments (atoms) and infra's own executors, which
   // carry no atom label (so that the k8s executor never sees them). `labelSelector` is the runner's option for
   // that (src/local/pod-runner.ts; the atoms only without it).
@@ -129,7 +178,8 @@ async function demo(): Promise<void> {
     command(container: V1Container, pod: V1Pod) {
       if (!container.image?.startsWith("colonyos-executors")) return null;
       // What an image and the kubelet would provide: the Pulumi plugins, a free port for /metrics (the pods'
-      // port is the same for all, but here they share one host), and the service account's credentials.
+      // port is the same for all, but here they share one host), and the service account's credentials. The
+      // pod's own environment (Secret references resolved) is the runner's.
       const extra: Record<string, string> = {
         ...pulumiEnv,
         EXECUTOR_LOG_FORMAT: "json",
@@ -154,7 +204,6 @@ async function demo(): Promise<void> {
     },
   };
   const runner = new LocalPodRunner(runnerOptions);
-  // Tokens for the service accounts, made as soon as `pulumi up` has created them.
   const accounts = new Set<string>();
   const prepare = setInterval(async () => {
     const list = await core
@@ -163,7 +212,7 @@ async function demo(): Promise<void> {
     for (const account of list.items.map((a) => a.metadata?.name ?? "")) {
       if (account && !accounts.has(account)) {
         accounts.add(account);
-        await writeAccountKubeconfig(account).catch(() => accounts.delete(account));
+        await writeAccountKubeconfig(cluster, account).catch(() => accounts.delete(account));
       }
     }
   }, 200);
@@ -180,15 +229,11 @@ async function demo(): Promise<void> {
     what: "local processes",
     show: async () => (await runner.processes()).map((a) => `${a.id} ${a.state}`).join("\n"),
   });
+  return runner;
+}
 
-  step(
-    "Bootstrapping with `pulumi up` of infra/ (restricted namespace with quota, k8s executor with its RBAC and policy, backup executor)",
-  );
-  const project = join(work, "project");
-  mkdirSync(project);
-  linkPulumiProject(project);
-  mkdirSync(join(work, "pulumi-state"));
-  const bucket = "demo-backups";
+/** Creates the S3 bucket of infra's backup executor in MinIO. */
+function createBucket(minio: MinioServer): void {
   execFileSync(process.execPath, [
     "--import",
     "tsx",
@@ -197,9 +242,20 @@ async function demo(): Promise<void> {
     import { S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
     const s3 = new S3Client({ endpoint: ${JSON.stringify(minio.endpoint)}, region: ${JSON.stringify(minio.region)}, forcePathStyle: true,
       credentials: { accessKeyId: ${JSON.stringify(minio.accessKey)}, secretAccessKey: ${JSON.stringify(minio.secretKey)} } });
-    await s3.send(new CreateBucketCommand({ Bucket: ${JSON.stringify(bucket)} }));
+    await s3.send(new CreateBucketCommand({ Bucket: ${JSON.stringify(BUCKET)} }));
   `,
   ]);
+}
+
+async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, runner: LocalPodRunner) {
+  step(
+    "Bootstrapping with `pulumi up` of infra/ (restricted namespace with quota, k8s executor with its RBAC and policy, backup executor)",
+  );
+  const project = join(work, "project");
+  mkdirSync(project);
+  linkPulumiProject(project);
+  mkdirSync(join(work, "pulumi-state"));
+  createBucket(minio);
   const pulumiProcessEnv = {
     ...process.env,
     KUBECONFIG: kubeconfig,
@@ -216,13 +272,13 @@ async function demo(): Promise<void> {
   }
   await pulumi("stack", "init", "--secrets-provider", "passphrase");
   atTeardown("pulumi destroy", () => pulumi("destroy", "--yes"));
-  const dbPassword = colonies.databasePassword;
   const settings: [string, string, boolean?][] = [
     ["namespace", NAMESPACE],
     ["image", IMAGE],
-    // What callers may deploy through the k8s executor: the image above (always allowed) and, as the arguments of
-    // its entry point, the cmd `sleep` (also infra's default; nothing is allowed unless listed).
-    ["allowedCmds", "sleep"],
+    // What callers may deploy through the k8s executor: the image above (always allowed), as the arguments of its
+    // entry point the cmds `sleep` and `backup`, and references to the Secret shop-db (nothing unless listed).
+    ["allowedCmds", "sleep,backup"],
+    ["allowedSecrets", DB_SECRET.name],
     ["coloniesHost", "127.0.0.1"],
     ["coloniesPort", String(colonies.port)],
     ["colonyName", colonies.colonyName],
@@ -230,7 +286,7 @@ async function demo(): Promise<void> {
     ["k8sPulumiPassphrase", randomBytes(12).toString("hex"), true],
     ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
     ["k8sDataDir", join(work, "k8s-executor-data")],
-    ["databasePassword", dbPassword, true],
+    ["databasePassword", colonies.databasePassword, true],
     ["s3AccessKey", minio.accessKey, true],
     ["s3SecretKey", minio.secretKey, true],
   ];
@@ -247,7 +303,7 @@ async function demo(): Promise<void> {
       database: { host: "127.0.0.1", port: colonies.databasePort, name: "shop", user: "postgres" },
       target: "s3",
       keep: 3,
-      s3: { endpoint: minio.endpoint, region: minio.region, bucket, pathStyle: true },
+      s3: { endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, pathStyle: true },
     }),
   );
   await runner.start();
@@ -259,9 +315,11 @@ async function demo(): Promise<void> {
   done(`pulumi up: ${/(\d+) created/.exec(up)?.[0] ?? "done"}`);
   const policy = JSON.parse(await pulumi("stack", "output", "--json")).outputs.policy;
   console.log(
-    `    policy: images ${policy.allowedImages.join(", ")}; cmds ${policy.allowedCmds.join(", ")}; ${policy.podSecurity}; quota ${JSON.stringify(policy.quota)}`,
+    `    policy: images ${policy.allowedImages.join(", ")}; cmds ${policy.allowedCmds.join(", ")}; secrets ${policy.allowedSecrets.join(", ")}; ${policy.podSecurity}; quota ${JSON.stringify(policy.quota)}`,
   );
+}
 
+async function waitForRegistration({ colonies, cli }: Peers, runner: LocalPodRunner): Promise<void> {
   step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
   await waitFor(
     "the local pod runner to start infra's executors",
@@ -282,9 +340,31 @@ async function demo(): Promise<void> {
   );
   console.log(await cli(["executor", "ls"]));
   done("k8s and backup executors registered (from pods, through the local pod runner)");
+}
 
+/** Executor containers of a deployment that the local pod runner has running. */
+async function runningContainers(runner: LocalPodRunner, deployment: string): Promise<number> {
+  return (await runner.processes()).filter((a) => a.id.startsWith(`${deployment}-`) && a.state === "running")
+    .length;
+}
+
+/** The colony's executors of a type (registered, not removed), by name. */
+async function executorsOfType({ colonies }: Peers, type: string): Promise<string[]> {
+  const out = (await colonies.cli(["executor", "ls", "--type", type, "--full", "--json"])).stdout.trim();
+  return out ? (JSON.parse(out) as { executorname: string }[]).map((e) => e.executorname) : [];
+}
+
+/** The executor identity (`<deployment>-<6 hex>`) that deploy's output names. */
+function identityIn(deployment: string, deployOut: string): string {
+  const identity = new RegExp(`\\bexecutor"?:\\s*"?(${deployment}-[0-9a-f]{6})\\b`).exec(deployOut)?.[1];
+  if (!identity) throw new Error(`deploy output names no executor identity:\n${deployOut}`);
+  return identity;
+}
+
+/** Deploys the sleep executors; returns their executor identity. */
+async function deploySleepers(peers: Peers, runner: LocalPodRunner): Promise<string> {
   step("Deploying sleep executors through the k8s executor: 2 pods x 2 containers");
-  const deployOut = await cli([
+  const deployOut = await peers.cli([
     "function",
     "exec",
     "--func",
@@ -301,43 +381,31 @@ async function demo(): Promise<void> {
   console.log(`    ${deployOut.trim()}`);
   // The k8s executor registered ONE executor identity for the deployment (`sleepers-<6 hex>`) and gave its key,
   // not the colony's, to every container: the containers all serve as that executor.
-  const identity = /\bexecutor"?:\s*"?(sleepers-[0-9a-f]{6})\b/.exec(deployOut)?.[1];
-  if (!identity) throw new Error(`deploy output names no executor identity:\n${deployOut}`);
-  /** Executor containers of the deployment that the local pod runner has running. */
-  const sleeperContainers = async () =>
-    (await runner.processes()).filter((a) => a.id.startsWith("sleepers-") && a.state === "running").length;
-  /** The colony's executors of type sleep (registered, not removed), by name. */
-  const sleeperExecutors = async () => {
-    const out = (await colonies.cli(["executor", "ls", "--type", "sleep", "--full", "--json"])).stdout.trim();
-    return out ? (JSON.parse(out) as { executorname: string }[]).map((e) => e.executorname) : [];
-  };
-  await waitFor("4 sleep executor containers", async () => (await sleeperContainers()) === 4, 180_000);
-  const registered = await sleeperExecutors();
+  const identity = identityIn("sleepers", deployOut);
+  await waitFor(
+    "4 sleep executor containers",
+    async () => (await runningContainers(runner, "sleepers")) === 4,
+    180_000,
+  );
+  const registered = await executorsOfType(peers, "sleep");
   if (registered.join() !== identity) {
     throw new Error(
       `expected the one executor identity ${identity} in Colonies, found: ${registered.join(", ")}`,
     );
   }
-  console.log(await cli(["executor", "ls"]));
+  console.log(await peers.cli(["executor", "ls"]));
   done(`deploy sleepers: 4 containers running, all as one executor identity ${identity}`);
+  return identity;
+}
 
+async function runSleeps({ colonies }: Peers, identity: string): Promise<void> {
   step("Running a batch of 16 sleep processes on them");
   const t0 = Date.now();
   const outs = await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      const args = [
-        "function",
-        "exec",
-        "--func",
-        "sleep",
-        "--args",
-        "500",
-        "--targettype",
-        "sleep",
-        "--wait",
-      ];
-      return (await colonies.cli([...args, "--out"])).stdout;
-    }),
+    Array.from(
+      { length: 16 },
+      async () => (await colonies.cli(exec("sleep", "sleep", "500", "--out"))).stdout,
+    ),
   );
   const batchMs = Date.now() - t0;
   const served = outs.filter((out) => /\bmilliseconds"?:\s*500\b/.test(out)).length;
@@ -345,161 +413,202 @@ async function demo(): Promise<void> {
     throw new Error(`${16 - served} of 16 sleeps did not close with their output:\n${outs.join("\n")}`);
   // The only executor of type sleep in the colony is the deployment's identity: it served them all, 4 at a time.
   done(`16 x sleep(500) served by ${identity} in ${batchMs} ms on 4 containers (serial would be 8000 ms)`);
+}
 
+async function scaleSleepers(peers: Peers, runner: LocalPodRunner, identity: string): Promise<void> {
   step("Scaling to 3 pods, listing pods, restarting one");
-  await cli(["function", "exec", "--func", "scale", "--args", "sleepers,3", "--targettype", "k8s", "--wait"]);
-  await waitFor("6 sleep executor containers", async () => (await sleeperContainers()) === 6, 180_000);
-  const afterScale = await sleeperExecutors();
+  await peers.cli(exec("scale", "k8s", "sleepers,3"));
+  await waitFor(
+    "6 sleep executor containers",
+    async () => (await runningContainers(runner, "sleepers")) === 6,
+    180_000,
+  );
+  const afterScale = await executorsOfType(peers, "sleep");
   if (afterScale.join() !== identity) {
     throw new Error(`expected still the one executor identity ${identity}, found: ${afterScale.join(", ")}`);
   }
   done(`scale sleepers 3: 6 containers running, still as ${identity}`);
-  const pods = await cli([
-    "function",
-    "exec",
-    "--func",
-    "get_pods",
-    "--args",
-    "sleepers",
-    "--targettype",
-    "k8s",
-    "--wait",
-    "--out",
-  ]);
+}
+
+/** The sleepers' pods (those not being deleted when `live`), by name. */
+async function sleeperPods({ core }: Cluster, live = false): Promise<string[]> {
+  const pods = await core.listNamespacedPod({
+    namespace: NAMESPACE,
+    labelSelector: "app.kubernetes.io/instance=sleepers",
+  });
+  return pods.items
+    .filter((p) => !live || !p.metadata?.deletionTimestamp)
+    .map((p) => p.metadata?.name as string);
+}
+
+async function listPodsAndRestartOne(peers: Peers, cluster: Cluster): Promise<void> {
+  const pods = await peers.cli(exec("get_pods", "k8s", "sleepers", "--out"));
   console.log(`    ${pods.trim().slice(0, 300)}...`);
-  const podNames = (
-    await core.listNamespacedPod({
-      namespace: NAMESPACE,
-      labelSelector: "app.kubernetes.io/instance=sleepers",
-    })
-  ).items.map((p) => p.metadata?.name as string);
-  await cli([
-    "function",
-    "exec",
-    "--func",
-    "restart",
-    "--args",
-    podNames[0] as string,
-    "--targettype",
-    "k8s",
-    "--wait",
-  ]);
+  const [restarted] = await sleeperPods(cluster);
+  await peers.cli(exec("restart", "k8s", restarted as string));
   await waitFor(
     "the replacement pod",
     async () => {
-      const names = (
-        await core.listNamespacedPod({
-          namespace: NAMESPACE,
-          labelSelector: "app.kubernetes.io/instance=sleepers",
-        })
-      ).items
-        .filter((p) => !p.metadata?.deletionTimestamp)
-        .map((p) => p.metadata?.name);
-      return names.length === 3 && !names.includes(podNames[0]);
+      const names = await sleeperPods(cluster, true);
+      return names.length === 3 && !names.includes(restarted as string);
     },
     120_000,
   );
-  done(`restart ${podNames[0]}: replaced`);
+  done(`restart ${restarted}: replaced`);
+}
 
-  step("Undeploying the sleep executors");
-  const undeployOut = await cli([
-    "function",
-    "exec",
-    "--func",
-    "undeploy",
-    "--args",
-    "sleepers",
-    "--targettype",
-    "k8s",
-    "--wait",
-    "--out",
-  ]);
+/** Undeploys a deployment and waits for its executor processes to stop and its executor identity to go. */
+async function undeploy(peers: Peers, runner: LocalPodRunner, deployment: string, type: string) {
+  const undeployOut = await peers.cli(exec("undeploy", "k8s", deployment, "--out"));
   console.log(`    ${undeployOut.trim()}`);
   await waitFor(
-    "the sleep executor processes to stop",
-    async () => {
-      const atoms = await runner.processes();
-      return !atoms.some((a) => a.id.startsWith("sleepers-") && a.state === "running");
-    },
+    `the ${type} executor processes to stop`,
+    async () => (await runningContainers(runner, deployment)) === 0,
     120_000,
   );
   await waitFor(
     "the executor identity to be removed",
-    async () => (await sleeperExecutors()).length === 0,
+    async () => (await executorsOfType(peers, type)).length === 0,
     60_000,
   );
-  done(`undeploy sleepers: pods and executor processes gone, executor identity ${identity} removed`);
+}
 
+async function undeploySleepers(peers: Peers, runner: LocalPodRunner, identity: string): Promise<void> {
+  step("Undeploying the sleep executors");
+  await undeploy(peers, runner, "sleepers", "sleep");
+  done(`undeploy sleepers: pods and executor processes gone, executor identity ${identity} removed`);
+}
+
+/** The shop database with a table of 50000 rows, for the backups. */
+function createShopDatabase({ colonies }: Peers): void {
+  const psql = (...args: string[]) =>
+    execFileSync(
+      "psql",
+      ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", ...args],
+      {
+        env: { ...process.env, PGPASSWORD: colonies.databasePassword },
+      },
+    );
+  psql("-c", "CREATE DATABASE shop");
+  psql(
+    "-d",
+    "shop",
+    "-c",
+    "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 50000) g",
+  );
+}
+
+const BACKUP_NAME = /(backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak)/;
+
+async function backupWithInfraExecutor(peers: Peers): Promise<void> {
   step("Taking a backup of the shop database with the backup executor, then verifying it");
-  execFileSync(
-    "psql",
-    ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", "-c", "CREATE DATABASE shop"],
-    {
-      env: { ...process.env, PGPASSWORD: dbPassword },
-    },
-  );
-  execFileSync(
-    "psql",
-    [
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(colonies.databasePort),
-      "-U",
-      "postgres",
-      "-d",
-      "shop",
-      "-c",
-      "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 50000) g",
-    ],
-    {
-      env: { ...process.env, PGPASSWORD: dbPassword },
-    },
-  );
-  const backupOut = await cli([
-    "function",
-    "exec",
-    "--func",
-    "backup",
-    "--targettype",
-    "backup",
-    "--wait",
-    "--out",
-  ]);
-  const name = /(backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak)/.exec(backupOut)?.[1];
+  createShopDatabase(peers);
+  const backupOut = await peers.cli(exec("backup", "backup", undefined, "--out"));
+  const name = BACKUP_NAME.exec(backupOut)?.[1];
   console.log(`    ${backupOut.trim()}`);
   if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
-  const verifyOut = await cli([
+  const verifyOut = await peers.cli(exec("verify", "backup", name, "--out"));
+  console.log(`    ${verifyOut.trim()}`);
+  done(`backup ${name} to s3://${BUCKET} and verified`);
+}
+
+/**
+ * A backup executor deployed through Colonies: the database password stays in a Secret (the k8s executor
+ * passes only the reference; the local pod runner resolves it as a kubelet would), the rest is plain env.
+ */
+async function deployBackupExecutor(peers: Peers, cluster: Cluster, runner: LocalPodRunner): Promise<void> {
+  step("Deploying a backup executor through the k8s executor, its database password from a Secret; a backup");
+  const { colonies } = peers;
+  await cluster.core.createNamespacedSecret({
+    namespace: NAMESPACE,
+    body: {
+      metadata: { name: DB_SECRET.name },
+      stringData: { [DB_SECRET.key]: colonies.databasePassword },
+    },
+  });
+  atTeardown(`Secret ${DB_SECRET.name}`, () =>
+    cluster.core.deleteNamespacedSecret({ name: DB_SECRET.name, namespace: NAMESPACE }),
+  );
+  console.log(`    Secret ${DB_SECRET.name} (key ${DB_SECRET.key}) created in ${NAMESPACE}`);
+  const backupDir = join(work, "shop-backups");
+  // The CLI splits --kwargs on ',' and refuses ':' in values: items of env and secretenv are ';'-separated.
+  const env = [
+    "DB_HOST=127.0.0.1",
+    `DB_PORT=${colonies.databasePort}`,
+    "DB_DATABASE=shop",
+    "DB_USER=postgres",
+    "BACKUP_TARGET=dir",
+    `BACKUP_DIR=${backupDir}`,
+    `BACKUP_PG_BINDIR=${postgresBindir()}`,
+  ].join(";");
+  const deployOut = await peers.cli([
     "function",
     "exec",
     "--func",
-    "verify",
-    "--args",
-    name,
+    "deploy",
     "--targettype",
-    "backup",
+    "k8s",
     "--wait",
     "--out",
+    "--args",
+    `shop-backups,1,1,false,${IMAGE}`,
+    "--kwargs",
+    `executortype:shop-backup,cmd:backup,env:${env},secretenv:DB_PASSWORD=${DB_SECRET.name}/${DB_SECRET.key}`,
   ]);
-  console.log(`    ${verifyOut.trim()}`);
-  done(`backup ${name} to s3://${bucket} and verified`);
+  console.log(`    ${deployOut.trim()}`);
+  if (deployOut.includes(colonies.databasePassword)) throw new Error("deploy's output shows the password");
+  const identity = identityIn("shop-backups", deployOut);
+  await waitFor(
+    "the shop-backup executor to register",
+    async () => (await executorsOfType(peers, "shop-backup")).join() === identity,
+    180_000,
+  );
+  const backupOut = await peers.cli(exec("backup", "shop-backup", undefined, "--out"));
+  console.log(`    ${backupOut.trim()}`);
+  const name = BACKUP_NAME.exec(backupOut)?.[1];
+  if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
+  if (!existsSync(join(backupDir, name))) throw new Error(`${name} is not in ${backupDir}`);
+  done(
+    `deploy shop-backups (password from Secret ${DB_SECRET.name}) as ${identity}: backup ${name} in ${backupDir}`,
+  );
+  await undeploy(peers, runner, "shop-backups", "shop-backup");
+  done(`undeploy shop-backups: executor processes gone, executor identity ${identity} removed`);
+}
 
+function printSummary(): void {
   console.log(`\n\x1b[1mSummary\x1b[0m (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   for (const line of summary) console.log(`  ✓ ${line}`);
+}
 
-  if (values.keep) {
-    console.log(`\nStill running. Talk to it with:
+async function keepRunning({ colonies }: Peers, { kubeconfig }: Cluster): Promise<void> {
+  console.log(`\nStill running. Talk to it with:
     export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${colonies.port} COLONIES_TLS=false
     export COLONIES_COLONY_NAME=${colonies.colonyName} COLONIES_PRVKEY=${colonies.userPrvKey}
     colonies function exec --func get_deployments --targettype k8s --wait --out
     KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} get pods
   Executor logs: ${logFile}. Press Ctrl-C to tear everything down.`);
-    await new Promise((r) => process.once("SIGINT", r));
-  }
+  await new Promise((r) => process.once("SIGINT", r));
+}
+
+async function main(): Promise<void> {
+  const peers = await startPeers();
+  const cluster = await startCluster();
+  const runner = preparePodRunner(cluster);
+  await bootstrap(peers, cluster, runner);
+  await waitForRegistration(peers, runner);
+  const identity = await deploySleepers(peers, runner);
+  await runSleeps(peers, identity);
+  await scaleSleepers(peers, runner, identity);
+  await listPodsAndRestartOne(peers, cluster);
+  await undeploySleepers(peers, runner, identity);
+  await backupWithInfraExecutor(peers);
+  await deployBackupExecutor(peers, cluster, runner);
+  printSummary();
+  if (values.keep) await keepRunning(peers, cluster);
 }
 
 try {
-  await demo();
+  await main();
 } catch (error) {
   console.log(`\n\x1b[31mThe demo failed:\x1b[0m ${(error as Error).message}`);
   for (const { what, show } of diagnostics) {
