@@ -26,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../../peers/executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
 import { parseArguments } from "../../src/executor/args.js";
@@ -351,11 +352,18 @@ describe("backup to a directory", () => {
     );
     await expect(ex.backup(ctx)).rejects.toThrow(/backup backup_bigdb_\S+ cancelled \(WORKER_SHUTDOWN\)/);
     expect((await fs.readdir(dir)).sort()).toEqual([good.name, `${good.name}.json`]);
-    const pgDumps = await sql(
-      "postgres",
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'colonyos-backup'",
+    // pg_dump was killed: its server session ends shortly after, not necessarily before this line.
+    await waitFor(
+      "no pg_dump session left",
+      async () => {
+        const sessions = await sql(
+          "postgres",
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'colonyos-backup'",
+        );
+        return sessions.rows[0].n === 0;
+      },
+      30_000,
     );
-    expect(pgDumps.rows[0].n).toBe(0);
   });
 
   it("wrong password: a specific message, nothing written, the good backup survives", async () => {
