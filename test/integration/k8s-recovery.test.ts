@@ -136,7 +136,9 @@ describe("k8s executor shutdown during an update", () => {
     await waitFor("the update to hold its lock", async () => lockFiles("stuck").length > 0, 120_000);
     const started = Date.now();
     await runtime.shutdown("test");
-    expect(Date.now() - started).toBeLessThan(30_000);
+    // Far below the rollout it would otherwise wait for (K8S_ROLLOUT_TIMEOUT, 300 s): a loaded machine cannot
+    // break it, and a shutdown that waited for the update would.
+    expect(Date.now() - started).toBeLessThan(120_000);
     const failed = await waitDone(server, stuck.processid);
     expect(failed.state).toBe(ProcessState.FAILED);
     expect(failed.errors?.[0]).toMatch(/executor shut down \(test\)/);
