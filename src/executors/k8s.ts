@@ -56,15 +56,16 @@ export const k8sExecutor: ExecutorModule = {
       "k8s executor configured",
     );
 
+    const ownership = new Ownership({ apps, core, namespace, project });
     let readyAt = 0;
     return {
       functions: k8sFunctions({
         config,
         stacks,
         pods: new KubeEngine({ kubeConfig, namespace }),
-        ownership: new Ownership({ apps, core, namespace, project }),
+        ownership,
         policy: new DeployPolicy(config.policy),
-        budget: new Budget({ apps, namespace, project, limits: config.limits }),
+        budget: new Budget({ ownership, limits: config.limits }),
         identities: new IdentityRegistry({
           client: colonies,
           colonyName: config.child.colonyName,

@@ -170,16 +170,12 @@ export class StackManager {
     try {
       stack = await LocalWorkspace.selectStack(args, await this.workspaceOptions(stackName));
     } catch (error) {
-      if (error instanceof StackNotFoundError || /no stack named/i.test(String(error))) {
-        throw new UnknownStackError(stackName);
-      }
+      if (isStackNotFound(error)) throw new UnknownStackError(stackName);
       throw error;
     }
     const [outputs, history] = await Promise.all([stack.outputs(), stack.history(updates, 1)]);
     return {
-      outputs: Object.fromEntries(
-        Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]),
-      ),
+      outputs: plainOutputs(outputs, { maskSecrets: true }),
       history: history.map((u) => ({
         kind: u.kind,
         result: u.result,
@@ -310,7 +306,7 @@ export class StackManager {
     try {
       return await this.stack(stackName, EMPTY_PROGRAM, false);
     } catch (error) {
-      if (error instanceof StackNotFoundError || /no stack named/i.test(String(error))) return undefined;
+      if (isStackNotFound(error)) return undefined;
       throw error;
     }
   }
@@ -340,8 +336,18 @@ function engineError(error: unknown, signal: AbortSignal): unknown {
   return new EngineError(meaningfulLine(text), text, { cause: error });
 }
 
-function plainOutputs(outputs: Record<string, { value: unknown; secret: boolean }>): Outputs {
-  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value]));
+/** Outputs as plain values; secrets as "[secret]" when they are to leave this process. */
+function plainOutputs(
+  outputs: Record<string, { value: unknown; secret: boolean }>,
+  { maskSecrets = false } = {},
+): Outputs {
+  return Object.fromEntries(
+    Object.entries(outputs).map(([k, v]) => [k, maskSecrets && v.secret ? "[secret]" : v.value]),
+  );
+}
+
+function isStackNotFound(error: unknown): boolean {
+  return error instanceof StackNotFoundError || /no stack named/i.test(String(error));
 }
 
 /** Turns the engine's output chunks into whole, non-empty lines. */

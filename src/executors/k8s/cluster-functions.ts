@@ -5,10 +5,9 @@
 import { type Atom, AtomNotFoundError } from "../../atoms/engine.js";
 import { defineFunction } from "../../executor/define.js";
 import { type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
-import { LABEL_INSTANCE, ownedLabels } from "../../k8s/labels.js";
+import { ownedLabels } from "../../k8s/labels.js";
 import { deploymentName, dryrun, podName } from "./arguments.js";
 import type { K8sDeps } from "./deps.js";
-import { guarded } from "./errors.js";
 
 const RESTART_GRACE_SECONDS = 30;
 
@@ -64,8 +63,7 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
       if (error instanceof AtomNotFoundError) throw notOurs;
       throw error;
     }
-    const owner = ownership.owner(atom.labels);
-    if (!owner || atom.labels[LABEL_INSTANCE] !== owner) throw notOurs;
+    if (!ownership.owner(atom.labels)) throw notOurs;
     return atom;
   }
 
@@ -74,10 +72,7 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
     if (name) await ownership.deployment(name, ctx.signal);
     const atoms = await pods.list({ signal: ctx.signal, labels: ownedLabels(config.pulumi.project, name) });
     return atoms
-      .filter((atom) => {
-        const owner = ownership.owner(atom.labels);
-        return owner !== undefined && atom.labels[LABEL_INSTANCE] === owner;
-      })
+      .filter((atom) => ownership.owner(atom.labels) !== undefined)
       .sort((a, b) => a.id.localeCompare(b.id));
   }
   const anyDeployment = {
@@ -91,68 +86,57 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
       name: "get_deployments",
       description: "Names of the deployments this executor manages",
       args: [],
-      handler: (_args, ctx) =>
-        guarded("get_deployments", ctx.signal, async () => [await ownership.deploymentNames()]),
+      handler: async () => [await ownership.deploymentNames()],
     }),
     defineFunction({
       name: "get_scale",
       description: "Desired number of pods of a deployment",
       args: [deploymentName],
-      handler: (args, ctx) =>
-        guarded("get_scale", ctx.signal, async () => [
-          (await ownership.deployment(args.deploymentname, ctx.signal)).spec?.replicas ?? 0,
-        ]),
+      handler: async (args, ctx) => [
+        (await ownership.deployment(args.deploymentname, ctx.signal)).spec?.replicas ?? 0,
+      ],
     }),
     defineFunction({
       name: "get_pods",
       description:
         "The pods of a deployment (or of every managed one), as atoms (state, result, times, containers)",
       args: [anyDeployment],
-      handler: (args, ctx) =>
-        guarded("get_pods", ctx.signal, async () => [
-          (await deploymentPods(args.deploymentname, ctx)).map(atomJson),
-        ]),
+      handler: async (args, ctx) => [(await deploymentPods(args.deploymentname, ctx)).map(atomJson)],
     }),
     defineFunction({
       name: "pods",
       description: "Number of pods of a deployment (or of every managed one)",
       args: [anyDeployment],
-      handler: (args, ctx) =>
-        guarded("pods", ctx.signal, async () => [(await deploymentPods(args.deploymentname, ctx)).length]),
+      handler: async (args, ctx) => [(await deploymentPods(args.deploymentname, ctx)).length],
     }),
     defineFunction({
       name: "get_containers",
       description: "Container names of a managed pod",
       args: [podName],
-      handler: (args, ctx) =>
-        guarded("get_containers", ctx.signal, async () => [
-          (await ownedPod("get_containers", args.podname, ctx)).containers.map((c) => c.name),
-        ]),
+      handler: async (args, ctx) => [
+        (await ownedPod("get_containers", args.podname, ctx)).containers.map((c) => c.name),
+      ],
     }),
     defineFunction({
       name: "containers",
       description: "Number of containers of a managed pod",
       args: [podName],
-      handler: (args, ctx) =>
-        guarded("containers", ctx.signal, async () => [
-          (await ownedPod("containers", args.podname, ctx)).containers.length,
-        ]),
+      handler: async (args, ctx) => [(await ownedPod("containers", args.podname, ctx)).containers.length],
     }),
     defineFunction({
       name: "restart",
       description: "Restart a managed pod: delete it with a grace period; its ReplicaSet starts a new one",
       args: [podName],
       kwargs: [dryrun],
-      handler: (args, ctx) =>
-        guarded("restart", ctx.signal, async () => {
-          const name = args.podname;
-          await ownedPod("restart", name, ctx);
-          const preview = args.dryrun === true;
-          if (!preview) {
-            await pods.stop(name, { signal: ctx.signal, gracePeriodMs: RESTART_GRACE_SECONDS * 1000 });
-          }
-          return [{ pod: name, gracePeriodSeconds: RESTART_GRACE_SECONDS, dryrun: preview }];
-        }),
+      async handler(args, ctx) {
+        const name = args.podname;
+        await ownedPod("restart", name, ctx);
+        const preview = args.dryrun === true;
+        if (!preview) {
+          await pods.stop(name, { signal: ctx.signal, gracePeriodMs: RESTART_GRACE_SECONDS * 1000 });
+        }
+        return [{ pod: name, gracePeriodSeconds: RESTART_GRACE_SECONDS, dryrun: preview }];
+      },
     }),
     defineFunction({
       name: "logs",
@@ -183,27 +167,26 @@ export function clusterFunctions(deps: K8sDeps): FunctionDef[] {
           description: `bytes returned at most (default ${config.limits.logBytes.default})`,
         },
       ],
-      handler: (args, ctx) =>
-        guarded("logs", ctx.signal, async () => {
-          const name = args.podname;
-          const pod = await ownedPod("logs", name, ctx);
-          const container = args.container ?? pod.containers[0]?.name;
-          if (container && !pod.containers.some((c) => c.name === container)) {
-            throw new ProcessError(
-              `logs: pod ${name} has no container ${container}; it has ${pod.containers.map((c) => c.name).join(", ")}`,
-            );
-          }
-          const limit = args.limitbytes ?? config.limits.logBytes.default;
-          const stream = await pods.logs(name, {
-            signal: ctx.signal,
-            container,
-            tail: args.tail ?? 100,
-            limitBytes: limit,
-          });
-          const { text, truncated } = await readCapped(stream, limit);
-          if (truncated) await ctx.log(`logs: the output was cut at ${limit} bytes (limitbytes)`);
-          return [text];
-        }),
+      async handler(args, ctx) {
+        const name = args.podname;
+        const pod = await ownedPod("logs", name, ctx);
+        const container = args.container ?? pod.containers[0]?.name;
+        if (container && !pod.containers.some((c) => c.name === container)) {
+          throw new ProcessError(
+            `logs: pod ${name} has no container ${container}; it has ${pod.containers.map((c) => c.name).join(", ")}`,
+          );
+        }
+        const limit = args.limitbytes ?? config.limits.logBytes.default;
+        const stream = await pods.logs(name, {
+          signal: ctx.signal,
+          container,
+          tail: args.tail ?? 100,
+          limitBytes: limit,
+        });
+        const { text, truncated } = await readCapped(stream, limit);
+        if (truncated) await ctx.log(`logs: the output was cut at ${limit} bytes (limitbytes)`);
+        return [text];
+      },
     }),
   ];
 }

@@ -46,17 +46,19 @@ export class Ownership {
     return deployment;
   }
 
-  /** Names of our deployments, sorted. */
-  async deploymentNames(): Promise<string[]> {
+  /** Our Deployments: each named after the stack its labels name. */
+  async deployments(): Promise<V1Deployment[]> {
     const { apps, namespace, project } = this.deps;
     const list = await apps.listNamespacedDeployment({
       namespace,
       labelSelector: selector(ownedLabels(project)),
     });
-    return list.items
-      .filter((d) => d.metadata?.name && this.owner(d.metadata.labels) === d.metadata.name)
-      .map((d) => d.metadata?.name as string)
-      .sort();
+    return list.items.filter((d) => d.metadata?.name && this.owner(d.metadata.labels) === d.metadata.name);
+  }
+
+  /** Names of our deployments, sorted. */
+  async deploymentNames(): Promise<string[]> {
+    return (await this.deployments()).map((d) => d.metadata?.name as string).sort();
   }
 
   /**
@@ -65,17 +67,17 @@ export class Ownership {
    */
   async assertNameFree(fn: string, name: string): Promise<void> {
     const { apps, core, namespace } = this.deps;
-    const objects: [string, () => Promise<{ metadata?: { labels?: Record<string, string> } }>][] = [
-      ["Deployment", () => apps.readNamespacedDeployment({ name, namespace })],
-      ["Secret", () => core.readNamespacedSecret({ name: `${name}-keys`, namespace })],
+    const secret = `${name}-keys`;
+    const objects: [string, string, () => Promise<{ metadata?: { labels?: Record<string, string> } }>][] = [
+      ["Deployment", name, () => apps.readNamespacedDeployment({ name, namespace })],
+      ["Secret", secret, () => core.readNamespacedSecret({ name: secret, namespace })],
     ];
-    for (const [kind, read] of objects) {
+    for (const [kind, objectName, read] of objects) {
       const object = await read().catch((error: unknown) => {
         if (isApiStatus(error, 404)) return undefined;
         throw error;
       });
       if (object && !this.owns(object.metadata?.labels, name)) {
-        const objectName = kind === "Secret" ? `${name}-keys` : name;
         throw new ProcessError(
           `${fn}: a ${kind} named ${objectName} already exists in namespace ${namespace} and was not created by this executor's stack for ${name}; choose another deployment name`,
         );

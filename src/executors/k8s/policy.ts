@@ -5,10 +5,9 @@
  * - budgets: at most K8S_MAX_DEPLOYMENTS deployments and K8S_MAX_CONTAINERS executor containers (pods x
  *   executorperpod summed over every deployment), counted from the cluster plus the updates in flight.
  */
-import type { AppsV1Api } from "@kubernetes/client-node";
 import picomatch from "picomatch";
-import { ownedLabels, owningStack, selector } from "../../k8s/labels.js";
 import type { K8sConfig } from "./config.js";
+import type { Ownership } from "./ownership.js";
 
 /** A glob allow-list; `*` stays within a path segment, `**` crosses them (picomatch's rules). */
 class AllowList {
@@ -87,9 +86,7 @@ export class Budget {
 
   constructor(
     private readonly deps: {
-      apps: AppsV1Api;
-      namespace: string;
-      project: string;
+      ownership: Ownership;
       limits: { maxDeployments: number; maxContainers: number };
     },
   ) {}
@@ -127,16 +124,10 @@ export class Budget {
   }
 
   private async usage(): Promise<Usage> {
-    const { apps, namespace, project } = this.deps;
-    const list = await apps.listNamespacedDeployment({
-      namespace,
-      labelSelector: selector(ownedLabels(project)),
-    });
     const containers = new Map<string, number>();
-    for (const d of list.items) {
-      const stack = owningStack(d.metadata?.labels, project);
-      if (!stack || stack !== d.metadata?.name) continue;
-      containers.set(stack, (d.spec?.replicas ?? 1) * (d.spec?.template.spec?.containers.length ?? 1));
+    for (const d of await this.deps.ownership.deployments()) {
+      const n = (d.spec?.replicas ?? 1) * (d.spec?.template.spec?.containers.length ?? 1);
+      containers.set(d.metadata?.name as string, n);
     }
     return { containers };
   }

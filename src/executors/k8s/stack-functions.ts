@@ -13,7 +13,6 @@ import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import { deployDeclaration } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
-import { guarded } from "./errors.js";
 import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
 import { watchRollout } from "./rollout-watch.js";
@@ -140,24 +139,22 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const spec = declaration.specOf(args);
       const preview = args.dryrun === true;
       const started = performance.now();
-      return guarded("deploy", ctx.signal, () =>
-        inSession(deps, name, ctx, async (session) => {
-          // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
-          // land on objects that exist and are someone else's.
-          if (!recorded(await session.current()).spec) await deps.ownership.assertNameFree("deploy", name);
-          const { result, identity } = await applySpec(deps, "deploy", session, spec, preview, ctx);
-          return [
-            {
-              ...spec,
-              executor: preview ? null : (identity?.name ?? null),
-              dryrun: preview,
-              changed: changed(result.changes),
-              changes: result.changes,
-              durationMs: Math.round(performance.now() - started),
-            },
-          ];
-        }),
-      );
+      return inSession(deps, name, ctx, async (session) => {
+        // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
+        // land on objects that exist and are someone else's.
+        if (!recorded(await session.current()).spec) await deps.ownership.assertNameFree("deploy", name);
+        const { result, identity } = await applySpec(deps, "deploy", session, spec, preview, ctx);
+        return [
+          {
+            ...spec,
+            executor: preview ? null : (identity?.name ?? null),
+            dryrun: preview,
+            changed: changed(result.changes),
+            changes: result.changes,
+            durationMs: Math.round(performance.now() - started),
+          },
+        ];
+      });
     },
   });
 
@@ -170,26 +167,24 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const name = args.deploymentname;
       const preview = args.dryrun === true;
       const started = performance.now();
-      return guarded("undeploy", ctx.signal, () =>
-        inSession(deps, name, ctx, async (session) => {
-          const outputs = await session.current();
-          if (!outputs) throw new UnknownStackError(name);
-          const { identity } = recorded(outputs);
-          const result = await session.destroy({ dryrun: preview });
-          const removed = !preview && identity ? await deps.identities.remove(identity) : false;
-          return [
-            {
-              deployment: name,
-              namespace,
-              dryrun: preview,
-              changes: result.changes,
-              executor: identity?.name ?? null,
-              executorRemoved: removed,
-              durationMs: Math.round(performance.now() - started),
-            },
-          ];
-        }),
-      );
+      return inSession(deps, name, ctx, async (session) => {
+        const outputs = await session.current();
+        if (!outputs) throw new UnknownStackError(name);
+        const { identity } = recorded(outputs);
+        const result = await session.destroy({ dryrun: preview });
+        const removed = !preview && identity ? await deps.identities.remove(identity) : false;
+        return [
+          {
+            deployment: name,
+            namespace,
+            dryrun: preview,
+            changes: result.changes,
+            executor: identity?.name ?? null,
+            executorRemoved: removed,
+            durationMs: Math.round(performance.now() - started),
+          },
+        ];
+      });
     },
   });
 
@@ -205,32 +200,30 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const name = args.deploymentname;
       const preview = args.dryrun === true;
       const started = performance.now();
-      return guarded("scale", ctx.signal, () =>
-        inSession(deps, name, ctx, async (session) => {
-          const outputs = await session.current();
-          if (!outputs) throw new UnknownStackError(name);
-          const { spec } = recorded(outputs);
-          if (!spec) throw new UnknownStackError(name);
-          const { result } = await applySpec(
-            deps,
-            "scale",
-            session,
-            { ...spec, pods: args.pods },
-            preview,
-            ctx,
-          );
-          return [
-            {
-              deployment: name,
-              pods: args.pods,
-              previous: spec.pods,
-              dryrun: preview,
-              changes: result.changes,
-              durationMs: Math.round(performance.now() - started),
-            },
-          ];
-        }),
-      );
+      return inSession(deps, name, ctx, async (session) => {
+        const outputs = await session.current();
+        if (!outputs) throw new UnknownStackError(name);
+        const { spec } = recorded(outputs);
+        if (!spec) throw new UnknownStackError(name);
+        const { result } = await applySpec(
+          deps,
+          "scale",
+          session,
+          { ...spec, pods: args.pods },
+          preview,
+          ctx,
+        );
+        return [
+          {
+            deployment: name,
+            pods: args.pods,
+            previous: spec.pods,
+            dryrun: preview,
+            changes: result.changes,
+            durationMs: Math.round(performance.now() - started),
+          },
+        ];
+      });
     },
   });
 
