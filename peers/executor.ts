@@ -1,5 +1,7 @@
 /** Helpers to run executors in-process against a real Colonies server and to submit and await processes. */
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { ColoniesClient } from "../src/colonies/client.js";
 import { type Process, ProcessState } from "../src/colonies/types.js";
 import { loadRuntimeConfig } from "../src/executor/config.js";
@@ -76,4 +78,15 @@ export async function waitDone(
     if (Date.now() > deadline) throw new Error(`process ${processId} still in state ${process.state}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The built entry point `colonyos-executor` (dist/src/cli.js), for running executors as their own processes
+ * (e.g. the containers the local pod runner starts); an error saying how to build it when it is missing.
+ */
+export function builtCli(): string {
+  const cli = resolve("dist/src/cli.js");
+  if (!existsSync(cli))
+    throw new Error(`${cli} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+  return cli;
 }

@@ -18,10 +18,11 @@ import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import { type ColoniesServer, startColoniesServer } from "../peers/colonies-server.js";
+import { builtCli } from "../peers/executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
 import { waitFor } from "../peers/ports.js";
 import { postgresBindir } from "../peers/postgres.js";
@@ -197,7 +198,7 @@ function preparePodRunner(cluster: Cluster): LocalPodRunner {
           // a mounted token exists before the container starts: wait for ours
           `while [ -n "$KUBECONFIG" ] && [ ! -s "$KUBECONFIG" ]; do sleep 0.2; done; exec "$0" "$@" 2>>${logFile}`,
           process.execPath,
-          resolve("dist/src/cli.js"),
+          builtCli(),
           ...(container.args ?? []),
         ],
       };

@@ -5,9 +5,9 @@
  * get_pods()/pods() without a name, and status().
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import {
   AppsV1Api,
   CoreV1Api,
@@ -18,7 +18,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { startRuntime, submit, testLogger, waitDone } from "../../peers/executor.js";
+import { builtCli, startRuntime, submit, testLogger, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
@@ -30,7 +30,7 @@ import { LocalPodRunner } from "../../src/local/pod-runner.js";
 import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
-const CLI = resolve("dist/src/cli.js");
+let CLI: string;
 const GPU = "example.com/gpu";
 let server: ColoniesServer;
 let database: Postgres;
@@ -54,8 +54,7 @@ async function cli(func: string, args: string, kwargs?: string): Promise<string>
 }
 
 beforeAll(async () => {
-  if (!existsSync(CLI))
-    throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+  CLI = builtCli();
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);

@@ -6,14 +6,14 @@
  * colony owner key. The executor runs with its least-privilege ServiceAccount's token.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { startRuntime, submit, testLogger, userClient, waitDone } from "../../peers/executor.js";
+import { builtCli, startRuntime, submit, testLogger, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
@@ -28,7 +28,7 @@ import { LocalPodRunner } from "../../src/local/pod-runner.js";
 import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
-const CLI = resolve("dist/src/cli.js");
+let CLI: string;
 let server: ColoniesServer;
 let runtime: ExecutorRuntime;
 let admin: KubeConfig;
@@ -103,8 +103,7 @@ let bootstrapPod: string;
 let foreignPod: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI))
-    throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+  CLI = builtCli();
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);
