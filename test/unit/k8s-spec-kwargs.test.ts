@@ -30,6 +30,17 @@ describe("deploy's list-valued kwargs (';' between items, no ':')", () => {
     }
   });
 
+  it("refuses variables that change what the container's program loads", () => {
+    for (const name of ["NODE_OPTIONS", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"]) {
+      expect(parseEnv(`${name}=--inspect=0.0.0.0`)).toEqual({
+        problem: `env name "${name}" changes what the container's program loads and cannot be given`,
+      });
+      expect(parseSecretEnv(`${name}=s/k`, allowAll)).toMatchObject({
+        problem: expect.stringMatching(/changes what/),
+      });
+    }
+  });
+
   it("reads secret references and asks the policy about each Secret", () => {
     expect(parseSecretEnv("DB_PASSWORD=pg-secret/password;TOKEN=api.keys/token", allowAll)).toEqual({
       value: [
@@ -69,6 +80,11 @@ describe("deploy's list-valued kwargs (';' between items, no ':')", () => {
         { key: "team", operator: "Equal", value: "a" },
       ],
     });
+    for (const key of ["node-role.kubernetes.io/control-plane", "node.kubernetes.io/unreachable"]) {
+      expect(parseTolerations(`${key}=NoSchedule`)).toEqual({
+        problem: `tolerations may not name Kubernetes' own taint ${key} (they keep pods off reserved nodes)`,
+      });
+    }
     expect(parseTolerations("a=b=c=NoSchedule")).toMatchObject({
       problem: expect.stringMatching(/KEY\[=VALUE\]\[=EFFECT\]/),
     });

@@ -27,6 +27,11 @@ export interface Toleration {
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables the executor sets itself; a caller may not replace them (e.g. to send the key elsewhere). */
 const RESERVED_ENV = /^(COLONIES_.*|POD_NAME|PODNAME|POD_NAMESPACE|EXECUTOR_HTTP_PORT|KUBECONFIG)$/;
+/** Variables that change what the container's program loads or opens (a debugger port, preloaded code). */
+const RUNTIME_HOOK_ENV = /^(NODE_OPTIONS|LD_PRELOAD|LD_LIBRARY_PATH|LD_AUDIT)$/;
+/** Taints Kubernetes itself puts on nodes (control plane, not-ready, unreachable...): not for callers to tolerate. */
+const SYSTEM_TAINT =
+  /^(node-role\.kubernetes\.io|node\.kubernetes\.io|node\.cloudprovider\.kubernetes\.io)\//;
 const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -54,6 +59,9 @@ function envName(what: string, name: string): string | undefined {
   if (!ENV_NAME.test(name))
     return `${what} name "${name}" must be letters, digits and '_', not starting with a digit`;
   if (RESERVED_ENV.test(name)) return `${what} name "${name}" is set by the executor and cannot be given`;
+  if (RUNTIME_HOOK_ENV.test(name)) {
+    return `${what} name "${name}" changes what the container's program loads and cannot be given`;
+  }
   return undefined;
 }
 
@@ -111,6 +119,11 @@ export function parseTolerations(text: string): Parsed<Toleration[]> {
     if (bad) {
       return {
         problem: `tolerations item "${item}" must be KEY[=VALUE][=EFFECT] with EFFECT one of ${EFFECTS.join(", ")} (e.g. gpu=true=NoSchedule)`,
+      };
+    }
+    if (SYSTEM_TAINT.test(key)) {
+      return {
+        problem: `tolerations may not name Kubernetes' own taint ${key} (they keep pods off reserved nodes)`,
       };
     }
     out.push({
