@@ -1,9 +1,13 @@
 /** The k8s executor: deploys other executors on Kubernetes through Pulumi stacks, one per deployment name. */
-import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { AppsV1Api, CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../atoms/kube-config.js";
 import { KubeEngine } from "../atoms/kube-engine.js";
 import { ColoniesClient } from "../colonies/client.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
+import { LocalCoordinator, type NameCoordinator } from "../k8s/coordination.js";
+import { LeaseCoordinator } from "../k8s/lease-coordinator.js";
 import { StackManager } from "../k8s/stacks.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { k8sFunctions } from "./k8s/functions.js";
@@ -29,6 +33,18 @@ export const k8sExecutor: ExecutorModule = {
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const { namespace } = config;
     const project = config.pulumi.project;
+    const coordinator: NameCoordinator =
+      config.coordination.kind === "lease"
+        ? new LeaseCoordinator({
+            api: kubeConfig.makeApiClient(CoordinationV1Api),
+            namespace,
+            project,
+            // Unique per start: a restarted replica must not resume a dead predecessor's turn as its own.
+            holder: `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+            leaseSeconds: config.coordination.leaseSeconds,
+            logger,
+          })
+        : new LocalCoordinator();
     const stacks = await StackManager.create({
       project,
       backendUrl: config.pulumi.backendUrl,
@@ -38,6 +54,7 @@ export const k8sExecutor: ExecutorModule = {
       deadlineMs: config.operationTimeoutSeconds * 1000,
       pulumiRoot: config.pulumi.root,
       env: config.kubeconfig ? { KUBECONFIG: config.kubeconfig } : {},
+      coordinator,
       logger,
     }).catch((error: unknown) => {
       throw new ConfigError(`cannot use the Pulumi CLI: ${(error as Error).message}`);
@@ -50,6 +67,7 @@ export const k8sExecutor: ExecutorModule = {
         backend: config.pulumi.backendUrl.replace(/\/\/[^@/]*@/, "//***@"),
         pulumi: stacks.pulumiVersion,
         identity: config.identity,
+        coordination: coordinator.kind,
         allowedImages: config.policy.images,
         allowedCmds: config.policy.cmds,
       },
@@ -86,6 +104,7 @@ export const k8sExecutor: ExecutorModule = {
         }
       },
       async close() {
+        await coordinator.close();
         colonies.close();
       },
     };

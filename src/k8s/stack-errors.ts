@@ -46,3 +46,28 @@ export function meaningfulLine(text: string): string {
   const lines = text.split("\n").map((l) => l.trim());
   return lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ?? lines.find((l) => l !== "") ?? text;
 }
+
+/** The operation that superseded another one on the same name. */
+export interface Superseder {
+  process: string;
+  fn: string;
+  /** Colonies' priority time of the superseding operation. */
+  order: number;
+}
+
+/**
+ * A deploy, scale or undeploy that lost to a later one on the same name: either the later one was already
+ * applied (by any replica), or it waited in the same queue (coalescing: desired states need no update each).
+ */
+export class SupersededError extends Error {
+  override readonly name = "SupersededError";
+  constructor(
+    readonly stackName: string,
+    readonly by: Superseder,
+    readonly how: "applied" | "queued",
+  ) {
+    super(
+      `${stackName}: superseded by ${by.fn} ${by.process}, submitted later and ${how === "applied" ? "already applied" : "queued behind this one"}`,
+    );
+  }
+}

@@ -4,11 +4,17 @@
  * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
  * - operations on one stack run one at a time in Colonies priority order (a session: read the current outputs,
  *   then update, preview or destroy, in one turn); different stacks concurrently up to a limit;
+ * - a session also holds the name's turn from the coordinator (coordination.ts), so that replicas sharing the
+ *   backend take turns too; a mutation older than the one last applied to the name, or one a later mutation
+ *   waiting in this queue makes pointless, is superseded (SupersededError) instead of run;
+ * - cached stacks and outputs are reused only while the name's version is the one this process last saw;
  * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left);
- * - stale locks are removed at start-up and when an update meets one (ConcurrentUpdateError);
+ * - locks left by a dead holder are removed: for a single writer at start-up and when an update meets one; with
+ *   replicas, when an update meets one during the name's turn (only its holder updates the stack), and an
+ *   interrupted stack is refreshed before its next update;
  * - the engine's output is streamed to the caller. Failures are typed (stack-errors.ts).
- * One class on purpose: the queue, the selected stacks, their cached outputs and the interrupted set are one
- * state that only holds together inside it.
+ * One class on purpose: the queue, the selected stacks, their cached outputs and versions and the interrupted
+ * set are one state that only holds together inside it.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -22,6 +28,7 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
+import type { NameCoordinator, NameRecord } from "./coordination.js";
 import { removeStaleLocks } from "./locks.js";
 import { KeyedQueue } from "./queue.js";
 import {
@@ -29,6 +36,7 @@ import {
   EngineError,
   meaningfulLine,
   StackLockedError,
+  SupersededError,
   UnknownStackError,
 } from "./stack-errors.js";
 
@@ -44,7 +52,21 @@ export interface StackManagerOptions {
   pulumiRoot?: string;
   /** Environment for the pulumi CLI and its plugins (KUBECONFIG, ...). */
   env: Record<string, string>;
+  /** Who takes turns on a name: this process alone (single writer), or replicas sharing the backend. */
+  coordinator: NameCoordinator;
   logger: Logger;
+}
+
+/**
+ * What a session does to its stack. A mutation's `effect` says what it supersedes: "replace" (deploy, undeploy:
+ * a whole desired state) supersedes every earlier mutation, "pods" (scale) earlier scales; "none" (previews,
+ * reads) neither supersedes nor is superseded.
+ */
+export interface Operation {
+  /** Colonies process id. */
+  process: string;
+  fn: string;
+  effect: "replace" | "pods" | "none";
 }
 
 export interface SessionOptions {
@@ -53,6 +75,7 @@ export interface SessionOptions {
   order?: number;
   /** Engine output, line by line. */
   onOutput?: (line: string) => void;
+  operation?: Operation;
 }
 
 export interface ChangeSummary {
@@ -94,11 +117,27 @@ const NOISE = /^\s*$/;
 const GATHER_MS = 100;
 const EMPTY_PROGRAM: PulumiFn = async () => ({});
 
+interface Tag {
+  stack: string;
+  operation: Operation;
+  order: number;
+}
+
+/** The error to drop a waiting operation with, when a later waiting one makes it pointless. */
+function coalesced(earlier: Tag, later: Tag): Error | undefined {
+  const a = earlier.operation.effect;
+  const b = later.operation.effect;
+  if (a === "none" || b === "none" || (b === "pods" && a !== "pods")) return undefined;
+  return new SupersededError(later.stack, { ...later.operation, order: later.order }, "queued");
+}
+
 export class StackManager {
-  private readonly queue: KeyedQueue;
+  private readonly queue: KeyedQueue<Tag>;
   private readonly selected = new Map<string, Stack>();
   /** Outputs of each stack's last update by this process, to spare a CLI call per operation. */
   private readonly lastOutputs = new Map<string, Outputs>();
+  /** The version of each name that the cached stack and outputs belong to. */
+  private readonly versions = new Map<string, number>();
   /** Stacks whose lock holder died: their state may hold pending operations, cleared by a refresh first. */
   private readonly interrupted = new Set<string>();
 
@@ -106,7 +145,11 @@ export class StackManager {
     private readonly options: StackManagerOptions,
     private readonly command: PulumiCommand,
   ) {
-    this.queue = new KeyedQueue(options.maxConcurrent, GATHER_MS);
+    this.queue = new KeyedQueue<Tag>({
+      limit: options.maxConcurrent,
+      gatherMs: GATHER_MS,
+      supersede: coalesced,
+    });
   }
 
   static async create(options: StackManagerOptions): Promise<StackManager> {
@@ -118,7 +161,11 @@ export class StackManager {
       await mkdir(new URL(options.backendUrl), { recursive: true });
     }
     const manager = new StackManager(options, command);
-    const removed = await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true });
+    // Only a single writer may judge locks at start-up: with replicas, another one may be updating right now.
+    const removed =
+      options.coordinator.kind === "local"
+        ? await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true })
+        : [];
     for (const lock of removed) {
       manager.interrupted.add(lock.stack);
       options.logger.warn(
@@ -142,13 +189,15 @@ export class StackManager {
     options: SessionOptions,
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
+    const { operation, order } = options;
+    const tag = operation && order !== undefined ? { stack: stackName, operation, order } : undefined;
     return this.queue.run(
       stackName,
       async () => {
         const deadline = AbortSignal.timeout(this.options.deadlineMs);
         const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
         try {
-          return await work(this.makeSession(stackName, signal, options.onOutput));
+          return await this.inTurn(stackName, options, signal, work);
         } catch (error) {
           if (deadline.aborted && !options.signal?.aborted) {
             throw new DeadlineError(stackName, Math.round(this.options.deadlineMs / 1000));
@@ -156,8 +205,61 @@ export class StackManager {
           throw error;
         }
       },
-      options.order,
+      order,
+      tag,
     );
+  }
+
+  /** Runs `work` holding the name's turn, and records what it changed when the turn ends. */
+  private async inTurn<T>(
+    stackName: string,
+    { operation, order, onOutput }: SessionOptions,
+    signal: AbortSignal,
+    work: (session: StackSession) => Promise<T>,
+  ): Promise<T> {
+    const turn = await this.options.coordinator.acquire(stackName, signal);
+    const mutation = operation && operation.effect !== "none" ? operation : undefined;
+    const attempted = { update: false };
+    let next: NameRecord | undefined;
+    try {
+      const applied = turn.record.applied;
+      if (mutation && applied && order !== undefined && applied.order > order) {
+        throw new SupersededError(stackName, applied, "applied");
+      }
+      this.adopt(stackName, turn.record.version, turn.takenOver);
+      const result = await work(
+        this.makeSession(stackName, AbortSignal.any([signal, turn.lost]), onOutput, attempted),
+      );
+      if (attempted.update) {
+        next = {
+          version: turn.record.version + 1,
+          applied: mutation
+            ? { process: mutation.process, fn: mutation.fn, order: order ?? 0, at: new Date().toISOString() }
+            : turn.record.applied,
+        };
+      }
+      return result;
+    } finally {
+      // A failed update changed the stack too (partly): the version moves on, the applied operation does not.
+      if (attempted.update && !next) next = { ...turn.record, version: turn.record.version + 1 };
+      if (next) this.versions.set(stackName, next.version);
+      await turn.release(next).catch((error: unknown) => {
+        this.options.logger.error({ err: error, stack: stackName }, "could not end the turn on a name");
+      });
+    }
+  }
+
+  /**
+   * Starts a turn: what this process cached about the stack is dropped when another process has updated it
+   * since; a turn taken over from a holder that died marks the stack interrupted.
+   */
+  private adopt(stackName: string, version: number, takenOver: boolean): void {
+    if (this.versions.get(stackName) !== version) {
+      this.selected.delete(stackName);
+      this.lastOutputs.delete(stackName);
+      this.versions.set(stackName, version);
+    }
+    if (takenOver) this.interrupted.add(stackName);
   }
 
   /**
@@ -186,7 +288,12 @@ export class StackManager {
     };
   }
 
-  private makeSession(stackName: string, signal: AbortSignal, onOutput?: (line: string) => void) {
+  private makeSession(
+    stackName: string,
+    signal: AbortSignal,
+    onOutput: ((line: string) => void) | undefined,
+    attempted: { update: boolean },
+  ) {
     const common = () => ({ onOutput: lineSplitter(onOutput), signal, color: "never" as const });
     const session: StackSession = {
       current: async () => {
@@ -209,7 +316,8 @@ export class StackManager {
             if (!existed) await this.forget(stackName, stack);
             return { changes: preview.changeSummary, outputs: {} };
           }
-          const result = await this.withLockRecovery(stackName, async () => {
+          attempted.update = true;
+          const result = await this.withLockRecovery(stackName, stack, async () => {
             if (this.interrupted.has(stackName)) {
               // An update was cut off (the executor was killed): reconcile the state with the cluster and
               // drop creates that never finished, so that this update converges.
@@ -239,7 +347,8 @@ export class StackManager {
             (stack.workspace as LocalWorkspace).program = EMPTY_PROGRAM;
             return { changes: (await stack.preview(opts)).changeSummary };
           }
-          const result = await this.withLockRecovery(stackName, () =>
+          attempted.update = true;
+          const result = await this.withLockRecovery(stackName, stack, () =>
             stack.destroy({ ...opts, remove: true }),
           );
           this.selected.delete(stackName);
@@ -311,17 +420,29 @@ export class StackManager {
     }
   }
 
-  /** Retries once after removing stale locks when the stack is locked by a dead holder. */
-  private async withLockRecovery<T>(stackName: string, operation: () => Promise<T>): Promise<T> {
+  /**
+   * Retries once after removing the lock of a dead holder. A single writer judges the lock files; with
+   * replicas, the name's turn proves it: only the turn's holder updates the stack, so a lock met during the
+   * turn was left by an earlier holder that is gone, and `pulumi cancel` removes it.
+   */
+  private async withLockRecovery<T>(
+    stackName: string,
+    stack: Stack,
+    operation: () => Promise<T>,
+  ): Promise<T> {
     try {
       return await operation();
     } catch (error) {
       if (!(error instanceof ConcurrentUpdateError)) throw error;
-      const removed = await removeStaleLocks(this.options.backendUrl, this.options.project, {
-        stack: stackName,
-        singleWriter: true,
-      });
-      if (removed.length === 0) throw new StackLockedError(stackName);
+      if (this.options.coordinator.kind === "local") {
+        const removed = await removeStaleLocks(this.options.backendUrl, this.options.project, {
+          stack: stackName,
+          singleWriter: true,
+        });
+        if (removed.length === 0) throw new StackLockedError(stackName);
+      } else {
+        await stack.cancel();
+      }
       this.interrupted.add(stackName);
       this.options.logger.warn({ stack: stackName }, "removed a stale Pulumi lock; retrying");
       return operation();

@@ -5,7 +5,7 @@ const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("KeyedQueue", () => {
   it("runs operations on one key one at a time in arrival order, even when one fails", async () => {
-    const queue = new KeyedQueue(4);
+    const queue = new KeyedQueue({ limit: 4 });
     const events: string[] = [];
     const op =
       (name: string, ms: number, fail = false) =>
@@ -33,7 +33,7 @@ describe("KeyedQueue", () => {
   });
 
   it("sorts a burst of operations on an idle key by their order, not their arrival", async () => {
-    const queue = new KeyedQueue(4, 20);
+    const queue = new KeyedQueue({ limit: 4, gatherMs: 20 });
     const events: string[] = [];
     const op = (name: string) => async () => {
       events.push(name);
@@ -48,7 +48,7 @@ describe("KeyedQueue", () => {
   });
 
   it("runs different keys concurrently up to the limit", async () => {
-    const queue = new KeyedQueue(2);
+    const queue = new KeyedQueue({ limit: 2 });
     let running = 0;
     let peak = 0;
     const op = async () => {
@@ -60,5 +60,44 @@ describe("KeyedQueue", () => {
     await Promise.all(["a", "b", "c", "d", "e"].map((key) => queue.run(key, op)));
     expect(peak).toBe(2);
     expect(queue.busyKeys).toEqual([]);
+  });
+
+  it("drops waiting operations that a later waiting one supersedes, and runs the rest in order", async () => {
+    type Tag = { name: string; kind: "scale" | "deploy" | "preview" };
+    const queue = new KeyedQueue<Tag>({
+      limit: 4,
+      // A scale supersedes earlier scales; previews neither supersede nor are superseded.
+      supersede: (earlier, later) =>
+        earlier.kind === "scale" && later.kind === "scale"
+          ? new Error(`${earlier.name} < ${later.name}`)
+          : undefined,
+    });
+    const ran: string[] = [];
+    const op = (tag: Tag, order: number) =>
+      queue.run(
+        "k",
+        async () => {
+          ran.push(tag.name);
+          await tick(10);
+          return tag.name;
+        },
+        order,
+        tag,
+      );
+    const results = await Promise.allSettled([
+      op({ name: "deploy", kind: "deploy" }, 1),
+      op({ name: "scale-1", kind: "scale" }, 2),
+      op({ name: "preview", kind: "preview" }, 3),
+      op({ name: "scale-2", kind: "scale" }, 4),
+      op({ name: "scale-3", kind: "scale" }, 5),
+    ]);
+    expect(ran).toEqual(["deploy", "preview", "scale-3"]);
+    expect(results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as Error).message))).toEqual([
+      "deploy",
+      "scale-1 < scale-3",
+      "preview",
+      "scale-2 < scale-3",
+      "scale-3",
+    ]);
   });
 });

@@ -55,6 +55,7 @@ export interface K8sConfig {
   /** Hard deadline of one Pulumi operation; it is then cancelled cleanly and the process fails. */
   operationTimeoutSeconds: number;
   stackConcurrency: number;
+  coordination: { kind: "local" | "lease"; leaseSeconds: number };
 }
 
 export const K8S_ENV: readonly EnvDoc[] = [
@@ -184,6 +185,18 @@ export const K8S_ENV: readonly EnvDoc[] = [
     description: "Pulumi updates run at once (each runs its own pulumi and provider processes)",
     default: "4",
   },
+  {
+    name: "K8S_COORDINATION",
+    description:
+      "how operations on one deployment name take turns: local (this process owns the state backend: one replica) or lease (a Kubernetes Lease per name: replicas sharing a postgres:// or s3:// backend)",
+    default: "local for a file:// backend, else lease",
+  },
+  {
+    name: "K8S_LEASE_SECONDS",
+    description:
+      "with lease: how long a replica that stops renewing its turn keeps it (then another replica takes over and cleans up)",
+    default: "15",
+  },
 ];
 
 const IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -311,6 +324,12 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
     rolloutTimeoutSeconds,
     operationTimeoutSeconds: e.int("K8S_OPERATION_TIMEOUT", 10, 7 * 86_400) ?? rolloutTimeoutSeconds + 300,
     stackConcurrency: e.int("K8S_STACK_CONCURRENCY", 1, 64) ?? 4,
+    coordination: {
+      kind:
+        e.oneOf("K8S_COORDINATION", ["local", "lease"] as const) ??
+        (!backendUrl || backendUrl.startsWith("file://") ? "local" : "lease"),
+      leaseSeconds: e.int("K8S_LEASE_SECONDS", 5, 3600) ?? 15,
+    },
   };
   e.check("k8s executor configuration");
   return config;

@@ -1,15 +1,17 @@
 /**
  * The mutating functions: deploy, scale and undeploy are Pulumi updates of one stack per deployment name (with
- * `dryrun`, previews), each in one turn of that stack's queue. Before an update starts: the operator's policy
- * (declared on the arguments), the name's ownership and the budgets. A deploy runs as an executor identity this
- * executor registers; a first deploy that fails leaves nothing behind.
+ * `dryrun`, previews), each in one turn of that name (shared by every replica). Before an update starts: the
+ * operator's policy (declared on the arguments), the name's ownership and the budgets. A deploy runs as an
+ * executor identity this executor registers; a first deploy that fails leaves nothing behind. They are desired
+ * states: one superseded by a later one (applied already, or queued behind it) succeeds without an update of its
+ * own, and its output says by what.
  */
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { defineFunction } from "../../executor/define.js";
 import { type FunctionDef, type ProcessContext, ProcessError } from "../../executor/types.js";
 import { ownedLabels } from "../../k8s/labels.js";
-import { UnknownStackError } from "../../k8s/stack-errors.js";
-import type { ChangeSummary, StackSession } from "../../k8s/stacks.js";
+import { SupersededError, UnknownStackError } from "../../k8s/stack-errors.js";
+import type { ChangeSummary, Operation, StackSession } from "../../k8s/stacks.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import { deployDeclaration } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
@@ -25,20 +27,37 @@ function changed(changes: ChangeSummary): boolean {
   return Object.entries(changes).some(([op, n]) => op !== "same" && n > 0);
 }
 
-/** Runs a stack session with the engine's output batched into the Colonies process log. */
-async function inSession<T>(
+/**
+ * Runs a stack session with the engine's output batched into the Colonies process log. A mutation that a later
+ * one supersedes returns what superseded it instead of its own result.
+ */
+async function inSession(
   deps: K8sDeps,
   name: string,
   ctx: ProcessContext,
-  work: (session: StackSession) => Promise<T>,
-): Promise<T> {
+  effect: Operation["effect"],
+  work: (session: StackSession) => Promise<unknown[]>,
+): Promise<unknown[]> {
   const batcher = new LogBatcher(ctx.log);
+  const operation = { process: ctx.processId, fn: ctx.funcName, effect };
   try {
     return await deps.stacks.session(
       name,
-      { signal: ctx.signal, order: ctx.priorityTime, onOutput: batcher.add },
+      { signal: ctx.signal, order: ctx.priorityTime, onOutput: batcher.add, operation },
       work,
     );
+  } catch (error) {
+    if (!(error instanceof SupersededError)) throw error;
+    await ctx.log(`${ctx.funcName}: ${error.message}; nothing was changed for it`);
+    return [
+      {
+        deployment: name,
+        superseded: true,
+        supersededBy: { process: error.by.process, function: error.by.fn, priorityTime: error.by.order },
+        reason:
+          error.how === "applied" ? "a later operation was already applied" : "a later operation was queued",
+      },
+    ];
   } finally {
     await batcher.close();
   }
@@ -139,7 +158,7 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const spec = declaration.specOf(args);
       const preview = args.dryrun === true;
       const started = performance.now();
-      return inSession(deps, name, ctx, async (session) => {
+      return inSession(deps, name, ctx, preview ? "none" : "replace", async (session) => {
         // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
         // land on objects that exist and are someone else's.
         if (!recorded(await session.current()).spec) await deps.ownership.assertNameFree("deploy", name);
@@ -167,7 +186,7 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const name = args.deploymentname;
       const preview = args.dryrun === true;
       const started = performance.now();
-      return inSession(deps, name, ctx, async (session) => {
+      return inSession(deps, name, ctx, preview ? "none" : "replace", async (session) => {
         const outputs = await session.current();
         if (!outputs) throw new UnknownStackError(name);
         const { identity } = recorded(outputs);
@@ -200,7 +219,7 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const name = args.deploymentname;
       const preview = args.dryrun === true;
       const started = performance.now();
-      return inSession(deps, name, ctx, async (session) => {
+      return inSession(deps, name, ctx, preview ? "none" : "pods", async (session) => {
         const outputs = await session.current();
         if (!outputs) throw new UnknownStackError(name);
         const { spec } = recorded(outputs);
