@@ -35,14 +35,20 @@ export const k8sExecutor: ExecutorModule = {
     const project = config.pulumi.project;
     const coordinator: NameCoordinator =
       config.coordination.kind === "lease"
-        ? new LeaseCoordinator({
+        ? await LeaseCoordinator.start({
             api: kubeConfig.makeApiClient(CoordinationV1Api),
             namespace,
             project,
-            // Unique per start: a restarted replica must not resume a dead predecessor's turn as its own.
-            holder: `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+            // Unique per start: a restarted replica must not resume a dead predecessor's turns as its own.
+            replica: `${hostname()
+              .toLowerCase()
+              .replace(/[^a-z0-9-]/g, "-")}-${process.pid}-${randomBytes(3).toString("hex")}`,
             leaseSeconds: config.coordination.leaseSeconds,
             logger,
+          }).catch((error: unknown) => {
+            throw new ConfigError(
+              `K8S_COORDINATION=lease: cannot create this replica's Lease in ${namespace}: ${(error as Error).message}`,
+            );
           })
         : new LocalCoordinator();
     const stacks = await StackManager.create({

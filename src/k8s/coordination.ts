@@ -1,19 +1,35 @@
 /**
- * Per-name turns shared by every k8s-executor replica: at most one replica works on a deployment name at a time,
- * and each name carries a record of what was last applied to it, so that
- * - an operation older than the applied one is superseded instead of rolling the state back;
+ * Turns on a deployment name, shared by every k8s-executor replica. An operation takes a ticket; the name's turn
+ * goes to the oldest waiting ticket (Colonies' priority time: submission order), whichever replica holds it.
+ * Each name carries a record of what was last applied to it, so that
+ * - a mutation older than the applied one is superseded instead of rolling the state back (stacks.ts);
+ * - a waiting mutation that a later waiting one makes pointless is dropped unrun (coalescing);
  * - a replica knows whether its cached outputs are still the stack's (the version changes with every update);
  * - a turn taken from a holder proven gone says so, and the interrupted update is cleaned up first.
  * Two implementations: {@link LocalCoordinator} for a single writer (one process owns the state backend), and
  * `LeaseCoordinator` (Kubernetes Leases) for replicas sharing a backend.
  */
+import { KeyedQueue } from "./queue.js";
+import { SupersededError } from "./stack-errors.js";
 
-/** The mutating operation last applied to a name. */
-export interface AppliedOperation {
+/**
+ * An operation waiting for a name's turn. `effect` says what it supersedes: "replace" (deploy, undeploy: a
+ * whole desired state) every earlier mutation, "pods" (scale) earlier scales; "none" (previews) nothing, and
+ * nothing supersedes it.
+ */
+export interface Ticket {
   /** Colonies process id. */
   process: string;
   fn: string;
   /** Colonies' priority time: the operation's place in submission order. */
+  order: number;
+  effect: "replace" | "pods" | "none";
+}
+
+/** The mutating operation last applied to a name. */
+export interface AppliedOperation {
+  process: string;
+  fn: string;
   order: number;
   /** When it was applied (ISO time). */
   at: string;
@@ -29,7 +45,7 @@ export interface NameTurn {
   readonly record: NameRecord;
   /** The previous holder was proven gone without ending its turn: its update may have been cut off. */
   readonly takenOver: boolean;
-  /** Aborts when the turn is lost (it could not be renewed in time), so that the work stops. */
+  /** Aborts when this replica can no longer prove it is alive, so that the work stops before a takeover. */
   readonly lost: AbortSignal;
   /** Ends the turn; `next` replaces the record when the stack was changed. */
   release(next?: NameRecord): Promise<void>;
@@ -38,30 +54,67 @@ export interface NameTurn {
 export interface NameCoordinator {
   /** What coordinates the turns, for logs ("local", "lease"). */
   readonly kind: string;
-  /** Waits for the name's turn; rejects when `signal` aborts first. */
-  acquire(name: string, signal: AbortSignal): Promise<NameTurn>;
+  /**
+   * Waits for the name's turn. Rejects with SupersededError when a later waiting ticket supersedes this one,
+   * and with the signal's reason when it aborts first.
+   */
+  acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn>;
   close(): Promise<void>;
 }
 
+/** Whether the waiting `earlier` operation is pointless once `later` runs (desired states). */
+export function supersedes(later: Ticket, earlier: Ticket): boolean {
+  if (later.order <= earlier.order || earlier.effect === "none" || later.effect === "none") return false;
+  return later.effect === "replace" || earlier.effect === "pods";
+}
+
+/** How long an idle name waits for simultaneous arrivals, so that they take turns in submission order. */
+export const GATHER_MS = 100;
+
 /**
- * One process owns the state backend (a file backend on a ReadWriteOnce volume): its own per-name queue already
- * serialises the turns, so the records live in memory.
+ * One process owns the state backend (a file backend on a ReadWriteOnce volume): an in-process queue per name
+ * orders the turns, and the records live in memory.
  */
 export class LocalCoordinator implements NameCoordinator {
   readonly kind = "local";
   private readonly records = new Map<string, NameRecord>();
   private readonly never = new AbortController().signal;
+  private readonly queue = new KeyedQueue<Ticket & { name: string }>({
+    gatherMs: GATHER_MS,
+    supersede: (earlier, later) =>
+      supersedes(later, earlier) ? new SupersededError(earlier.name, later, "queued") : undefined,
+  });
 
-  async acquire(name: string): Promise<NameTurn> {
-    const record = this.records.get(name) ?? { version: 0 };
-    return {
-      record,
-      takenOver: false,
-      lost: this.never,
-      release: async (next) => {
-        if (next) this.records.set(name, next);
-      },
-    };
+  acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn> {
+    return new Promise<NameTurn>((resolve, reject) => {
+      const aborted = () => reject(signal.reason);
+      signal.addEventListener("abort", aborted, { once: true });
+      // The queue's operation is the turn itself: it ends when the turn is released.
+      this.queue
+        .run(
+          name,
+          () =>
+            new Promise<void>((ended) => {
+              signal.removeEventListener("abort", aborted);
+              if (signal.aborted) return ended();
+              resolve({
+                record: this.records.get(name) ?? { version: 0 },
+                takenOver: false,
+                lost: this.never,
+                release: async (next) => {
+                  if (next) this.records.set(name, next);
+                  ended();
+                },
+              });
+            }),
+          ticket.order,
+          { ...ticket, name },
+        )
+        .catch((error: unknown) => {
+          signal.removeEventListener("abort", aborted);
+          reject(error);
+        });
+    });
   }
 
   async close(): Promise<void> {}

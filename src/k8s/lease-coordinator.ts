@@ -1,179 +1,314 @@
 /**
- * Per-name turns across k8s-executor replicas with Kubernetes Leases (coordination.k8s.io), the mechanism
- * Kubernetes' own controllers use for leader election:
- * - one Lease per deployment name (`<name>.<project>`), taken by writing `holderIdentity` with the read
- *   resourceVersion (optimistic concurrency: of two replicas, one write wins, the other gets 409 and waits);
- * - the holder renews it every third of its duration while it works, and gives it up at the end;
- * - a holder is proven gone when the Lease stays unchanged for a whole duration as measured by the waiting
- *   replica's own clock (client-go's rule: no comparison of clocks across machines); only then is it taken over;
- * - a holder that cannot renew for two thirds of the duration aborts its own work before anyone may take over;
- * - the name's record (version, last applied operation) lives in the Lease's annotations, written with the
- *   release, so that it changes hands together with the turn.
+ * Turns on deployment names across k8s-executor replicas, with Kubernetes Leases (coordination.k8s.io), the
+ * mechanism Kubernetes' own controllers use for leader election:
+ * - each replica holds a Lease of its own (`replica.<id>.<project>`) and renews it every third of its duration;
+ *   it is proven gone when that Lease is deleted, or stays unchanged for a whole duration as measured by the
+ *   observer's own clock (client-go's rule: no comparison of clocks across machines). A replica that cannot
+ *   renew for two thirds of the duration aborts its own work before anyone may take over;
+ * - each deployment name has a Lease (`<name>.<project>`) whose annotations hold the waiting tickets and the
+ *   name's record (version, last applied operation); `holderIdentity` is the turn's holder. Every change is a
+ *   replace with the read resourceVersion (optimistic concurrency: of two writers one wins, the other re-reads);
+ * - the turn goes to the oldest ticket once the holder ends its turn or is proven gone; tickets of replicas
+ *   proven gone are dropped; a waiting ticket that a later one supersedes withdraws (coalescing).
  */
-import { createHash } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { isApiStatus } from "../atoms/kube-api.js";
-import type { AppliedOperation, NameCoordinator, NameRecord, NameTurn } from "./coordination.js";
+import {
+  type AppliedOperation,
+  GATHER_MS,
+  type NameCoordinator,
+  type NameRecord,
+  type NameTurn,
+  supersedes,
+  type Ticket,
+} from "./coordination.js";
 import { ownedLabels } from "./labels.js";
+import { SupersededError } from "./stack-errors.js";
 
 export interface LeaseCoordinatorOptions {
   api: CoordinationV1Api;
   namespace: string;
   project: string;
-  /** This process incarnation (unique per start: a restarted replica waits for its predecessor's turns too). */
-  holder: string;
-  /** How long a silent holder keeps a turn. */
+  /** This replica's identity, unique per start (a restarted replica must not resume its predecessor's turns). */
+  replica: string;
+  /** How long a replica that stops renewing keeps its turns. */
   leaseSeconds?: number;
-  /** How often a waiting replica looks at a held Lease. */
+  /** How often a waiting operation looks at its name's Lease. */
   pollMs?: number;
   logger: Logger;
 }
 
+/** A ticket as stored on the name's Lease: whose (replica), and a unique id. */
+interface StoredTicket extends Ticket {
+  id: string;
+  replica: string;
+}
+
+interface NameState {
+  tickets: StoredTicket[];
+  record: NameRecord;
+}
+
 const VERSION = "colonyos.io/version";
 const APPLIED = "colonyos.io/applied";
+const TICKETS = "colonyos.io/tickets";
+const ROLE = "colonyos.io/lease";
 
 export class LeaseCoordinator implements NameCoordinator {
   readonly kind = "lease";
   private readonly leaseMs: number;
   private readonly pollMs: number;
-  private readonly held = new Set<() => void>();
+  /** Aborts when this replica cannot prove it is alive. */
+  private readonly alive = new AbortController();
+  private heartbeat?: NodeJS.Timeout;
+  private ownLease?: V1Lease;
+  /** Other replicas' Leases as last observed: resourceVersion, and since when (this replica's clock). */
+  private readonly observed = new Map<string, { version: string; since: number; durationMs: number }>();
 
-  constructor(private readonly options: LeaseCoordinatorOptions) {
+  private constructor(private readonly options: LeaseCoordinatorOptions) {
     this.leaseMs = (options.leaseSeconds ?? 15) * 1000;
     this.pollMs = options.pollMs ?? 200;
   }
 
-  /** The Lease of a deployment name: readable, and distinct per project. */
-  leaseName(name: string): string {
-    const { project } = this.options;
-    const safe = project.toLowerCase().replace(/[^a-z0-9-]/g, "-");
-    const suffix =
-      safe === project ? "" : `-${createHash("sha256").update(project).digest("hex").slice(0, 6)}`;
-    return `${name}.${safe}${suffix}`;
+  /** Creates this replica's Lease and starts renewing it. */
+  static async start(options: LeaseCoordinatorOptions): Promise<LeaseCoordinator> {
+    const coordinator = new LeaseCoordinator(options);
+    await coordinator.startHeartbeat();
+    return coordinator;
   }
 
-  async acquire(name: string, signal: AbortSignal): Promise<NameTurn> {
-    const leaseName = this.leaseName(name);
-    /** The held Lease's resourceVersion and when this replica first saw it (its own clock). */
-    let observed: { version: string; since: number } | undefined;
-    for (;;) {
-      signal.throwIfAborted();
-      const lease = await this.read(leaseName);
-      if (!lease) {
-        const created = await this.write(() =>
-          this.options.api.createNamespacedLease({
-            namespace: this.options.namespace,
-            body: this.fresh(leaseName, name),
-          }),
-        );
-        if (created) return this.turn(leaseName, created, false);
-        continue;
-      }
-      const holder = lease.spec?.holderIdentity;
-      const takenOver = !!holder && holder !== this.options.holder;
-      if (takenOver) {
-        const version = lease.metadata?.resourceVersion ?? "";
-        if (observed?.version !== version) observed = { version, since: Date.now() };
-        const duration = (lease.spec?.leaseDurationSeconds ?? this.leaseMs / 1000) * 1000;
-        if (Date.now() - observed.since < duration) {
-          await sleep(this.pollMs + Math.random() * this.pollMs, undefined, { signal });
+  get replica(): string {
+    return this.options.replica;
+  }
+
+  /** The Lease of a deployment name: readable, and distinct per project. */
+  nameLease(name: string): string {
+    return `${name}.${this.projectPart()}`;
+  }
+
+  replicaLease(replica: string): string {
+    return `replica.${replica}.${this.projectPart()}`;
+  }
+
+  async acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn> {
+    const leaseName = this.nameLease(name);
+    const mine: StoredTicket = { ...ticket, id: randomBytes(6).toString("hex"), replica: this.replica };
+    await this.change(leaseName, name, (state) => {
+      state.tickets.push(mine);
+      return true;
+    });
+    let claimed = false;
+    try {
+      // Operations assigned at the same moment to other replicas get to put their tickets down too.
+      await sleep(GATHER_MS, undefined, { signal });
+      for (;;) {
+        signal.throwIfAborted();
+        this.alive.signal.throwIfAborted();
+        const lease = await this.read(leaseName);
+        if (!lease) throw new Error(`the Lease ${leaseName} disappeared while waiting for its turn`);
+        const state = stateOf(lease);
+        const holder = lease.spec?.holderIdentity;
+        const gone = await this.goneReplicas([
+          ...state.tickets.map((t) => t.replica),
+          ...(holder ? [replicaOf(holder)] : []),
+        ]);
+        const tickets = state.tickets.filter((t) => !gone.has(t.replica));
+        if (!tickets.some((t) => t.id === mine.id)) {
+          throw new Error(`this replica's ticket on ${name} was dropped: it was taken for gone`);
+        }
+        const later = tickets
+          .filter((t) => supersedes(t, mine))
+          .sort(byOrder)
+          .at(-1);
+        if (later) throw new SupersededError(name, later, "queued");
+        const first = tickets.slice().sort(byOrder)[0];
+        const takenOver = !!holder && gone.has(replicaOf(holder));
+        if (first?.id === mine.id && (!holder || takenOver)) {
+          const body = withState(lease, { ...state, tickets: tickets.filter((t) => t.id !== mine.id) });
+          body.spec = {
+            ...body.spec,
+            holderIdentity: `${this.replica}/${mine.id}`,
+            leaseDurationSeconds: this.leaseMs / 1000,
+            acquireTime: new V1MicroTime(),
+            renewTime: new V1MicroTime(),
+            leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1,
+          };
+          const taken = await this.replace(leaseName, body);
+          if (taken) {
+            claimed = true;
+            if (takenOver) {
+              this.options.logger.warn(
+                { deployment: name, previousHolder: holder },
+                "took over the turn of a replica proven gone",
+              );
+            }
+            return this.turn(leaseName, name, taken, mine, takenOver);
+          }
           continue;
         }
+        if (tickets.length !== state.tickets.length) {
+          // Drop the tickets of replicas proven gone (they would otherwise block the queue forever).
+          await this.replace(leaseName, withState(lease, { ...state, tickets }));
+          continue;
+        }
+        await sleep(this.pollMs * (0.5 + Math.random()), undefined, { signal });
       }
-      const taken = await this.write(() =>
-        this.options.api.replaceNamespacedLease({
-          name: leaseName,
-          namespace: this.options.namespace,
-          body: this.claimed(lease),
-        }),
-      );
-      if (!taken) continue;
-      if (takenOver) {
-        this.options.logger.warn(
-          { deployment: name, lease: leaseName, previousHolder: holder },
-          "took over the turn of a replica that stopped renewing it",
-        );
-      }
-      return this.turn(leaseName, taken, takenOver);
+    } finally {
+      if (!claimed) await this.withdraw(leaseName, name, mine.id);
     }
   }
 
   async close(): Promise<void> {
-    for (const stop of this.held) stop();
+    clearInterval(this.heartbeat);
+    // Gone at once for the others: nothing of this replica is waited for.
+    await this.options.api
+      .deleteNamespacedLease({ name: this.replicaLease(this.replica), namespace: this.options.namespace })
+      .catch(() => undefined);
   }
 
-  private turn(leaseName: string, lease: V1Lease, takenOver: boolean): NameTurn {
-    const lost = new AbortController();
-    let current = lease;
-    let renewedAt = Date.now();
-    const renew = async () => {
-      try {
-        const renewed = { ...current, spec: { ...current.spec, renewTime: new V1MicroTime() } };
-        current = await this.options.api.replaceNamespacedLease({
-          name: leaseName,
-          namespace: this.options.namespace,
-          body: renewed,
-        });
-        renewedAt = Date.now();
-      } catch (error) {
-        if (isApiStatus(error, 409)) {
-          const now = await this.read(leaseName).catch(() => undefined);
-          if (now && now.spec?.holderIdentity === this.options.holder) current = now;
-          else lost.abort(new Error(`another replica took over the turn on ${leaseName}`));
-          return;
-        }
-        this.options.logger.warn({ err: error, lease: leaseName }, "could not renew a turn");
-      }
-      if (Date.now() - renewedAt > (this.leaseMs * 2) / 3) {
-        lost.abort(new Error(`could not renew the turn on ${leaseName} in time`));
-      }
-    };
-    const timer = setInterval(() => void renew(), this.leaseMs / 3);
-    const stop = () => clearInterval(timer);
-    this.held.add(stop);
+  private turn(
+    leaseName: string,
+    name: string,
+    lease: V1Lease,
+    mine: StoredTicket,
+    takenOver: boolean,
+  ): NameTurn {
+    const holder = `${this.replica}/${mine.id}`;
     return {
-      record: recordOf(lease),
+      record: stateOf(lease).record,
       takenOver,
-      lost: lost.signal,
+      lost: this.alive.signal,
       release: async (next) => {
-        stop();
-        this.held.delete(stop);
-        if (lost.signal.aborted) return;
-        await this.giveUp(leaseName, current, next);
+        // Retried: until it is written, the name waits for this replica (which is alive).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.change(leaseName, name, (state, current) => {
+              if (current.spec?.holderIdentity !== holder) return false;
+              if (next) state.record = next;
+              current.spec = { ...current.spec, holderIdentity: undefined };
+              return true;
+            });
+          } catch (error) {
+            if (attempt >= 8) throw error;
+            await sleep(250 * 2 ** attempt);
+          }
+        }
       },
     };
   }
 
-  /** Ends a turn (with the name's new record); retried on conflicts while the turn is still this replica's. */
-  private async giveUp(leaseName: string, lease: V1Lease, next?: NameRecord): Promise<void> {
-    let current: V1Lease | undefined = lease;
-    for (let attempt = 0; attempt < 3 && current; attempt++) {
-      if (current.spec?.holderIdentity !== this.options.holder) return;
-      const annotations = { ...current.metadata?.annotations, ...(next ? annotationsOf(next) : {}) };
-      const body: V1Lease = {
-        ...current,
-        metadata: { ...current.metadata, annotations },
-        spec: { ...current.spec, holderIdentity: undefined },
-      };
-      try {
-        await this.options.api.replaceNamespacedLease({
-          name: leaseName,
-          namespace: this.options.namespace,
-          body,
-        });
-        return;
-      } catch (error) {
-        if (!isApiStatus(error, 409)) {
-          // The Lease expires by itself; the record's version is what other replicas would miss.
-          this.options.logger.error({ err: error, lease: leaseName }, "could not end a turn");
-          return;
-        }
-        current = await this.read(leaseName);
+  /** Removes a ticket that will not take its turn (superseded, aborted, failed). */
+  private async withdraw(leaseName: string, name: string, id: string): Promise<void> {
+    await this.change(leaseName, name, (state) => {
+      const before = state.tickets.length;
+      state.tickets = state.tickets.filter((t) => t.id !== id);
+      return state.tickets.length !== before;
+    }).catch((error: unknown) => {
+      // Left behind, it is dropped with this replica's Lease at the latest.
+      this.options.logger.warn({ err: error, deployment: name }, "could not withdraw a ticket");
+    });
+  }
+
+  /**
+   * Read-modify-write of a name's Lease (created when missing), retried on conflicts. `edit` changes the state
+   * (and may change the Lease itself); it returns false when there is nothing to write.
+   */
+  private async change(
+    leaseName: string,
+    name: string,
+    edit: (state: NameState, lease: V1Lease) => boolean,
+  ): Promise<void> {
+    for (;;) {
+      const lease = (await this.read(leaseName)) ?? this.fresh(leaseName, name);
+      const state = stateOf(lease);
+      if (!edit(state, lease)) return;
+      const body = withState(lease, state);
+      const written = lease.metadata?.resourceVersion
+        ? await this.replace(leaseName, body)
+        : await this.create(body);
+      if (written) return;
+    }
+  }
+
+  /** Which of these replicas are proven gone (this one never is: it would have aborted its work first). */
+  private async goneReplicas(replicas: string[]): Promise<Set<string>> {
+    const gone = new Set<string>();
+    for (const replica of new Set(replicas)) {
+      if (replica === this.replica) continue;
+      const lease = await this.read(this.replicaLease(replica));
+      if (!lease) {
+        gone.add(replica);
+        continue;
+      }
+      const version = lease.metadata?.resourceVersion ?? "";
+      const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseMs / 1000) * 1000;
+      let seen = this.observed.get(replica);
+      if (seen?.version !== version) {
+        seen = { version, since: Date.now(), durationMs };
+        this.observed.set(replica, seen);
+      }
+      if (Date.now() - seen.since >= seen.durationMs) {
+        gone.add(replica);
+        // Its Lease serves no one any more.
+        await this.options.api
+          .deleteNamespacedLease({ name: this.replicaLease(replica), namespace: this.options.namespace })
+          .catch(() => undefined);
+        this.observed.delete(replica);
       }
     }
+    return gone;
+  }
+
+  private async startHeartbeat(): Promise<void> {
+    const now = new V1MicroTime();
+    this.ownLease = await this.options.api.createNamespacedLease({
+      namespace: this.options.namespace,
+      body: {
+        metadata: {
+          name: this.replicaLease(this.replica),
+          labels: { ...ownedLabels(this.options.project), [ROLE]: "replica" },
+        },
+        spec: {
+          holderIdentity: this.replica,
+          leaseDurationSeconds: this.leaseMs / 1000,
+          acquireTime: now,
+          renewTime: now,
+        },
+      },
+    });
+    let renewedAt = Date.now();
+    const renew = async () => {
+      try {
+        const lease = this.ownLease as V1Lease;
+        this.ownLease = await this.options.api.replaceNamespacedLease({
+          name: this.replicaLease(this.replica),
+          namespace: this.options.namespace,
+          body: { ...lease, spec: { ...lease.spec, renewTime: new V1MicroTime() } },
+        });
+        renewedAt = Date.now();
+      } catch (error) {
+        // 404 or 409: another replica took this one for gone (and deleted or changed its Lease).
+        const taken = isApiStatus(error, 404) || isApiStatus(error, 409);
+        if (taken || Date.now() - renewedAt > (this.leaseMs * 2) / 3) {
+          this.options.logger.error({ err: error }, "this replica can no longer prove it is alive");
+          this.alive.abort(
+            new Error("this k8s-executor replica lost its Lease; its operations were stopped"),
+          );
+          clearInterval(this.heartbeat);
+        }
+      }
+    };
+    this.heartbeat = setInterval(() => void renew(), this.leaseMs / 3);
+    this.heartbeat.unref();
+  }
+
+  private projectPart(): string {
+    const { project } = this.options;
+    return project.toLowerCase().replace(/[^a-z0-9-]/g, "-");
   }
 
   private async read(leaseName: string): Promise<V1Lease | undefined> {
@@ -188,10 +323,23 @@ export class LeaseCoordinator implements NameCoordinator {
     }
   }
 
-  /** A create or replace; undefined when another replica wrote first (409). */
-  private async write(call: () => Promise<V1Lease>): Promise<V1Lease | undefined> {
+  /** A replace with the read resourceVersion; undefined when someone else wrote first (409). */
+  private async replace(leaseName: string, body: V1Lease): Promise<V1Lease | undefined> {
     try {
-      return await call();
+      return await this.options.api.replaceNamespacedLease({
+        name: leaseName,
+        namespace: this.options.namespace,
+        body,
+      });
+    } catch (error) {
+      if (isApiStatus(error, 409)) return undefined;
+      throw error;
+    }
+  }
+
+  private async create(body: V1Lease): Promise<V1Lease | undefined> {
+    try {
+      return await this.options.api.createNamespacedLease({ namespace: this.options.namespace, body });
     } catch (error) {
       if (isApiStatus(error, 409)) return undefined;
       throw error;
@@ -199,56 +347,58 @@ export class LeaseCoordinator implements NameCoordinator {
   }
 
   private fresh(leaseName: string, name: string): V1Lease {
-    const now = new V1MicroTime();
     return {
       metadata: {
         name: leaseName,
         namespace: this.options.namespace,
-        labels: ownedLabels(this.options.project, name),
-        annotations: annotationsOf({ version: 0 }),
+        labels: { ...ownedLabels(this.options.project, name), [ROLE]: "deployment" },
       },
-      spec: {
-        holderIdentity: this.options.holder,
-        leaseDurationSeconds: this.leaseMs / 1000,
-        acquireTime: now,
-        renewTime: now,
-        leaseTransitions: 0,
-      },
-    };
-  }
-
-  private claimed(lease: V1Lease): V1Lease {
-    const now = new V1MicroTime();
-    return {
-      ...lease,
-      spec: {
-        ...lease.spec,
-        holderIdentity: this.options.holder,
-        leaseDurationSeconds: this.leaseMs / 1000,
-        acquireTime: now,
-        renewTime: now,
-        leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1,
-      },
+      spec: { leaseDurationSeconds: this.leaseMs / 1000 },
     };
   }
 }
 
-function annotationsOf(record: NameRecord): Record<string, string> {
+/** The replica part of a turn holder (`<replica>/<ticket id>`). */
+function replicaOf(holder: string): string {
+  return holder.split("/")[0] ?? holder;
+}
+
+function byOrder(a: StoredTicket, b: StoredTicket): number {
+  return a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function withState(lease: V1Lease, state: NameState): V1Lease {
+  const annotations: Record<string, string> = {
+    ...lease.metadata?.annotations,
+    [VERSION]: String(state.record.version),
+    [TICKETS]: JSON.stringify(state.tickets),
+  };
+  if (state.record.applied) annotations[APPLIED] = JSON.stringify(state.record.applied);
+  return { ...lease, metadata: { ...lease.metadata, annotations } };
+}
+
+function stateOf(lease: V1Lease): NameState {
+  const annotations = lease.metadata?.annotations ?? {};
+  const version = Number(annotations[VERSION] ?? 0);
   return {
-    [VERSION]: String(record.version),
-    ...(record.applied ? { [APPLIED]: JSON.stringify(record.applied) } : {}),
+    tickets: parsed<StoredTicket[]>(annotations[TICKETS], (v) => Array.isArray(v)) ?? [],
+    record: {
+      version: Number.isFinite(version) ? version : 0,
+      applied: parsed<AppliedOperation>(
+        annotations[APPLIED],
+        (v) => typeof v?.process === "string" && typeof v?.order === "number",
+      ),
+    },
   };
 }
 
-function recordOf(lease: V1Lease): NameRecord {
-  const annotations = lease.metadata?.annotations ?? {};
-  const version = Number(annotations[VERSION] ?? 0);
-  let applied: AppliedOperation | undefined;
+/** An annotation's JSON value when it has the expected shape; undefined otherwise (it then counts as absent). */
+function parsed<T>(text: string | undefined, valid: (value: T) => boolean): T | undefined {
+  if (!text) return undefined;
   try {
-    const value = annotations[APPLIED] ? JSON.parse(annotations[APPLIED]) : undefined;
-    if (value && typeof value.process === "string" && typeof value.order === "number") applied = value;
+    const value = JSON.parse(text) as T;
+    return valid(value) ? value : undefined;
   } catch {
-    // An unreadable record supersedes nothing.
+    return undefined;
   }
-  return { version: Number.isFinite(version) ? version : 0, applied };
 }

@@ -24,8 +24,8 @@ interface KeyState<Tag> {
 }
 
 export interface KeyedQueueOptions<Tag> {
-  /** Operations on different keys at once. */
-  limit: number;
+  /** Operations on different keys at once (unbounded when absent). */
+  limit?: number;
   /** How long an idle key waits for simultaneous arrivals. */
   gatherMs?: number;
   /** The error to drop a waiting operation with when a later waiting one makes it pointless. */
@@ -34,14 +34,12 @@ export interface KeyedQueueOptions<Tag> {
 
 export class KeyedQueue<Tag = never> {
   private readonly keys = new Map<string, KeyState<Tag>>();
-  private active = 0;
-  private readonly slots: (() => void)[] = [];
   private seq = 0;
-  private readonly limit: number;
+  private readonly slots: Slots;
   private readonly gatherMs: number;
 
   constructor(private readonly options: KeyedQueueOptions<Tag>) {
-    this.limit = options.limit;
+    this.slots = new Slots(options.limit ?? Number.POSITIVE_INFINITY);
     this.gatherMs = options.gatherMs ?? 0;
   }
 
@@ -55,7 +53,8 @@ export class KeyedQueue<Tag = never> {
         tag,
         drop: reject,
         start: () => {
-          this.withSlot(operation)
+          this.slots
+            .run(operation)
             .then(resolve, reject)
             .finally(() => {
               state.running = false;
@@ -109,15 +108,23 @@ export class KeyedQueue<Tag = never> {
       return true;
     });
   }
+}
 
-  private async withSlot<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.slots.push(resolve));
+/** At most `limit` operations at once; the others wait in arrival order. */
+export class Slots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.active++;
     try {
       return await operation();
     } finally {
       this.active--;
-      this.slots.shift()?.();
+      this.waiting.shift()?.();
     }
   }
 }

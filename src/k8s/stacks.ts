@@ -28,9 +28,9 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
-import type { NameCoordinator, NameRecord } from "./coordination.js";
+import type { NameCoordinator, NameRecord, Ticket } from "./coordination.js";
 import { removeStaleLocks } from "./locks.js";
-import { KeyedQueue } from "./queue.js";
+import { Slots } from "./queue.js";
 import {
   DeadlineError,
   EngineError,
@@ -57,17 +57,8 @@ export interface StackManagerOptions {
   logger: Logger;
 }
 
-/**
- * What a session does to its stack. A mutation's `effect` says what it supersedes: "replace" (deploy, undeploy:
- * a whole desired state) supersedes every earlier mutation, "pods" (scale) earlier scales; "none" (previews,
- * reads) neither supersedes nor is superseded.
- */
-export interface Operation {
-  /** Colonies process id. */
-  process: string;
-  fn: string;
-  effect: "replace" | "pods" | "none";
-}
+/** What a session does to its stack (its ticket without the order): see coordination.ts. */
+export type Operation = Omit<Ticket, "order">;
 
 export interface SessionOptions {
   signal?: AbortSignal;
@@ -113,26 +104,13 @@ export interface StackSession {
 }
 
 const NOISE = /^\s*$/;
-/** How long an idle stack waits for simultaneous arrivals, so that they run in submission order. */
-const GATHER_MS = 100;
 const EMPTY_PROGRAM: PulumiFn = async () => ({});
 
-interface Tag {
-  stack: string;
-  operation: Operation;
-  order: number;
-}
-
-/** The error to drop a waiting operation with, when a later waiting one makes it pointless. */
-function coalesced(earlier: Tag, later: Tag): Error | undefined {
-  const a = earlier.operation.effect;
-  const b = later.operation.effect;
-  if (a === "none" || b === "none" || (b === "pods" && a !== "pods")) return undefined;
-  return new SupersededError(later.stack, { ...later.operation, order: later.order }, "queued");
-}
+/** A session without an operation (a read): it supersedes nothing and waits behind every mutation. */
+const READ: Operation = { process: "", fn: "read", effect: "none" };
 
 export class StackManager {
-  private readonly queue: KeyedQueue<Tag>;
+  private readonly slots: Slots;
   private readonly selected = new Map<string, Stack>();
   /** Outputs of each stack's last update by this process, to spare a CLI call per operation. */
   private readonly lastOutputs = new Map<string, Outputs>();
@@ -145,11 +123,7 @@ export class StackManager {
     private readonly options: StackManagerOptions,
     private readonly command: PulumiCommand,
   ) {
-    this.queue = new KeyedQueue<Tag>({
-      limit: options.maxConcurrent,
-      gatherMs: GATHER_MS,
-      supersede: coalesced,
-    });
+    this.slots = new Slots(options.maxConcurrent);
   }
 
   static async create(options: StackManagerOptions): Promise<StackManager> {
@@ -189,52 +163,49 @@ export class StackManager {
     options: SessionOptions,
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
-    const { operation, order } = options;
-    const tag = operation && order !== undefined ? { stack: stackName, operation, order } : undefined;
-    return this.queue.run(
-      stackName,
-      async () => {
-        const deadline = AbortSignal.timeout(this.options.deadlineMs);
-        const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
-        try {
-          return await this.inTurn(stackName, options, signal, work);
-        } catch (error) {
-          if (deadline.aborted && !options.signal?.aborted) {
-            throw new DeadlineError(stackName, Math.round(this.options.deadlineMs / 1000));
-          }
-          throw error;
-        }
-      },
-      order,
-      tag,
-    );
+    const ticket: Ticket = {
+      ...(options.operation ?? READ),
+      order: options.order ?? Number.MAX_SAFE_INTEGER,
+    };
+    // The deadline covers the wait for the name's turn too: an operation does not wait forever.
+    const deadline = AbortSignal.timeout(this.options.deadlineMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+    return this.inTurn(stackName, ticket, options.onOutput, signal, work).catch((error: unknown) => {
+      if (deadline.aborted && !options.signal?.aborted) {
+        throw new DeadlineError(stackName, Math.round(this.options.deadlineMs / 1000));
+      }
+      throw error;
+    });
   }
 
-  /** Runs `work` holding the name's turn, and records what it changed when the turn ends. */
+  /**
+   * Runs `work` holding the name's turn (and one of the slots), and records what it changed when the turn ends.
+   */
   private async inTurn<T>(
     stackName: string,
-    { operation, order, onOutput }: SessionOptions,
+    ticket: Ticket,
+    onOutput: ((line: string) => void) | undefined,
     signal: AbortSignal,
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
-    const turn = await this.options.coordinator.acquire(stackName, signal);
-    const mutation = operation && operation.effect !== "none" ? operation : undefined;
+    const turn = await this.options.coordinator.acquire(stackName, ticket, signal);
+    const mutates = ticket.effect !== "none";
     const attempted = { update: false };
     let next: NameRecord | undefined;
     try {
       const applied = turn.record.applied;
-      if (mutation && applied && order !== undefined && applied.order > order) {
+      if (mutates && applied && applied.order > ticket.order) {
         throw new SupersededError(stackName, applied, "applied");
       }
       this.adopt(stackName, turn.record.version, turn.takenOver);
-      const result = await work(
-        this.makeSession(stackName, AbortSignal.any([signal, turn.lost]), onOutput, attempted),
+      const result = await this.slots.run(() =>
+        work(this.makeSession(stackName, AbortSignal.any([signal, turn.lost]), onOutput, attempted)),
       );
       if (attempted.update) {
         next = {
           version: turn.record.version + 1,
-          applied: mutation
-            ? { process: mutation.process, fn: mutation.fn, order: order ?? 0, at: new Date().toISOString() }
+          applied: mutates
+            ? { process: ticket.process, fn: ticket.fn, order: ticket.order, at: new Date().toISOString() }
             : turn.record.applied,
         };
       }
