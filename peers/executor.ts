@@ -29,7 +29,10 @@ export async function startRuntime(
     ...env,
   };
   const config = loadRuntimeConfig(fullEnv, module.kind);
-  const instance = await module.create(fullEnv, testLogger);
+  const instance = await module.create(fullEnv, testLogger, {
+    colonyName: config.colonyName,
+    executorPrvKey: config.executorPrvKey,
+  });
   const runtime = new ExecutorRuntime(config, instance, testLogger);
   await runtime.start();
   return runtime;

@@ -20,7 +20,10 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
   const logger = createLogger({ ...config.log, name: `${module.kind}-executor` });
   let instance: Awaited<ReturnType<ExecutorModule["create"]>>;
   try {
-    instance = await module.create(env, logger);
+    instance = await module.create(env, logger, {
+      colonyName: config.colonyName,
+      executorPrvKey: config.executorPrvKey,
+    });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     logger.fatal(error.message);

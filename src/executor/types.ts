@@ -83,7 +83,13 @@ export interface ExecutorModule {
   /** Environment variables specific to this executor, for --help. */
   env: readonly EnvDoc[];
   /** Validates its configuration (throwing ConfigError with a clear message) and builds the instance. */
-  create(env: NodeJS.ProcessEnv, logger: Logger): Promise<ExecutorInstance>;
+  create(env: NodeJS.ProcessEnv, logger: Logger, runtime?: RuntimeIdentity): Promise<ExecutorInstance>;
+}
+
+/** Who the runtime serving the instance is in Colonies (an executor may read its colony's processes). */
+export interface RuntimeIdentity {
+  colonyName: string;
+  executorPrvKey: string;
 }
 
 /**

@@ -1,15 +1,12 @@
 /** The k8s executor: deploys other executors on Kubernetes through Pulumi stacks, one per deployment name. */
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
-import { AppsV1Api, CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../atoms/kube-config.js";
 import { KubeEngine } from "../atoms/kube-engine.js";
 import { ColoniesClient } from "../colonies/client.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
-import { LocalCoordinator, type NameCoordinator } from "../k8s/coordination.js";
-import { LeaseCoordinator } from "../k8s/lease-coordinator.js";
 import { StackManager } from "../k8s/stacks.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
+import { startCoordinator } from "./k8s/coordinator.js";
 import { k8sFunctions } from "./k8s/functions.js";
 import { IdentityRegistry } from "./k8s/identity.js";
 import { Ownership } from "./k8s/ownership.js";
@@ -21,7 +18,7 @@ export const k8sExecutor: ExecutorModule = {
   kind: "k8s",
   description: "deploys executors on Kubernetes through Pulumi (one stack per deployment)",
   env: K8S_ENV,
-  async create(env, logger) {
+  async create(env, logger, runtime) {
     const config = loadK8sConfig(env);
     let kubeConfig: ReturnType<typeof loadKubeConfig>;
     try {
@@ -33,24 +30,8 @@ export const k8sExecutor: ExecutorModule = {
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const { namespace } = config;
     const project = config.pulumi.project;
-    const coordinator: NameCoordinator =
-      config.coordination.kind === "lease"
-        ? await LeaseCoordinator.start({
-            api: kubeConfig.makeApiClient(CoordinationV1Api),
-            namespace,
-            project,
-            // Unique per start: a restarted replica must not resume a dead predecessor's turns as its own.
-            replica: `${hostname()
-              .toLowerCase()
-              .replace(/[^a-z0-9-]/g, "-")}-${process.pid}-${randomBytes(3).toString("hex")}`,
-            leaseSeconds: config.coordination.leaseSeconds,
-            logger,
-          }).catch((error: unknown) => {
-            throw new ConfigError(
-              `K8S_COORDINATION=lease: cannot create this replica's Lease in ${namespace}: ${(error as Error).message}`,
-            );
-          })
-        : new LocalCoordinator();
+    const colonies = new ColoniesClient(config.server);
+    const coordinator = await startCoordinator(config, kubeConfig, colonies, runtime, logger);
     const stacks = await StackManager.create({
       project,
       backendUrl: config.pulumi.backendUrl,
@@ -65,7 +46,6 @@ export const k8sExecutor: ExecutorModule = {
     }).catch((error: unknown) => {
       throw new ConfigError(`cannot use the Pulumi CLI: ${(error as Error).message}`);
     });
-    const colonies = new ColoniesClient(config.server);
     logger.info(
       {
         namespace,
@@ -89,7 +69,7 @@ export const k8sExecutor: ExecutorModule = {
         pods: new KubeEngine({ kubeConfig, namespace }),
         ownership,
         policy: new DeployPolicy(config.policy),
-        budget: new Budget({ ownership, limits: config.limits }),
+        budget: new Budget({ ownership, coordinator, limits: config.limits }),
         identities: new IdentityRegistry({
           client: colonies,
           colonyName: config.child.colonyName,

@@ -51,9 +51,21 @@ export interface NameTurn {
   release(next?: NameRecord): Promise<void>;
 }
 
+/** What each name holds in reserve (executor containers) while its update runs, over every replica. */
+export type Reservations = Map<string, number>;
+
 export interface NameCoordinator {
   /** What coordinates the turns, for logs ("local", "lease"). */
   readonly kind: string;
+  /**
+   * Runs `check` with the reservations every live replica holds, then reserves `amount` for `name`, as one step
+   * across replicas (so that two replicas cannot both pass a limit that only one fits); returns the release.
+   */
+  reserve(
+    name: string,
+    amount: number,
+    check: (reserved: Reservations) => Promise<void>,
+  ): Promise<() => Promise<void>>;
   /**
    * Waits for the name's turn. Rejects with SupersededError when a later waiting ticket supersedes this one,
    * and with the signal's reason when it aborts first.
@@ -78,6 +90,8 @@ export const GATHER_MS = 100;
 export class LocalCoordinator implements NameCoordinator {
   readonly kind = "local";
   private readonly records = new Map<string, NameRecord>();
+  private readonly reserved: Reservations = new Map();
+  private checking: Promise<unknown> = Promise.resolve();
   private readonly never = new AbortController().signal;
   private readonly queue = new KeyedQueue<Ticket & { name: string }>({
     gatherMs: GATHER_MS,
@@ -115,6 +129,18 @@ export class LocalCoordinator implements NameCoordinator {
           reject(error);
         });
     });
+  }
+
+  reserve(name: string, amount: number, check: (reserved: Reservations) => Promise<void>) {
+    const step = this.checking.then(async () => {
+      await check(new Map(this.reserved));
+      this.reserved.set(name, Math.max(amount, this.reserved.get(name) ?? 0));
+      return async () => {
+        this.reserved.delete(name);
+      };
+    });
+    this.checking = step.catch(() => undefined);
+    return step;
   }
 
   async close(): Promise<void> {}

@@ -8,8 +8,12 @@
  * - each deployment name has a Lease (`<name>.<project>`) whose annotations hold the waiting tickets and the
  *   name's record (version, last applied operation); `holderIdentity` is the turn's holder. Every change is a
  *   replace with the read resourceVersion (optimistic concurrency: of two writers one wins, the other re-reads);
- * - the turn goes to the oldest ticket once the holder ends its turn or is proven gone; tickets of replicas
- *   proven gone are dropped; a waiting ticket that a later one supersedes withdraws (coalescing).
+ * - the turn goes to the oldest ticket once the holder ends its turn or is proven gone; a ticket stays until its
+ *   turn ends, so that a replica proven gone leaves its place in the order behind: Colonies re-queues its process
+ *   and the re-run (a live ticket of the same process) takes that place; the place is given up only when the
+ *   process is closed in Colonies. A waiting ticket that a later one supersedes withdraws (coalescing);
+ * - budget reservations of every replica live on one Lease (`budget.<project>`): a check and its reservation
+ *   are written with the resourceVersion the check read, so that a concurrent reservation makes it check again.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,6 +27,7 @@ import {
   type NameCoordinator,
   type NameRecord,
   type NameTurn,
+  type Reservations,
   supersedes,
   type Ticket,
 } from "./coordination.js";
@@ -39,6 +44,11 @@ export interface LeaseCoordinatorOptions {
   leaseSeconds?: number;
   /** How often a waiting operation looks at its name's Lease. */
   pollMs?: number;
+  /**
+   * Whether a Colonies process may still run (WAITING or RUNNING): a ticket of a replica proven gone keeps its
+   * place while its process is open. Without it, such tickets are dropped at once.
+   */
+  processOpen?: (processId: string) => Promise<boolean>;
   logger: Logger;
 }
 
@@ -56,7 +66,12 @@ interface NameState {
 const VERSION = "colonyos.io/version";
 const APPLIED = "colonyos.io/applied";
 const TICKETS = "colonyos.io/tickets";
+const RESERVED = "colonyos.io/reserved";
 const ROLE = "colonyos.io/lease";
+/** The time for simultaneous tickets to arrive (see coordination.ts), longer across replicas. */
+const LEASE_GATHER_MS = 2.5 * GATHER_MS;
+/** How long an answer of processOpen is reused. */
+const PROCESS_STATE_MS = 2_000;
 
 export class LeaseCoordinator implements NameCoordinator {
   readonly kind = "lease";
@@ -68,6 +83,7 @@ export class LeaseCoordinator implements NameCoordinator {
   private ownLease?: V1Lease;
   /** Other replicas' Leases as last observed: resourceVersion, and since when (this replica's clock). */
   private readonly observed = new Map<string, { version: string; since: number; durationMs: number }>();
+  private readonly processStates = new Map<string, { open: boolean; at: number }>();
 
   private constructor(private readonly options: LeaseCoordinatorOptions) {
     this.leaseMs = (options.leaseSeconds ?? 15) * 1000;
@@ -104,7 +120,7 @@ export class LeaseCoordinator implements NameCoordinator {
     let claimed = false;
     try {
       // Operations assigned at the same moment to other replicas get to put their tickets down too.
-      await sleep(GATHER_MS, undefined, { signal });
+      await sleep(LEASE_GATHER_MS, undefined, { signal });
       for (;;) {
         signal.throwIfAborted();
         this.alive.signal.throwIfAborted();
@@ -116,7 +132,7 @@ export class LeaseCoordinator implements NameCoordinator {
           ...state.tickets.map((t) => t.replica),
           ...(holder ? [replicaOf(holder)] : []),
         ]);
-        const tickets = state.tickets.filter((t) => !gone.has(t.replica));
+        const tickets = await this.effective(state.tickets, gone);
         if (!tickets.some((t) => t.id === mine.id)) {
           throw new Error(`this replica's ticket on ${name} was dropped: it was taken for gone`);
         }
@@ -128,7 +144,8 @@ export class LeaseCoordinator implements NameCoordinator {
         const first = tickets.slice().sort(byOrder)[0];
         const takenOver = !!holder && gone.has(replicaOf(holder));
         if (first?.id === mine.id && (!holder || takenOver)) {
-          const body = withState(lease, { ...state, tickets: tickets.filter((t) => t.id !== mine.id) });
+          // The ticket stays until the turn ends: if this replica dies, its place in the order stays too.
+          const body = withState(lease, { ...state, tickets });
           body.spec = {
             ...body.spec,
             holderIdentity: `${this.replica}/${mine.id}`,
@@ -151,7 +168,7 @@ export class LeaseCoordinator implements NameCoordinator {
           continue;
         }
         if (tickets.length !== state.tickets.length) {
-          // Drop the tickets of replicas proven gone (they would otherwise block the queue forever).
+          // Drop the tickets whose place nobody will take (they would otherwise block the name forever).
           await this.replace(leaseName, withState(lease, { ...state, tickets }));
           continue;
         }
@@ -160,6 +177,52 @@ export class LeaseCoordinator implements NameCoordinator {
     } finally {
       if (!claimed) await this.withdraw(leaseName, name, mine.id);
     }
+  }
+
+  async reserve(
+    name: string,
+    amount: number,
+    check: (reserved: Reservations) => Promise<void>,
+  ): Promise<() => Promise<void>> {
+    const leaseName = `budget.${this.projectPart()}`;
+    type Stored = Record<string, { amount: number; replica: string }>;
+    const storedOf = (lease: V1Lease) =>
+      parsed<Stored>(lease.metadata?.annotations?.[RESERVED], (v) => typeof v === "object" && v !== null) ??
+      {};
+    const write = async (lease: V1Lease, stored: Stored) => {
+      const body = {
+        ...lease,
+        metadata: {
+          ...lease.metadata,
+          annotations: { ...lease.metadata?.annotations, [RESERVED]: JSON.stringify(stored) },
+        },
+      };
+      return lease.metadata?.resourceVersion ? this.replace(leaseName, body) : this.create(body);
+    };
+    const fresh = (): V1Lease => ({
+      metadata: { name: leaseName, labels: { ...ownedLabels(this.options.project), [ROLE]: "budget" } },
+      spec: {},
+    });
+    for (;;) {
+      this.alive.signal.throwIfAborted();
+      const lease = (await this.read(leaseName)) ?? fresh();
+      const stored = storedOf(lease);
+      const gone = await this.goneReplicas(Object.values(stored).map((r) => r.replica));
+      for (const [key, r] of Object.entries(stored)) if (gone.has(r.replica)) delete stored[key];
+      const reserved: Reservations = new Map(Object.entries(stored).map(([key, r]) => [key, r.amount]));
+      await check(reserved);
+      stored[name] = { amount: Math.max(amount, stored[name]?.amount ?? 0), replica: this.replica };
+      if (await write(lease, stored)) break;
+    }
+    return async () => {
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const lease = await this.read(leaseName);
+        const stored = lease ? storedOf(lease) : {};
+        if (!lease || stored[name]?.replica !== this.replica) return;
+        delete stored[name];
+        if (await write(lease, stored)) return;
+      }
+    };
   }
 
   async close(): Promise<void> {
@@ -188,6 +251,7 @@ export class LeaseCoordinator implements NameCoordinator {
           try {
             return await this.change(leaseName, name, (state, current) => {
               if (current.spec?.holderIdentity !== holder) return false;
+              state.tickets = state.tickets.filter((t) => t.id !== mine.id);
               if (next) state.record = next;
               current.spec = { ...current.spec, holderIdentity: undefined };
               return true;
@@ -232,6 +296,30 @@ export class LeaseCoordinator implements NameCoordinator {
         : await this.create(body);
       if (written) return;
     }
+  }
+
+  /**
+   * The tickets that keep their place: those of live replicas, and those of replicas proven gone whose process
+   * Colonies may still run again (as long as no live ticket of the same process has taken the place).
+   */
+  private async effective(tickets: StoredTicket[], gone: Set<string>): Promise<StoredTicket[]> {
+    const live = new Set(tickets.filter((t) => !gone.has(t.replica)).map((t) => t.process));
+    const kept: StoredTicket[] = [];
+    for (const ticket of tickets) {
+      if (!gone.has(ticket.replica)) kept.push(ticket);
+      else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
+    }
+    return kept;
+  }
+
+  private async processOpen(processId: string): Promise<boolean> {
+    const { processOpen } = this.options;
+    if (!processOpen || !processId) return false;
+    const known = this.processStates.get(processId);
+    if (known && Date.now() - known.at < PROCESS_STATE_MS) return known.open;
+    const open = await processOpen(processId);
+    this.processStates.set(processId, { open, at: Date.now() });
+    return open;
   }
 
   /** Which of these replicas are proven gone (this one never is: it would have aborted its work first). */

@@ -6,6 +6,7 @@
  *   executorperpod summed over every deployment), counted from the cluster plus the updates in flight.
  */
 import picomatch from "picomatch";
+import type { NameCoordinator, Reservations } from "../../k8s/coordination.js";
 import type { K8sConfig } from "./config.js";
 import type { Ownership } from "./ownership.js";
 
@@ -77,34 +78,33 @@ interface Usage {
 }
 
 /**
- * Budgets over every deployment of this executor. A reservation holds a deployment's new size from the check
- * until its update is over, so that concurrent deploys of different names cannot together pass the limits.
+ * Budgets over every deployment of this executor (all its replicas). A reservation holds a deployment's new size
+ * from the check until its update is over, so that concurrent deploys of different names, on any replica, cannot
+ * together pass the limits; the coordinator makes each check and its reservation one step.
  */
 export class Budget {
-  private readonly reserved = new Map<string, number>();
-  private checking: Promise<unknown> = Promise.resolve();
-
   constructor(
     private readonly deps: {
       ownership: Ownership;
+      coordinator: NameCoordinator;
       limits: { maxDeployments: number; maxContainers: number };
     },
   ) {}
 
   /**
-   * Checks that `name` may have `containers` executor containers, and holds that until `release` is called.
-   * Throws BudgetError naming the limit. Shrinking is always allowed.
+   * Checks that `name` may have `containers` executor containers, and holds that until the returned release is
+   * called. Throws BudgetError naming the limit. Shrinking is always allowed.
    */
-  reserve(name: string, containers: number): Promise<() => void> {
-    const turn = this.checking.then(() => this.check(name, containers));
-    this.checking = turn.catch(() => undefined);
-    return turn;
+  reserve(name: string, containers: number): Promise<() => Promise<void>> {
+    return this.deps.coordinator.reserve(name, containers, (reserved) =>
+      this.check(name, containers, reserved),
+    );
   }
 
-  private async check(name: string, containers: number): Promise<() => void> {
+  private async check(name: string, containers: number, reserved: Reservations): Promise<void> {
     const { maxDeployments, maxContainers } = this.deps.limits;
     const usage = await this.usage();
-    for (const [other, n] of this.reserved)
+    for (const [other, n] of reserved)
       usage.containers.set(other, Math.max(n, usage.containers.get(other) ?? 0));
     const current = usage.containers.get(name);
     usage.containers.delete(name);
@@ -119,8 +119,6 @@ export class Budget {
         `${containers} executor containers would make ${others + containers} over all deployments, more than K8S_MAX_CONTAINERS allows (${maxContainers}); ${Math.max(0, maxContainers - others)} are left`,
       );
     }
-    this.reserved.set(name, Math.max(containers, this.reserved.get(name) ?? 0));
-    return () => this.reserved.delete(name);
   }
 
   private async usage(): Promise<Usage> {

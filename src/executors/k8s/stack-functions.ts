@@ -114,7 +114,7 @@ async function applySpec(
       throw error;
     }
   } finally {
-    release();
+    await release();
   }
 }
 

@@ -1,0 +1,53 @@
+/**
+ * Which coordinator the k8s executor takes turns with (K8S_COORDINATION): in-process for a single writer, or
+ * Kubernetes Leases for replicas sharing a state backend, which keep a dead replica's place in a name's order
+ * while Colonies may still re-run its process.
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { ColoniesClient } from "../../colonies/client.js";
+import { ColoniesError } from "../../colonies/errors.js";
+import { ProcessState } from "../../colonies/types.js";
+import { ConfigError, type RuntimeIdentity } from "../../executor/types.js";
+import { LocalCoordinator, type NameCoordinator } from "../../k8s/coordination.js";
+import { LeaseCoordinator } from "../../k8s/lease-coordinator.js";
+import type { K8sConfig } from "./config.js";
+
+export async function startCoordinator(
+  config: K8sConfig,
+  kubeConfig: KubeConfig,
+  colonies: ColoniesClient,
+  runtime: RuntimeIdentity | undefined,
+  logger: Logger,
+): Promise<NameCoordinator> {
+  if (config.coordination.kind === "local") return new LocalCoordinator();
+  if (!runtime) throw new ConfigError("K8S_COORDINATION=lease needs the runtime's executor identity");
+  const processOpen = async (processId: string) => {
+    try {
+      const { state } = await colonies.getProcess(processId, runtime.executorPrvKey);
+      return state === ProcessState.WAITING || state === ProcessState.RUNNING;
+    } catch (error) {
+      // Gone from Colonies: nothing will run it again. Anything else proves nothing: keep the place.
+      return !(error instanceof ColoniesError && error.notFound);
+    }
+  };
+  const host = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-");
+  return LeaseCoordinator.start({
+    api: kubeConfig.makeApiClient(CoordinationV1Api),
+    namespace: config.namespace,
+    project: config.pulumi.project,
+    // Unique per start: a restarted replica must not resume a dead predecessor's turns as its own.
+    replica: `${host}-${process.pid}-${randomBytes(3).toString("hex")}`,
+    leaseSeconds: config.coordination.leaseSeconds,
+    processOpen,
+    logger,
+  }).catch((error: unknown) => {
+    throw new ConfigError(
+      `K8S_COORDINATION=lease: cannot create this replica's Lease in namespace ${config.namespace}: ${(error as Error).message}`,
+    );
+  });
+}

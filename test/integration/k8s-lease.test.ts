@@ -1,0 +1,266 @@
+/**
+ * The Lease coordination of k8s-executor replicas against the real kube-apiserver, on the executor's
+ * least-privilege ServiceAccount: turns in ticket order across replicas, coalescing across replicas, takeover
+ * from a replica that died (only after its Lease went unrenewed for its whole duration), and budget reservations
+ * that two replicas cannot both pass.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoordinationV1Api, CoreV1Api, type KubeConfig, V1MicroTime } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
+import { testLogger } from "../../peers/executor.js";
+import { executorKubeconfig } from "../../peers/k8s-executor.js";
+import { loadKubeConfig } from "../../src/atoms/kube-config.js";
+import type { NameTurn, Ticket } from "../../src/k8s/coordination.js";
+import { LeaseCoordinator } from "../../src/k8s/lease-coordinator.js";
+import { SupersededError } from "../../src/k8s/stack-errors.js";
+
+const PROJECT = "colonyos-executors";
+const LEASE_SECONDS = 5;
+let admin: KubeConfig;
+let namespace: string;
+let leases: CoordinationV1Api;
+let executorApi: CoordinationV1Api;
+const started: LeaseCoordinator[] = [];
+
+async function replica(
+  name: string,
+  processOpen?: (processId: string) => Promise<boolean>,
+): Promise<LeaseCoordinator> {
+  const coordinator = await LeaseCoordinator.start({
+    processOpen,
+    api: executorApi,
+    namespace,
+    project: PROJECT,
+    replica: name,
+    leaseSeconds: LEASE_SECONDS,
+    pollMs: 100,
+    logger: testLogger,
+  });
+  started.push(coordinator);
+  return coordinator;
+}
+
+const ticket = (process: string, order: number, effect: Ticket["effect"] = "replace"): Ticket => ({
+  process,
+  fn: effect === "pods" ? "scale" : "deploy",
+  order,
+  effect,
+});
+const forever = new AbortController().signal;
+
+beforeAll(async () => {
+  admin = loadKubeConfig({ path: clusterKubeconfig() });
+  namespace = await createNamespace(admin.makeApiClient(CoreV1Api), "k8s-lease");
+  leases = admin.makeApiClient(CoordinationV1Api);
+  const file = await executorKubeconfig(admin, namespace, mkdtempSync(join(tmpdir(), "k8s-lease-")));
+  executorApi = loadKubeConfig({ path: file }).makeApiClient(CoordinationV1Api);
+}, 120_000);
+
+afterAll(async () => {
+  for (const coordinator of started) await coordinator.close();
+  await admin
+    ?.makeApiClient(CoreV1Api)
+    .deleteNamespace({ name: namespace })
+    .catch(() => undefined);
+});
+
+describe("LeaseCoordinator", () => {
+  it("gives a name's turns in submission order whichever replica holds the ticket", async () => {
+    const [a, b] = [await replica("order-a"), await replica("order-b")];
+    const first = await a.acquire("web", ticket("p1", 1), forever);
+    expect(first.takenOver).toBe(false);
+    const events: string[] = [];
+    const take = (coordinator: LeaseCoordinator, t: Ticket) =>
+      coordinator.acquire("web", t, forever).then(async (turn) => {
+        events.push(`${coordinator.replica}:${t.process}`);
+        await turn.release({ version: turn.record.version + 1 });
+      });
+    // p3 reaches the Lease before p2, on another replica; p2 still goes first.
+    const third = take(b, ticket("p3", 3, "pods"));
+    await new Promise((r) => setTimeout(r, 300));
+    const second = take(a, ticket("p2", 2, "none"));
+    await new Promise((r) => setTimeout(r, 300));
+    await first.release({ version: 1, applied: { process: "p1", fn: "deploy", order: 1, at: "t" } });
+    await Promise.all([second, third]);
+    expect(events).toEqual(["order-a:p2", "order-b:p3"]);
+    const record = (await a.acquire("web", ticket("p4", 4, "none"), forever)) as NameTurn;
+    expect(record.record.version).toBe(3);
+    expect(record.record.applied?.process).toBe("p1");
+    await record.release();
+  });
+
+  it("coalesces waiting desired states across replicas", async () => {
+    const [a, b] = [await replica("coalesce-a"), await replica("coalesce-b")];
+    const held = await a.acquire("api", ticket("d1", 1), forever);
+    const results = await Promise.allSettled([
+      b.acquire("api", ticket("s2", 2, "pods"), forever),
+      a.acquire("api", ticket("s3", 3, "pods"), forever),
+      new Promise((r) => setTimeout(r, 500)).then(() => held.release()),
+    ]);
+    const [s2, s3] = results;
+    expect(s2?.status).toBe("rejected");
+    const error = (s2 as PromiseRejectedResult).reason as SupersededError;
+    expect(error).toBeInstanceOf(SupersededError);
+    expect(error.by.process).toBe("s3");
+    expect(s3?.status).toBe("fulfilled");
+    await (s3 as PromiseFulfilledResult<NameTurn>).value.release();
+    // No ticket is left behind.
+    const lease = await leases.readNamespacedLease({ name: a.nameLease("api"), namespace });
+    expect(JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]")).toEqual([]);
+    expect(lease.spec?.holderIdentity).toBeUndefined();
+  });
+
+  it("takes over from a replica killed mid-turn only after its Lease went unrenewed for its duration", async () => {
+    const live = await replica("live");
+    // What a replica killed with -9 while holding the turn of "db" leaves behind: its own Lease, never renewed
+    // again, and the name's Lease held by it with one more ticket of its own.
+    const now = new V1MicroTime();
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: { name: live.replicaLease("dead") },
+        spec: { holderIdentity: "dead", leaseDurationSeconds: LEASE_SECONDS, renewTime: now },
+      },
+    });
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: {
+          name: live.nameLease("db"),
+          annotations: {
+            "colonyos.io/version": "7",
+            "colonyos.io/tickets": JSON.stringify([
+              { process: "q", fn: "scale", order: 1, effect: "pods", id: "deadticket", replica: "dead" },
+            ]),
+          },
+        },
+        spec: { holderIdentity: "dead/abc", leaseDurationSeconds: LEASE_SECONDS, renewTime: now },
+      },
+    });
+    const started = Date.now();
+    const turn = await live.acquire("db", ticket("p9", 9), forever);
+    const waited = Date.now() - started;
+    expect(turn.takenOver).toBe(true);
+    expect(turn.record.version).toBe(7);
+    expect(waited).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000);
+    expect(waited).toBeLessThan(LEASE_SECONDS * 1000 + 5_000);
+    await turn.release({ version: 8 });
+    // The dead replica's Lease is removed by whoever proved it gone.
+    await expect(
+      leases.readNamespacedLease({ name: live.replicaLease("dead"), namespace }),
+    ).rejects.toThrow();
+  });
+
+  it("keeps a dead replica's place in the order while Colonies may re-run its process", async () => {
+    let open = true;
+    const live = await replica("heir", async (id) => id === "p-rerun" && open);
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: { name: live.replicaLease("dead2") },
+        spec: { holderIdentity: "dead2", leaseDurationSeconds: LEASE_SECONDS, renewTime: new V1MicroTime() },
+      },
+    });
+    const deadTicket = {
+      process: "p-rerun",
+      fn: "deploy",
+      order: 1,
+      effect: "replace",
+      id: "t0",
+      replica: "dead2",
+    };
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: {
+          name: live.nameLease("queue"),
+          annotations: { "colonyos.io/version": "1", "colonyos.io/tickets": JSON.stringify([deadTicket]) },
+        },
+        spec: {
+          holderIdentity: "dead2/t0",
+          leaseDurationSeconds: LEASE_SECONDS,
+          renewTime: new V1MicroTime(),
+        },
+      },
+    });
+    const events: string[] = [];
+    const later = live.acquire("queue", ticket("p-later", 5, "pods"), forever).then(async (turn) => {
+      events.push("later");
+      await turn.release();
+    });
+    // Long past the dead replica's proof of death: p-later still waits behind p-rerun's place.
+    await new Promise((r) => setTimeout(r, LEASE_SECONDS * 1000 + 2_000));
+    expect(events).toEqual([]);
+    // Colonies re-queued p-rerun and this replica took it: its new ticket takes the place, first.
+    const rerun = await live.acquire("queue", ticket("p-rerun", 1), forever);
+    expect(rerun.takenOver).toBe(true);
+    events.push("rerun");
+    await rerun.release({ version: 2 });
+    await later;
+    expect(events).toEqual(["rerun", "later"]);
+    open = false;
+  });
+
+  it("gives a dead replica's place up when its process is closed", async () => {
+    const live = await replica("closer", async () => false);
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: {
+          name: live.nameLease("closed"),
+          annotations: {
+            "colonyos.io/tickets": JSON.stringify([
+              {
+                process: "p-failed",
+                fn: "deploy",
+                order: 1,
+                effect: "replace",
+                id: "t1",
+                replica: "gone-for-good",
+              },
+            ]),
+          },
+        },
+        spec: {},
+      },
+    });
+    // Its replica Lease does not exist at all: gone at once, and its process is closed.
+    const turn = await live.acquire("closed", ticket("p-next", 2), forever);
+    expect(turn.takenOver).toBe(false);
+    await turn.release();
+  });
+
+  it("hands a turn on at once when its holder's replica shuts down cleanly", async () => {
+    const [a, b] = [await replica("clean-a"), await replica("clean-b")];
+    await a.acquire("cache", ticket("x1", 1), forever); // never released: the replica goes away
+    const waiting = b.acquire("cache", ticket("x2", 2), forever);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await a.close();
+    const turn = await waiting;
+    expect(turn.takenOver).toBe(true); // its update may have been cut off: the stack is refreshed first
+    expect(Date.now() - started).toBeLessThan(LEASE_SECONDS * 1000);
+    await turn.release();
+  });
+
+  it("lets only one of two replicas reserve what only one fits", async () => {
+    const [a, b] = [await replica("budget-a"), await replica("budget-b")];
+    const limit = 4;
+    const check = (amount: number) => async (reserved: Map<string, number>) => {
+      const used = [...reserved.values()].reduce((x, y) => x + y, 0);
+      await new Promise((r) => setTimeout(r, 50)); // as long as a real check reading the cluster
+      if (used + amount > limit) throw new Error(`over budget: ${used} + ${amount} > ${limit}`);
+    };
+    const results = await Promise.allSettled([a.reserve("n1", 3, check(3)), b.reserve("n2", 3, check(3))]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const winner = results.find((r) => r.status === "fulfilled") as PromiseFulfilledResult<
+      () => Promise<void>
+    >;
+    await winner.value();
+    const release = await b.reserve("n2", 3, check(3)); // room again after the release
+    await release();
+  });
+});
