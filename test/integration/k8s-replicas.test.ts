@@ -1,0 +1,312 @@
+/**
+ * Three k8s-executor processes sharing one Pulumi state backend (PostgreSQL, then S3 on MinIO) and the local
+ * cluster, driven the way users drive them: 60 interleaved deploy/scale/undeploy calls over 10 names through the
+ * official `colonies` CLI, and one replica killed with -9 (its pulumi and provider processes too) while it holds
+ * a name's turn. Afterwards every name's Deployment is what the calls, applied in submission order, make it;
+ * every process succeeded (some superseded) or failed with a clear validation error; none mentions a lock; the
+ * process the dead replica held was re-queued by Colonies and completed once elsewhere; no Pulumi lock and no
+ * ticket is left behind.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
+import { builtCli, userClient, waitDone } from "../../peers/executor.js";
+import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
+import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { waitFor } from "../../peers/ports.js";
+import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
+import { loadKubeConfig } from "../../src/atoms/kube-config.js";
+import { type Process, ProcessState } from "../../src/colonies/types.js";
+
+const NAMES = 10;
+const CALLS = 60;
+/** Long enough for any call to finish on a live replica; after it, Colonies re-queues a dead replica's call. */
+const MAX_EXEC_SECONDS = 120;
+const LEASE_SECONDS = 6;
+
+let admin: KubeConfig;
+let server: ColoniesServer;
+let database: Postgres;
+let minio: MinioServer;
+const children: ChildProcess[] = [];
+
+interface Call {
+  name: string;
+  fn: "deploy" | "scale" | "undeploy";
+  args: string[];
+}
+
+/** A deterministic mix of calls, and what each name is after them in submission order (pods, or absent). */
+function plan(seed: number): { calls: Call[]; expected: Map<string, number | undefined> } {
+  let state = seed;
+  const random = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  const pick = (n: number) => Math.floor(random() * n);
+  const expected = new Map<string, number | undefined>();
+  const calls: Call[] = [];
+  for (let i = 0; i < CALLS; i++) {
+    const name = `r${i < NAMES ? i : pick(NAMES)}`;
+    const pods = expected.get(name);
+    const roll = random();
+    const deploy = (): Call => {
+      const n = 1 + pick(3);
+      expected.set(name, n);
+      return { name, fn: "deploy", args: [name, String(n), "1", "false", TEST_IMAGE, "sleep"] };
+    };
+    if (pods === undefined) {
+      // Mostly a deploy; sometimes a call that must fail: the name is not deployed (at that point in order).
+      calls.push(roll < 0.85 ? deploy() : { name, fn: "scale", args: [name, "2"] });
+    } else if (roll < 0.45) {
+      const n = pick(4);
+      expected.set(name, n);
+      calls.push({ name, fn: "scale", args: [name, String(n)] });
+    } else if (roll < 0.8) {
+      calls.push(deploy());
+    } else {
+      expected.set(name, undefined);
+      calls.push({ name, fn: "undeploy", args: [name] });
+    }
+  }
+  return { calls, expected };
+}
+
+/** `colonies function exec` without --wait, as a user would script it; returns the process id. */
+async function submit(type: string, call: Call): Promise<string> {
+  const { stderr } = await server.cli([
+    "function",
+    "exec",
+    "--func",
+    call.fn,
+    "--targettype",
+    type,
+    "--args",
+    call.args.join(","),
+    "--maxexectime",
+    String(MAX_EXEC_SECONDS),
+    "--maxretries",
+    "3",
+  ]);
+  const id = /ProcessId=([0-9a-f]{64})/.exec(stderr)?.[1];
+  if (!id) throw new Error(`no process id in the CLI's output: ${stderr}`);
+  return id;
+}
+
+interface Replicas {
+  namespace: string;
+  type: string;
+  replicas: ChildProcess[];
+  leases: CoordinationV1Api;
+  apps: AppsV1Api;
+}
+
+async function startReplicas(backendUrl: string, extraEnv: Record<string, string>): Promise<Replicas> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const namespace = await createNamespace(core, "k8s-replicas");
+  const dir = mkdtempSync(join(tmpdir(), "k8s-replicas-"));
+  const kubeconfig = await executorKubeconfig(admin, namespace, dir);
+  const type = `k8s-${randomBytes(2).toString("hex")}`;
+  const passphrase = randomBytes(12).toString("hex");
+  const replicas: ChildProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const child = spawn(process.execPath, [builtCli(), "k8s"], {
+      env: {
+        ...process.env,
+        ...server.env,
+        ...extraEnv,
+        COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+        COLONIES_EXECUTOR_NAME: `${type}-replica-${i}`,
+        COLONIES_EXECUTOR_TYPE: type,
+        ...k8sExecutorEnv({ kubeconfig, namespace, dataDir: join(dir, `replica-${i}`), passphrase }),
+        K8S_PULUMI_BACKEND_URL: backendUrl,
+        K8S_LEASE_SECONDS: String(LEASE_SECONDS),
+        K8S_ROLLOUT_TIMEOUT: "90",
+        K8S_STACK_CONCURRENCY: "2",
+        EXECUTOR_CONCURRENCY: "8",
+        EXECUTOR_ASSIGN_TIMEOUT: "5",
+        EXECUTOR_LOG_FORMAT: "json",
+      },
+      detached: true, // its own process group: kill -9 reaches its pulumi and provider processes, as in a pod
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let tail = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-4000);
+    });
+    child.once("exit", (code, signal) => {
+      if (code !== 0 && signal !== "SIGKILL" && signal !== "SIGTERM") {
+        console.error(`replica ${i} exited (${code ?? signal}):\n${tail}`);
+      }
+    });
+    replicas.push(child);
+    children.push(child);
+  }
+  const client = userClient(server);
+  await waitFor(
+    "three k8s-executor replicas registered",
+    async () =>
+      (await client.getExecutors(server.colonyName, server.userPrvKey)).filter((e) => e.executortype === type)
+        .length === 3,
+    120_000,
+  );
+  return {
+    namespace,
+    type,
+    replicas,
+    leases: admin.makeApiClient(CoordinationV1Api),
+    apps: admin.makeApiClient(AppsV1Api),
+  };
+}
+
+/** The replica holding a name's turn now, and the process of that turn. */
+async function holding(run: Replicas, pid: number): Promise<string | undefined> {
+  const leases = await run.leases.listNamespacedLease({ namespace: run.namespace });
+  for (const lease of leases.items) {
+    const holder = lease.spec?.holderIdentity;
+    if (!holder?.includes(`-${pid}-`) || !holder.includes("/")) continue;
+    const id = holder.split("/")[1];
+    const tickets = JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]");
+    return tickets.find((t: { id: string }) => t.id === id)?.process;
+  }
+  return undefined;
+}
+
+async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Promise<void> {
+  const { calls, expected } = plan(7);
+  const ids: string[] = [];
+  let killedHolding: string | undefined;
+  const victim = run.replicas[1] as ChildProcess;
+  for (const [i, call] of calls.entries()) {
+    ids.push(await submit(run.type, call));
+    if (i === CALLS / 2) {
+      // Kill one replica while it holds a turn (mid-update, or about to start one).
+      await waitFor(
+        "replica 1 to hold a name's turn",
+        async () => {
+          killedHolding = await holding(run, victim.pid as number);
+          return killedHolding !== undefined;
+        },
+        120_000,
+      );
+      process.kill(-(victim.pid as number), "SIGKILL");
+    }
+  }
+  const done: Process[] = [];
+  for (const id of ids) done.push(await waitDone(server, id, (MAX_EXEC_SECONDS + 240) * 1000));
+
+  const client = userClient(server);
+  const report = done.map((p, i) => `${calls[i]?.fn} ${calls[i]?.args.join(" ")}: ${summary(p)}`).join("\n");
+  let superseded = 0;
+  for (const [i, p] of done.entries()) {
+    const text = JSON.stringify([p.errors, p.out]);
+    expect(text, report).not.toMatch(/lock|ConcurrentUpdate/i);
+    if (p.state === ProcessState.FAILED) {
+      // The only failures: calls on a name that is not deployed at that point in submission order.
+      expect(p.errors?.join("; "), `${calls[i]?.fn} ${calls[i]?.args}\n${report}`).toMatch(
+        /unknown deployment/,
+      );
+    } else {
+      expect(p.state, report).toBe(ProcessState.SUCCESS);
+      if ((p.out?.[0] as { superseded?: boolean })?.superseded) superseded++;
+    }
+  }
+  // The call the dead replica held was re-queued and completed once, by another replica.
+  const held = done[ids.indexOf(killedHolding as string)] as Process;
+  expect(held.state, report).toBe(ProcessState.SUCCESS);
+  expect(held.retries, report).toBeGreaterThanOrEqual(1);
+  const victimId = (await client.getExecutors(server.colonyName, server.userPrvKey)).find(
+    (e) => e.executorname === `${run.type}-replica-1`,
+  )?.executorid;
+  expect(held.assignedexecutorid).not.toBe(victimId);
+
+  for (const [name, pods] of expected) {
+    const deployment = await run.apps
+      .readNamespacedDeployment({ name, namespace: run.namespace })
+      .catch(() => undefined);
+    expect(deployment?.spec?.replicas, `${name}\n${report}`).toBe(pods);
+  }
+  expect(await lockKeys()).toEqual([]);
+  const leases = await run.leases.listNamespacedLease({ namespace: run.namespace });
+  for (const lease of leases.items.filter(
+    (l) => l.metadata?.labels?.["colonyos.io/lease"] === "deployment",
+  )) {
+    expect(lease.spec?.holderIdentity, lease.metadata?.name).toBeUndefined();
+    expect(JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]")).toEqual([]);
+  }
+  console.info(`${superseded} of ${CALLS} calls superseded\n${report}`);
+}
+
+function summary(p: Process): string {
+  if (p.state === ProcessState.FAILED) return `FAILED ${p.errors?.join("; ")}`;
+  const out = p.out?.[0] as { superseded?: boolean; supersededBy?: { function: string } } | undefined;
+  return out?.superseded ? `superseded by ${out.supersededBy?.function}` : `SUCCESS (retries ${p.retries})`;
+}
+
+beforeAll(async () => {
+  admin = loadKubeConfig({ path: clusterKubeconfig() });
+  server = await startColoniesServer();
+}, 180_000);
+
+afterAll(async () => {
+  for (const child of children) {
+    try {
+      process.kill(-(child.pid as number), "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  await server?.stop();
+  await database?.stop();
+  if (minio) await stopMinio(minio);
+});
+
+describe("three k8s-executor replicas on a PostgreSQL state backend", () => {
+  it("apply 60 interleaved CLI calls over 10 names in submission order through a kill -9", async () => {
+    database = await startPostgres({ password: randomBytes(12).toString("hex") });
+    await query(database, "postgres", "CREATE DATABASE pulumi_state");
+    const table = "pulumi_state";
+    const url = `postgres://${database.user}:${database.password}@${database.host}:${database.port}/pulumi_state?sslmode=disable&table=${table}`;
+    const run = await startReplicas(url, {});
+    await runScenario(run, async () => {
+      const result = await query(
+        database,
+        "pulumi_state",
+        `SELECT key FROM ${table} WHERE key LIKE '%/locks/%'`,
+      );
+      return result.rows.map((row: { key: string }) => row.key);
+    });
+  }, 900_000);
+});
+
+describe("three k8s-executor replicas on an S3 state backend (MinIO)", () => {
+  it("apply 60 interleaved CLI calls over 10 names in submission order through a kill -9", async () => {
+    minio = await startMinio();
+    const bucket = "pulumi-state";
+    const s3 = new S3Client({
+      endpoint: minio.endpoint,
+      region: minio.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const endpoint = new URL(minio.endpoint).host;
+    const url = `s3://${bucket}?endpoint=${endpoint}&disableSSL=true&s3ForcePathStyle=true&region=${minio.region}`;
+    const run = await startReplicas(url, {
+      AWS_ACCESS_KEY_ID: minio.accessKey,
+      AWS_SECRET_ACCESS_KEY: minio.secretKey,
+      AWS_REGION: minio.region,
+    });
+    await runScenario(run, async () => {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ".pulumi/locks/" }));
+      return (listed.Contents ?? []).map((o) => o.Key as string);
+    });
+  }, 900_000);
+});
