@@ -10,6 +10,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { parseQuantity, QUANTITY } from "../src/executors/k8s/validation.js";
 import { ExecutorDeployment } from "../src/k8s/component.js";
+import { selectorLabels } from "../src/k8s/labels.js";
 import { K8S_EXECUTOR_RULES } from "../src/k8s/rbac.js";
 
 const config = new pulumi.Config();
@@ -76,15 +77,29 @@ const quota = {
 
 // The executors infra runs itself, and a check that they fit the LimitRange and the quota, with room for a
 // rolling update's extra pods: otherwise `pulumi up` would wait for pods that admission keeps refusing.
-const k8sReplicas = config.getNumber("k8sExecutorReplicas") ?? 1;
+const k8sReplicas = count("k8sExecutorReplicas") ?? 1;
+// Pulumi updates one k8s executor runs at once (K8S_STACK_CONCURRENCY), and the processes it takes at once
+// (EXECUTOR_CONCURRENCY: more than the updates, so that queued operations on one name coalesce).
+const k8sStackConcurrency = count("k8sStackConcurrency") ?? 4;
+const k8sConcurrency = count("k8sExecutorConcurrency") ?? 2 * k8sStackConcurrency;
+// Its memory, from figures measured with `npm run bench:k8s` (README): the executor itself peaks at ~420 MB,
+// and each concurrent update adds a pulumi engine and a Kubernetes provider, ~240 MB together. Rounded up to
+// 512Mi + 256Mi per update, so that full load does not end in an OOM kill (the default is 1536Mi for 4).
 const k8sResources = {
   cpu: quantity("k8sExecutorCpu", "250m"),
-  memory: quantity("k8sExecutorMemory", "1Gi"),
+  memory: quantity("k8sExecutorMemory", `${512 + 256 * k8sStackConcurrency}Mi`),
 };
 // Default state backend: a file backend on a ReadWriteOnce volume (one k8s executor, Recreate strategy).
-// Any other Pulumi backend (s3://, postgres://, ...) can be given instead and then allows several replicas.
+// Several replicas need a backend they share (postgres://, s3://, ...): they take turns on each deployment name
+// through Kubernetes Leases, roll one pod at a time and keep one up through voluntary disruptions.
 const stateBackend = config.getSecret("k8sStateBackend");
-const k8sPods = stateBackend ? k8sReplicas : Math.min(k8sReplicas, 1);
+const sharedBackend = stateBackend !== undefined;
+if (k8sReplicas > 1 && !sharedBackend) {
+  throw new Error(
+    `config k8sExecutorReplicas: ${k8sReplicas} replicas need a state backend they share; set k8sStateBackend (secret) to a postgres:// or s3:// URL (the default file backend lives on one pod's volume)`,
+  );
+}
+const k8sPods = k8sReplicas;
 const sleepReplicas = config.getNumber("sleepReplicas") ?? 0;
 const sleepExecutorsPerPod = config.getNumber("sleepExecutorsPerPod") ?? 1;
 const backup = config.getObject<{
@@ -105,7 +120,7 @@ checkFits([
     pods: k8sPods,
     containers: 1,
     ...k8sResources,
-    rolling: !!stateBackend,
+    rolling: sharedBackend,
   },
   {
     what: "the sleep executors",
@@ -272,6 +287,19 @@ const stateVolume = stateBackend
       opts,
     );
 
+if (k8sPods > 1) {
+  // Voluntary disruptions (node drains) take one replica at a time: the others keep serving and take over its
+  // turns once its Lease expires.
+  new k8s.policy.v1.PodDisruptionBudget(
+    "k8s-executor",
+    {
+      metadata: { name: "colonyos-k8s-executor", namespace, labels },
+      spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels("k8s-executor") } },
+    },
+    opts,
+  );
+}
+
 const k8sExecutor =
   k8sPods > 0
     ? new ExecutorDeployment(
@@ -290,10 +318,13 @@ const k8sExecutor =
           httpPort: 9464,
           cpu: k8sResources.cpu,
           memory: k8sResources.memory,
+          // A new replica is ready before an old one goes.
+          ...(sharedBackend ? { rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } : {}),
           env: {
             K8S_NAMESPACE: namespace,
             K8S_DATA_DIR: config.get("k8sDataDir") ?? "/data",
-            EXECUTOR_CONCURRENCY: String(config.getNumber("k8sExecutorConcurrency") ?? 4),
+            EXECUTOR_CONCURRENCY: String(k8sConcurrency),
+            K8S_STACK_CONCURRENCY: String(k8sStackConcurrency),
             K8S_ALLOWED_IMAGES: allowedImages.join(","),
             K8S_ALLOWED_CMDS: allowedCmds.join(","),
             ...(allowedSecrets.length ? { K8S_ALLOWED_SECRETS: allowedSecrets.join(",") } : {}),
@@ -411,6 +442,12 @@ export const outputs = {
   k8sStateBackend: stateBackend
     ? "[secret]"
     : "file:///data/state (PersistentVolumeClaim colonyos-k8s-executor-state)",
+  k8sExecutorReplicas: k8sPods,
+  k8sExecutorResources: {
+    ...k8sResources,
+    stackConcurrency: k8sStackConcurrency,
+    concurrency: k8sConcurrency,
+  },
   sleepExecutors: sleepExecutors?.deploymentName,
   backupExecutor: backupExecutor?.deploymentName,
   // The operator's policy, as the k8s executor enforces it, and the namespace's bounds.

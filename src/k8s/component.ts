@@ -63,6 +63,8 @@ export interface ExecutorDeploymentArgs {
   rolloutTimeoutSeconds?: number;
   /** Extra labels on the Deployment and its pods. */
   labels?: Record<string, string>;
+  /** How a rollout replaces pods (Kubernetes' default when absent: 25% surge, 25% unavailable). */
+  rollingUpdate?: { maxSurge: number; maxUnavailable: number };
   /** A PersistentVolumeClaim mounted in every container; the Deployment then uses the Recreate strategy. */
   dataVolume?: { claimName: pulumi.Input<string>; mountPath: string };
   /**
@@ -185,7 +187,11 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
         metadata: { name: args.name, namespace: args.namespace, labels },
         spec: {
           replicas: args.pods,
-          ...(args.dataVolume ? { strategy: { type: "Recreate" } } : {}),
+          ...(args.dataVolume
+            ? { strategy: { type: "Recreate" } }
+            : args.rollingUpdate
+              ? { strategy: { type: "RollingUpdate", rollingUpdate: args.rollingUpdate } }
+              : {}),
           selector: { matchLabels: selectorLabels(args.name, args.owner) },
           template: {
             metadata: { labels },

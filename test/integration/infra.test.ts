@@ -11,7 +11,13 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment } from "@kubernetes/client-node";
+import {
+  AppsV1Api,
+  CoreV1Api,
+  PolicyV1Api,
+  RbacAuthorizationV1Api,
+  type V1Deployment,
+} from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { waitFor } from "../../peers/ports.js";
@@ -29,12 +35,16 @@ const projectDir = join(work, "project");
 const configFile = join(projectDir, "Pulumi.test.yaml");
 const image = "registry.example.com/colonyos/executors:0.1.0";
 /** Resources of a stack with these settings: Stack, Namespace, LimitRange, ResourceQuota, ServiceAccount, Role,
- * RoleBinding, and per executor (k8s, sleep) its component, Secret and Deployment. */
-const RESOURCES = 13;
+ * RoleBinding, the k8s executor's PodDisruptionBudget, and per executor (k8s, sleep) its component, Secret and
+ * Deployment. */
+const RESOURCES = 14;
+/** The state backend the three k8s-executor replicas share (kwok runs no containers: it is never dialled). */
+const backendUrl = "postgres://pulumi:backend-password@postgres.colonyos.svc:5432/pulumi_state";
 let env: NodeJS.ProcessEnv;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let rbac: RbacAuthorizationV1Api;
+let policy: PolicyV1Api;
 
 async function pulumi(...args: string[]): Promise<string> {
   try {
@@ -64,6 +74,7 @@ beforeAll(async () => {
   core = kc.makeApiClient(CoreV1Api);
   apps = kc.makeApiClient(AppsV1Api);
   rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  policy = kc.makeApiClient(PolicyV1Api);
   mkdirSync(join(work, "state"));
   mkdirSync(projectDir);
   linkPulumiProject(projectDir);
@@ -84,7 +95,7 @@ beforeAll(async () => {
     image,
     coloniesHost: "colonies.colonyos.svc",
     colonyName: "dev",
-    k8sStateBackend: "file:///data/state",
+    k8sExecutorReplicas: "3",
     sleepReplicas: "2",
     sleepExecutorsPerPod: "2",
     // The operator's policy and the namespace's bounds (allowedCmds keeps its default, sleep).
@@ -99,6 +110,7 @@ beforeAll(async () => {
     await pulumi("config", "set", "--config-file", configFile, key, value);
   }
   await pulumi("config", "set", "--config-file", configFile, "--secret", "colonyPrvKey", colonyPrvKey);
+  await pulumi("config", "set", "--config-file", configFile, "--secret", "k8sStateBackend", backendUrl);
   await pulumi(
     "config",
     "set",
@@ -136,8 +148,8 @@ describe("pulumi preview / up / destroy of infra/", () => {
   it("refuses, in preview already, executors of its own that the namespace's limits would never admit", async () => {
     const tight = join(projectDir, "Pulumi.tight.yaml");
     copyFileSync(configFile, tight);
-    // The k8s executor asks for 1Gi (its default), more than a container may have; 2 sleep pods x 2 containers
-    // plus a rolling update's extra pod do not fit in 2 pods either.
+    // The k8s executor asks for 1536Mi (its default for 4 concurrent updates), more than a container may have;
+    // 3 of them and 2 sleep pods plus rolling updates' extra pods do not fit in 2 pods either.
     await pulumi("config", "set", "--config-file", tight, "maxMemory", "512Mi");
     await pulumi("config", "set", "--config-file", tight, "quotaPods", "2");
     const failure = await pulumi("preview", "--config-file", tight).then(
@@ -145,9 +157,22 @@ describe("pulumi preview / up / destroy of infra/", () => {
       (error: Error) => error.message,
     );
     expect(failure).toContain("the configuration does not fit the namespace's limits");
-    expect(failure).toContain("asks for memory 1Gi (k8sExecutorCpu/Memory), more than maxMemory (512Mi)");
+    expect(failure).toContain("asks for memory 1536Mi (k8sExecutorCpu/Memory), more than maxMemory (512Mi)");
     expect(failure).toMatch(/need \d+ pods .*more than quotaPods \(2\)/);
     await expect(core.readNamespace({ name: namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
+  it("refuses several k8s-executor replicas without a state backend they share", async () => {
+    const alone = join(projectDir, "Pulumi.alone.yaml");
+    copyFileSync(configFile, alone);
+    await pulumi("config", "rm", "--config-file", alone, "k8sStateBackend");
+    const failure = await pulumi("preview", "--config-file", alone).then(
+      () => "",
+      (error: Error) => error.message,
+    );
+    expect(failure).toContain(
+      "config k8sExecutorReplicas: 3 replicas need a state backend they share; set k8sStateBackend",
+    );
   });
 
   it("creates the namespace, least-privilege RBAC and the executors, with keys only in Secrets", async () => {
@@ -170,10 +195,34 @@ describe("pulumi preview / up / destroy of infra/", () => {
     expect(
       pod?.containers[0]?.env?.find((e) => e.name === "K8S_PULUMI_PASSPHRASE")?.valueFrom?.secretKeyRef?.name,
     ).toBe("k8s-executor-keys");
-    await waitFor("the k8s executor to be ready", async () => {
-      const d = await apps.readNamespacedDeployment({ name: "k8s-executor", namespace });
-      return d.status?.readyReplicas === 1;
+    // Three replicas on the shared backend: its URL (with a password) only by reference, rolled one at a time,
+    // at most one away at a time, each sized for its concurrent updates.
+    expect(executor.spec?.replicas).toBe(3);
+    expect(executor.spec?.strategy).toEqual({
+      type: "RollingUpdate",
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
     });
+    expect(
+      pod?.containers[0]?.env?.find((e) => e.name === "K8S_PULUMI_BACKEND_URL")?.valueFrom?.secretKeyRef
+        ?.name,
+    ).toBe("k8s-executor-keys");
+    expect(JSON.stringify(executor)).not.toContain("backend-password");
+    expect(pod?.containers[0]?.resources?.limits?.memory).toBe("1536Mi");
+    expect(pod?.containers[0]?.env?.find((e) => e.name === "K8S_STACK_CONCURRENCY")?.value).toBe("4");
+    // No state volume: the replicas keep their state in the shared backend.
+    expect(pod?.volumes?.some((v) => v.persistentVolumeClaim)).toBeFalsy();
+    const pdb = await policy.readNamespacedPodDisruptionBudget({ name: "colonyos-k8s-executor", namespace });
+    expect(pdb.spec?.maxUnavailable).toBe(1);
+    expect(pdb.spec?.selector?.matchLabels).toEqual(executor.spec?.selector?.matchLabels);
+    await waitFor("the three k8s-executor replicas to be ready", async () => {
+      const d = await apps.readNamespacedDeployment({ name: "k8s-executor", namespace });
+      return d.status?.readyReplicas === 3;
+    });
+    const disruption = await policy.readNamespacedPodDisruptionBudgetStatus({
+      name: "colonyos-k8s-executor",
+      namespace,
+    });
+    expect(disruption.status?.disruptionsAllowed).toBe(1);
 
     const sleepers = await apps.readNamespacedDeployment({ name: "sleep-executors", namespace });
     expect(sleepers.spec?.replicas).toBe(2);
@@ -189,6 +238,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
       const text = readFileSync(file, "utf8");
       expect(text).not.toContain(colonyPrvKey);
       expect(text).not.toContain("state-passphrase");
+      expect(text).not.toContain("backend-password");
     }
 
     const outputs = JSON.parse(await pulumi("stack", "output", "--json"));
@@ -297,14 +347,14 @@ describe("pulumi preview / up / destroy of infra/", () => {
       },
     ]);
 
-    // Every pod infra made was admitted, defaulted by the LimitRange and counted by the quota: the k8s
-    // executor (250m, 1Gi) and 2 sleep pods of 2 containers with the defaults (100m, 128Mi; limit 256Mi).
+    // Every pod infra made was admitted, defaulted by the LimitRange and counted by the quota: 3 k8s executors
+    // (250m, 1536Mi) and 2 sleep pods of 2 containers with the defaults (100m, 128Mi; limit 256Mi).
     const pods = await core.listNamespacedPod({ namespace });
     for (const pod of pods.items) {
       const resources = pod.spec?.containers.map((c) => c.resources);
       if (pod.metadata?.labels?.["app.kubernetes.io/instance"] === "k8s-executor") {
         expect(resources).toEqual([
-          { requests: { cpu: "250m", memory: "1Gi" }, limits: { cpu: "4", memory: "1Gi" } },
+          { requests: { cpu: "250m", memory: "1536Mi" }, limits: { cpu: "4", memory: "1536Mi" } },
         ]);
       } else {
         const defaults = {
@@ -316,14 +366,14 @@ describe("pulumi preview / up / destroy of infra/", () => {
     }
     await waitFor("the quota to count infra's pods", async () => {
       const q = await core.readNamespacedResourceQuota({ name: "colonyos-executors", namespace });
-      return q.status?.used?.pods === "3";
+      return q.status?.used?.pods === "5";
     });
     const used = (await core.readNamespacedResourceQuota({ name: "colonyos-executors", namespace })).status
       ?.used;
     expect(used).toMatchObject({
-      "requests.cpu": "650m",
-      "requests.memory": "1536Mi",
-      "limits.memory": "2Gi",
+      "requests.cpu": "1150m",
+      "requests.memory": "5Gi",
+      "limits.memory": "5632Mi",
     });
 
     // The level is enforced, by the real API server: a privileged pod is refused (even for the admin).
@@ -381,8 +431,8 @@ describe("pulumi preview / up / destroy of infra/", () => {
       return (JSON.parse(String(error?.body)) as { message: string }).message;
     };
     expect(await refused(["4Gi"])).toMatch(/maximum memory usage per Container is 2Gi/);
-    // 8 x 2Gi on top of the 1536Mi used: over the 16Gi of the quota.
-    expect(await refused(Array(8).fill("2Gi"))).toMatch(/exceeded quota: colonyos-executors/);
+    // 6 x 2Gi on top of the 5632Mi of limits used: over the 16Gi of the quota.
+    expect(await refused(Array(6).fill("2Gi"))).toMatch(/exceeded quota: colonyos-executors/);
   });
 
   it("removes everything with destroy", async () => {
