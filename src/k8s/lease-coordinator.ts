@@ -49,6 +49,8 @@ export interface LeaseCoordinatorOptions {
    * place while its process is open. Without it, such tickets are dropped at once.
    */
   processOpen?: (processId: string) => Promise<boolean>;
+  /** Called once this replica can no longer prove it is alive (its turns and tickets are then others'). */
+  onLost?: (reason: Error) => void;
   logger: Logger;
 }
 
@@ -383,10 +385,10 @@ export class LeaseCoordinator implements NameCoordinator {
         const taken = isApiStatus(error, 404) || isApiStatus(error, 409);
         if (taken || Date.now() - renewedAt > (this.leaseMs * 2) / 3) {
           this.options.logger.error({ err: error }, "this replica can no longer prove it is alive");
-          this.alive.abort(
-            new Error("this k8s-executor replica lost its Lease; its operations were stopped"),
-          );
+          const reason = new Error("this k8s-executor replica lost its Lease; its operations were stopped");
+          this.alive.abort(reason);
           clearInterval(this.heartbeat);
+          this.options.onLost?.(reason);
         }
       }
     };
