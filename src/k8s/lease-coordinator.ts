@@ -72,6 +72,8 @@ const RESERVED = "colonyos.io/reserved";
 const ROLE = "colonyos.io/lease";
 /** The time for simultaneous tickets to arrive (see coordination.ts), longer across replicas. */
 const LEASE_GATHER_MS = 2.5 * GATHER_MS;
+/** How often another replica's Lease is looked at, at most. */
+const LIVENESS_CHECK_MS = 1_000;
 /** How long an answer of processOpen is reused. */
 const PROCESS_STATE_MS = 2_000;
 
@@ -86,10 +88,13 @@ export class LeaseCoordinator implements NameCoordinator {
   /** Other replicas' Leases as last observed: resourceVersion, and since when (this replica's clock). */
   private readonly observed = new Map<string, { version: string; since: number; durationMs: number }>();
   private readonly processStates = new Map<string, { open: boolean; at: number }>();
+  /** Replicas proven gone, and when each other replica's Lease was last looked at. */
+  private readonly gone = new Set<string>();
+  private readonly checked = new Map<string, number>();
 
   private constructor(private readonly options: LeaseCoordinatorOptions) {
     this.leaseMs = (options.leaseSeconds ?? 15) * 1000;
-    this.pollMs = options.pollMs ?? 200;
+    this.pollMs = options.pollMs ?? 300;
   }
 
   /** Creates this replica's Lease and starts renewing it. */
@@ -329,8 +334,17 @@ export class LeaseCoordinator implements NameCoordinator {
     const gone = new Set<string>();
     for (const replica of new Set(replicas)) {
       if (replica === this.replica) continue;
+      // Gone is final (identities are never reused); alive is looked at again after a second at the earliest,
+      // whatever the number of operations waiting here.
+      if (this.gone.has(replica)) {
+        gone.add(replica);
+        continue;
+      }
+      if (Date.now() - (this.checked.get(replica) ?? 0) < LIVENESS_CHECK_MS) continue;
+      this.checked.set(replica, Date.now());
       const lease = await this.read(this.replicaLease(replica));
       if (!lease) {
+        this.gone.add(replica);
         gone.add(replica);
         continue;
       }
@@ -342,6 +356,7 @@ export class LeaseCoordinator implements NameCoordinator {
         this.observed.set(replica, seen);
       }
       if (Date.now() - seen.since >= seen.durationMs) {
+        this.gone.add(replica);
         gone.add(replica);
         // Its Lease serves no one any more.
         await this.options.api
