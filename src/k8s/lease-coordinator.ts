@@ -307,14 +307,20 @@ export class LeaseCoordinator implements NameCoordinator {
 
   /**
    * The tickets that keep their place: those of live replicas, and those of replicas proven gone whose process
-   * Colonies may still run again (as long as no live ticket of the same process has taken the place).
+   * Colonies may still run again, unless a live ticket of the same process has taken the place or a later live
+   * one makes it pointless (its re-run would be superseded anyway).
    */
   private async effective(tickets: StoredTicket[], gone: Set<string>): Promise<StoredTicket[]> {
-    const live = new Set(tickets.filter((t) => !gone.has(t.replica)).map((t) => t.process));
+    const live = tickets.filter((t) => !gone.has(t.replica));
     const kept: StoredTicket[] = [];
     for (const ticket of tickets) {
       if (!gone.has(ticket.replica)) kept.push(ticket);
-      else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
+      else if (
+        !live.some((t) => t.process === ticket.process || supersedes(t, ticket)) &&
+        (await this.processOpen(ticket.process))
+      ) {
+        kept.push(ticket);
+      }
     }
     return kept;
   }
