@@ -307,20 +307,16 @@ export class LeaseCoordinator implements NameCoordinator {
 
   /**
    * The tickets that keep their place: those of live replicas, and those of replicas proven gone whose process
-   * Colonies may still run again, unless a live ticket of the same process has taken the place or a later live
-   * one makes it pointless (its re-run would be superseded anyway).
+   * Colonies may still run again, until a live ticket of the same process takes the place. Not even a later
+   * operation that supersedes it may go first: the later one could fail for want of it (an undeploy of a name
+   * whose first deploy was cut off), and the re-run would then apply out of order.
    */
   private async effective(tickets: StoredTicket[], gone: Set<string>): Promise<StoredTicket[]> {
-    const live = tickets.filter((t) => !gone.has(t.replica));
+    const live = new Set(tickets.filter((t) => !gone.has(t.replica)).map((t) => t.process));
     const kept: StoredTicket[] = [];
     for (const ticket of tickets) {
       if (!gone.has(ticket.replica)) kept.push(ticket);
-      else if (
-        !live.some((t) => t.process === ticket.process || supersedes(t, ticket)) &&
-        (await this.processOpen(ticket.process))
-      ) {
-        kept.push(ticket);
-      }
+      else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
     }
     return kept;
   }

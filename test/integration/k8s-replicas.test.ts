@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -60,7 +60,7 @@ function plan(seed: number): { calls: Call[]; expected: Map<string, number | und
     const deploy = (): Call => {
       const n = 1 + pick(3);
       expected.set(name, n);
-      return { name, fn: "deploy", args: [name, String(n), "1", "false", TEST_IMAGE, "sleep"] };
+      return { name, fn: "deploy", args: [name, String(n), "1", "false", TEST_IMAGE] };
     };
     if (pods === undefined) {
       // Mostly a deploy; sometimes a call that must fail: the name is not deployed (at that point in order).
@@ -101,6 +101,7 @@ async function submit(type: string, call: Call): Promise<string> {
 }
 
 interface Replicas {
+  dir: string;
   namespace: string;
   type: string;
   replicas: ChildProcess[];
@@ -135,15 +136,12 @@ async function startReplicas(backendUrl: string, extraEnv: Record<string, string
         EXECUTOR_LOG_FORMAT: "json",
       },
       detached: true, // its own process group: kill -9 reaches its pulumi and provider processes, as in a pod
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let tail = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      tail = (tail + chunk.toString()).slice(-4000);
+      // Its structured log, for the failure messages.
+      stdio: ["ignore", "ignore", openSync(join(dir, `replica-${i}.log`), "w")],
     });
     child.once("exit", (code, signal) => {
       if (code !== 0 && signal !== "SIGKILL" && signal !== "SIGTERM") {
-        console.error(`replica ${i} exited (${code ?? signal}):\n${tail}`);
+        console.error(`replica ${i} exited (${code ?? signal}):\n${logTail(dir, i)}`);
       }
     });
     replicas.push(child);
@@ -158,12 +156,32 @@ async function startReplicas(backendUrl: string, extraEnv: Record<string, string
     120_000,
   );
   return {
+    dir,
     namespace,
     type,
     replicas,
     leases: admin.makeApiClient(CoordinationV1Api),
     apps: admin.makeApiClient(AppsV1Api),
   };
+}
+
+function logTail(dir: string, i: number): string {
+  return readFileSync(join(dir, `replica-${i}.log`), "utf8")
+    .split("\n")
+    .slice(-30)
+    .join("\n");
+}
+
+/** What the run looks like now: the replicas' last log lines and the names' Leases. */
+async function diagnosis(run: Replicas): Promise<string> {
+  const leases = await run.leases.listNamespacedLease({ namespace: run.namespace });
+  return [
+    ...[0, 1, 2].map((i) => `replica ${i}:\n${logTail(run.dir, i)}`),
+    ...leases.items.map(
+      (l) =>
+        `${l.metadata?.name} holder=${l.spec?.holderIdentity} ${JSON.stringify(l.metadata?.annotations)}`,
+    ),
+  ].join("\n");
 }
 
 /** The replica holding a name's turn now, and the process of that turn. */
@@ -195,7 +213,9 @@ async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Pr
           return killedHolding !== undefined;
         },
         120_000,
-      );
+      ).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await diagnosis(run)}`);
+      });
       process.kill(-(victim.pid as number), "SIGKILL");
     }
   }
