@@ -301,7 +301,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
       }
     }
     const pods = await core.listNamespacedPod({ namespace });
-    expect(pods.items.length).toBe(3);
+    expect(pods.items.length).toBe(5); // 3 k8s executors, 2 sleep executors
     for (const pod of pods.items) {
       expect(pod.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("pulumi");
       expect(pod.metadata?.labels).not.toHaveProperty("colonyos.io/atom");
