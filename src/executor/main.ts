@@ -19,10 +19,18 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
   }
   const logger = createLogger({ ...config.log, name: `${module.kind}-executor` });
   let instance: Awaited<ReturnType<ExecutorModule["create"]>>;
+  let fatal: string | undefined;
+  let stop = (_reason: string) => {};
   try {
     instance = await module.create(env, logger, {
       colonyName: config.colonyName,
       executorPrvKey: config.executorPrvKey,
+      fatal(reason) {
+        if (fatal) return;
+        fatal = reason;
+        logger.fatal({ reason }, "stopping: this executor cannot keep serving");
+        stop(reason);
+      },
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -31,6 +39,8 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
   }
 
   const runtime = new ExecutorRuntime(config, instance, logger);
+  stop = (reason) => void runtime.shutdown(reason);
+  if (fatal) stop(fatal);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
@@ -55,5 +65,5 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
   await runtime.finished;
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
-  return 0;
+  return fatal ? 1 : 0;
 }

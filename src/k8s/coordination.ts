@@ -74,9 +74,23 @@ export interface NameCoordinator {
   close(): Promise<void>;
 }
 
-/** Whether the waiting `earlier` operation is pointless once `later` runs (desired states). */
-export function supersedes(later: Ticket, earlier: Ticket): boolean {
+/**
+ * Whether the name is deployed as far as its record says: its last applied operation was not an undeploy. A name
+ * without a record (never applied through this coordinator) counts as not deployed.
+ */
+export function deployed(record: NameRecord | undefined): boolean {
+  return !!record?.applied && record.applied.fn !== "undeploy";
+}
+
+/**
+ * Whether the waiting `earlier` operation is pointless once `later` runs (desired states). Only over a name that
+ * is deployed: on any other name the later call may well fail (an unknown name, someone else's objects, a budget
+ * a first deploy does not fit), and a call must not be closed as superseded by one that then fails; the calls on
+ * such a name take their turns instead, each with its own outcome.
+ */
+export function supersedes(later: Ticket, earlier: Ticket, record: NameRecord | undefined): boolean {
   if (later.order <= earlier.order || earlier.effect === "none" || later.effect === "none") return false;
+  if (!deployed(record)) return false;
   return later.effect === "replace" || earlier.effect === "pods";
 }
 
@@ -96,7 +110,9 @@ export class LocalCoordinator implements NameCoordinator {
   private readonly queue = new KeyedQueue<Ticket & { name: string }>({
     gatherMs: GATHER_MS,
     supersede: (earlier, later) =>
-      supersedes(later, earlier) ? new SupersededError(earlier.name, later, "queued") : undefined,
+      supersedes(later, earlier, this.records.get(earlier.name))
+        ? new SupersededError(earlier.name, later, "queued")
+        : undefined,
   });
 
   acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn> {

@@ -144,7 +144,7 @@ export class LeaseCoordinator implements NameCoordinator {
           throw new Error(`this replica's ticket on ${name} was dropped: it was taken for gone`);
         }
         const later = tickets
-          .filter((t) => supersedes(t, mine))
+          .filter((t) => supersedes(t, mine, state.record))
           .sort(byOrder)
           .at(-1);
         if (later) throw new SupersededError(name, later, "queued");

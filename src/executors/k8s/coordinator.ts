@@ -44,6 +44,9 @@ export async function startCoordinator(
     replica: `${host}-${process.pid}-${randomBytes(3).toString("hex")}`,
     leaseSeconds: config.coordination.leaseSeconds,
     processOpen,
+    // Its turns are others' from now on: stop serving (its updates were already cancelled) and let the
+    // supervisor start a fresh replica with a new identity.
+    onLost: (reason) => runtime.fatal?.(reason.message),
     logger,
   }).catch((error: unknown) => {
     throw new ConfigError(
