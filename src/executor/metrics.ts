@@ -50,8 +50,11 @@ export class ExecutorMetrics {
     this.exporter?.reportsUndelivered.inc();
   }
 
-  /** Loads prom-client and starts exporting; counts from before are carried over. */
-  async export(): Promise<Registry> {
+  /**
+   * Loads prom-client and starts exporting; counts from before are carried over. `extra` adds an executor's own
+   * metrics to the registry.
+   */
+  async export(extra?: (prom: typeof import("prom-client"), registry: Registry) => void): Promise<Registry> {
     if (this.exporter) return this.exporter.registry;
     const prom = await import("prom-client");
     const registry = new prom.Registry();
@@ -92,6 +95,7 @@ export class ExecutorMetrics {
     exporter.assignErrors.inc(this.assignErrors);
     exporter.reportsUndelivered.inc(this.reportsUndelivered);
     this.exporter = exporter;
+    extra?.(prom, registry);
     return registry;
   }
 }

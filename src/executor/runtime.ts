@@ -90,7 +90,8 @@ export class ExecutorRuntime {
   /** Starts the HTTP endpoints, registers (retrying until the server answers) and starts the assign loops. */
   async start(): Promise<void> {
     if (this.config.http) {
-      this.http = await startHttp(this.config.http, await this.metrics.export(), {
+      const registry = await this.metrics.export(this.instance.registerMetrics?.bind(this.instance));
+      this.http = await startHttp(this.config.http, registry, {
         ready: () => this.ready(),
       });
       this.logger.info({ port: this.http.port }, "serving /healthz, /readyz and /metrics");

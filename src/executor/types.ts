@@ -65,6 +65,8 @@ export interface ExecutorInstance {
   functions: readonly FunctionDef[];
   /** Readiness beyond the Colonies connection (e.g. the cluster is reachable). */
   ready?(): Promise<boolean>;
+  /** Adds the executor's own metrics to the exported registry (called once, when /metrics is on). */
+  registerMetrics?(prom: typeof import("prom-client"), registry: import("prom-client").Registry): void;
   close?(): Promise<void>;
 }
 

@@ -5,12 +5,17 @@ import { KubeEngine } from "../atoms/kube-engine.js";
 import { ColoniesClient } from "../colonies/client.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
 import { StackManager } from "../k8s/stacks.js";
+import { Autoscaler } from "./k8s/autoscaler.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { startCoordinator } from "./k8s/coordinator.js";
+import type { K8sDeps } from "./k8s/deps.js";
+import { DriftCheck } from "./k8s/drift-check.js";
 import { k8sFunctions } from "./k8s/functions.js";
 import { IdentityRegistry } from "./k8s/identity.js";
+import { registerK8sMetrics } from "./k8s/metrics.js";
 import { Ownership } from "./k8s/ownership.js";
 import { Budget, DeployPolicy } from "./k8s/policy.js";
+import { coloniesLoad } from "./k8s/queue-load.js";
 
 const READY_CACHE_MS = 5_000;
 
@@ -56,29 +61,53 @@ export const k8sExecutor: ExecutorModule = {
         coordination: coordinator.kind,
         allowedImages: config.policy.images,
         allowedCmds: config.policy.cmds,
+        autoscaleIntervalSeconds: config.autoscaleIntervalSeconds,
+        drift: config.drift,
       },
       "k8s executor configured",
     );
 
     const ownership = new Ownership({ apps, core, namespace, project });
-    let readyAt = 0;
-    return {
-      functions: k8sFunctions({
-        config,
-        stacks,
-        pods: new KubeEngine({ kubeConfig, namespace }),
-        ownership,
-        policy: new DeployPolicy(config.policy),
-        budget: new Budget({ ownership, coordinator, limits: config.limits }),
-        identities: new IdentityRegistry({
-          client: colonies,
-          colonyName: config.child.colonyName,
-          ownerKey: config.ownerKey,
-          location: `kubernetes/${namespace}`,
-          logger,
-        }),
+    const deps: K8sDeps = {
+      config,
+      stacks,
+      pods: new KubeEngine({ kubeConfig, namespace }),
+      ownership,
+      policy: new DeployPolicy(config.policy),
+      budget: new Budget({ ownership, coordinator, limits: config.limits }),
+      identities: new IdentityRegistry({
+        client: colonies,
+        colonyName: config.child.colonyName,
+        ownerKey: config.ownerKey,
+        location: `kubernetes/${namespace}`,
         logger,
       }),
+      load: runtime
+        ? coloniesLoad(colonies, runtime.colonyName, runtime.executorPrvKey)
+        : async () => {
+            throw new Error("the Colonies queue cannot be read without the runtime's executor identity");
+          },
+      logger,
+    };
+    // One replica runs each loop (the coordinator elects it); with one replica, this one.
+    const autoscaler =
+      config.autoscaleIntervalSeconds > 0 && runtime
+        ? new Autoscaler(deps, coordinator, config.autoscaleIntervalSeconds * 1000, logger).start()
+        : undefined;
+    const drift =
+      config.drift.intervalSeconds > 0
+        ? new DriftCheck(
+            deps,
+            coordinator,
+            config.drift.intervalSeconds * 1000,
+            config.drift.remediate,
+            logger,
+          ).start()
+        : undefined;
+    let readyAt = 0;
+    return {
+      functions: k8sFunctions(deps),
+      registerMetrics: (prom, registry) => registerK8sMetrics(prom, registry, { autoscaler, drift }),
       async ready() {
         if (Date.now() - readyAt < READY_CACHE_MS) return true;
         try {
@@ -90,6 +119,7 @@ export const k8sExecutor: ExecutorModule = {
         }
       },
       async close() {
+        await Promise.all([autoscaler?.stop(), drift?.stop()]);
         await coordinator.close();
         colonies.close();
       },

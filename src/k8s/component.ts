@@ -63,6 +63,8 @@ export interface ExecutorDeploymentArgs {
   rolloutTimeoutSeconds?: number;
   /** Extra labels on the Deployment and its pods. */
   labels?: Record<string, string>;
+  /** Annotations on the Deployment itself (not its pods: changing them rolls nothing out). */
+  annotations?: Record<string, string>;
   /** How a rollout replaces pods (Kubernetes' default when absent: 25% surge, 25% unavailable). */
   rollingUpdate?: { maxSurge: number; maxUnavailable: number };
   /** A PersistentVolumeClaim mounted in every container; the Deployment then uses the Recreate strategy. */
@@ -184,7 +186,14 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
     this.deployment = new k8s.apps.v1.Deployment(
       name,
       {
-        metadata: { name: args.name, namespace: args.namespace, labels },
+        metadata: {
+          name: args.name,
+          namespace: args.namespace,
+          labels,
+          ...(args.annotations && Object.keys(args.annotations).length
+            ? { annotations: args.annotations }
+            : {}),
+        },
         spec: {
           replicas: args.pods,
           ...(args.dataVolume

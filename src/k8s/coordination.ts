@@ -13,17 +13,25 @@ import { KeyedQueue } from "./queue.js";
 import { SupersededError } from "./stack-errors.js";
 
 /**
- * An operation waiting for a name's turn. `effect` says what it supersedes: "replace" (deploy, undeploy: a
- * whole desired state) every earlier mutation, "pods" (scale) earlier scales; "none" (previews) nothing, and
- * nothing supersedes it.
+ * An operation waiting for a name's turn. `effect` says how it relates to the others:
+ * - "replace" (deploy, undeploy): a whole desired state; supersedes every earlier mutation;
+ * - "pods" (scale, the autoscaler's scales): the number of pods; supersedes earlier scales and reconciles;
+ * - "converge" (reconcile): puts the recorded spec back; supersedes nothing, any later mutation supersedes it;
+ * - "policy" (autoscale): changes what the stack keeps besides the spec; supersedes nothing, is never superseded;
+ * - "none" (previews, reads): changes nothing.
  */
 export interface Ticket {
-  /** Colonies process id. */
+  /** Colonies process id (empty for the executor's own operations, e.g. the autoscaler's). */
   process: string;
   fn: string;
   /** Colonies' priority time: the operation's place in submission order. */
   order: number;
-  effect: "replace" | "pods" | "none";
+  effect: "replace" | "pods" | "converge" | "policy" | "none";
+}
+
+/** Effects that state what a name should be: the record keeps the last one applied. */
+export function setsDesiredState(effect: Ticket["effect"]): boolean {
+  return effect === "replace" || effect === "pods";
 }
 
 /** The mutating operation last applied to a name. */
@@ -71,6 +79,11 @@ export interface NameCoordinator {
    * and with the signal's reason when it aborts first.
    */
   acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn>;
+  /**
+   * Whether this replica leads `role` (e.g. the autoscaler): exactly one live replica does at a time; it keeps
+   * the role until it is gone or closes. Asked again before each round of the role's work.
+   */
+  leads(role: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -89,9 +102,9 @@ export function deployed(record: NameRecord | undefined): boolean {
  * such a name take their turns instead, each with its own outcome.
  */
 export function supersedes(later: Ticket, earlier: Ticket, record: NameRecord | undefined): boolean {
-  if (later.order <= earlier.order || earlier.effect === "none" || later.effect === "none") return false;
-  if (!deployed(record)) return false;
-  return later.effect === "replace" || earlier.effect === "pods";
+  if (later.order <= earlier.order || !setsDesiredState(later.effect)) return false;
+  if (earlier.effect === "none" || earlier.effect === "policy" || !deployed(record)) return false;
+  return later.effect === "replace" || earlier.effect !== "replace";
 }
 
 /** How long an idle name waits for simultaneous arrivals, so that they take turns in submission order. */
@@ -157,6 +170,11 @@ export class LocalCoordinator implements NameCoordinator {
     });
     this.checking = step.catch(() => undefined);
     return step;
+  }
+
+  /** The only writer leads every role. */
+  async leads(_role: string): Promise<boolean> {
+    return true;
   }
 
   async close(): Promise<void> {}

@@ -91,6 +91,8 @@ export class LeaseCoordinator implements NameCoordinator {
   /** Replicas proven gone, and when each other replica's Lease was last looked at. */
   private readonly gone = new Set<string>();
   private readonly checked = new Map<string, number>();
+  /** Leader Leases this replica took. */
+  private readonly led = new Set<string>();
 
   private constructor(private readonly options: LeaseCoordinatorOptions) {
     this.leaseMs = (options.leaseSeconds ?? 15) * 1000;
@@ -232,8 +234,51 @@ export class LeaseCoordinator implements NameCoordinator {
     };
   }
 
+  /**
+   * Leadership of a role is a Lease (`<role>.<project>`) whose holder is a replica: held while that replica's
+   * own Lease proves it alive, taken over once it is proven gone (the same rule as for turns), so it needs no
+   * renewing of its own.
+   */
+  async leads(role: string): Promise<boolean> {
+    if (this.alive.signal.aborted) return false;
+    const leaseName = `${role}.${this.projectPart()}`;
+    const lease = await this.read(leaseName);
+    const holder = lease?.spec?.holderIdentity;
+    if (holder === this.replica) {
+      this.led.add(leaseName);
+      return true;
+    }
+    if (holder && !(await this.goneReplicas([holder])).has(holder)) return false;
+    const now = new V1MicroTime();
+    const body: V1Lease = lease ?? {
+      metadata: { name: leaseName, labels: { ...ownedLabels(this.options.project), [ROLE]: "leader" } },
+      spec: {},
+    };
+    body.spec = {
+      ...body.spec,
+      holderIdentity: this.replica,
+      leaseDurationSeconds: this.leaseMs / 1000,
+      acquireTime: now,
+      renewTime: now,
+      leaseTransitions: (lease?.spec?.leaseTransitions ?? 0) + (lease ? 1 : 0),
+    };
+    const written = lease ? await this.replace(leaseName, body) : await this.create(body);
+    if (!written) return false;
+    this.led.add(leaseName);
+    this.options.logger.info({ role, previousHolder: holder ?? null }, "this replica leads now");
+    return true;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    // Roles go to another replica at once.
+    for (const leaseName of this.led) {
+      const lease = await this.read(leaseName).catch(() => undefined);
+      if (lease?.spec?.holderIdentity !== this.replica) continue;
+      await this.replace(leaseName, { ...lease, spec: { ...lease.spec, holderIdentity: undefined } }).catch(
+        () => undefined,
+      );
+    }
     // Gone at once for the others: nothing of this replica is waited for.
     await this.options.api
       .deleteNamespacedLease({ name: this.replicaLease(this.replica), namespace: this.options.namespace })

@@ -28,7 +28,7 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
-import type { NameCoordinator, NameRecord, Ticket } from "./coordination.js";
+import { type NameCoordinator, type NameRecord, setsDesiredState, type Ticket } from "./coordination.js";
 import { removeStaleLocks } from "./locks.js";
 import { Slots } from "./queue.js";
 import {
@@ -96,9 +96,13 @@ export interface StackSession {
   current(): Promise<Outputs | undefined>;
   /**
    * `pulumi up` of the program (a preview when dryrun), creating the stack if needed; `cancel` stops it cleanly
-   * too (like the session's own signal).
+   * too (like the session's own signal). `refresh` reads the live objects into the state first, so that what
+   * changed behind the stack's back (drift) is put back too.
    */
-  up(program: PulumiFn, options?: { dryrun?: boolean; cancel?: AbortSignal }): Promise<UpResult>;
+  up(
+    program: PulumiFn,
+    options?: { dryrun?: boolean; cancel?: AbortSignal; refresh?: boolean },
+  ): Promise<UpResult>;
   /** Destroys the stack's resources and removes the stack; with dryrun, previews exactly that. */
   destroy(options?: { dryrun?: boolean; signal?: AbortSignal }): Promise<{ changes: ChangeSummary }>;
 }
@@ -189,12 +193,14 @@ export class StackManager {
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
     const turn = await this.options.coordinator.acquire(stackName, ticket, signal);
-    const mutates = ticket.effect !== "none";
+    const recorded = setsDesiredState(ticket.effect);
     const attempted = { update: false };
     let next: NameRecord | undefined;
     try {
+      // Pointless once a later desired state was applied (by any replica): it would roll the name back.
       const applied = turn.record.applied;
-      if (mutates && applied && applied.order > ticket.order) {
+      const supersedable = recorded || ticket.effect === "converge";
+      if (supersedable && applied && applied.order > ticket.order) {
         throw new SupersededError(stackName, applied, "applied");
       }
       this.adopt(stackName, turn.record.version, turn.takenOver);
@@ -204,7 +210,7 @@ export class StackManager {
       if (attempted.update) {
         next = {
           version: turn.record.version + 1,
-          applied: mutates
+          applied: recorded
             ? { process: ticket.process, fn: ticket.fn, order: ticket.order, at: new Date().toISOString() }
             : turn.record.applied,
         };
@@ -276,10 +282,14 @@ export class StackManager {
         this.lastOutputs.set(stackName, outputs);
         return outputs;
       },
-      up: async (program, { dryrun = false, cancel } = {}) => {
+      up: async (program, { dryrun = false, cancel, refresh = false } = {}) => {
         const existed = dryrun && (await this.selectExisting(stackName)) !== undefined;
         const stack = await this.stack(stackName, program, true);
-        const opts = { ...common(), ...(cancel ? { signal: AbortSignal.any([signal, cancel]) } : {}) };
+        const opts = {
+          ...common(),
+          ...(cancel ? { signal: AbortSignal.any([signal, cancel]) } : {}),
+          ...(refresh ? { refresh: true } : {}),
+        };
         try {
           if (dryrun) {
             const preview = await stack.preview(opts);

@@ -56,6 +56,10 @@ export interface K8sConfig {
   operationTimeoutSeconds: number;
   stackConcurrency: number;
   coordination: { kind: "local" | "lease"; leaseSeconds: number };
+  /** Seconds between the autoscaler's looks at the Colonies queue (0: no autoscaler). */
+  autoscaleIntervalSeconds: number;
+  /** Seconds between drift checks of every deployment (0: none), and whether they converge what drifted. */
+  drift: { intervalSeconds: number; remediate: boolean };
 }
 
 export const K8S_ENV: readonly EnvDoc[] = [
@@ -197,6 +201,23 @@ export const K8S_ENV: readonly EnvDoc[] = [
       "with lease: how long a replica that stops renewing its turn keeps it (then another replica takes over and cleans up)",
     default: "15",
   },
+  {
+    name: "K8S_AUTOSCALE_INTERVAL",
+    description:
+      "seconds between the autoscaler's looks at the Colonies queue of each autoscaled deployment (one replica runs it); 0 turns the autoscaler off",
+    default: "5",
+  },
+  {
+    name: "K8S_DRIFT_INTERVAL",
+    description:
+      "seconds between drift checks of every deployment against its stack (logged, and exported as metrics; one replica runs them); 0 turns them off",
+    default: "0",
+  },
+  {
+    name: "K8S_DRIFT_REMEDIATE",
+    description: "true: the drift check also converges what drifted (a reconcile of that deployment)",
+    default: "false",
+  },
 ];
 
 const IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -329,6 +350,11 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
         e.oneOf("K8S_COORDINATION", ["local", "lease"] as const) ??
         (!backendUrl || backendUrl.startsWith("file://") ? "local" : "lease"),
       leaseSeconds: e.int("K8S_LEASE_SECONDS", 5, 3600) ?? 15,
+    },
+    autoscaleIntervalSeconds: e.int("K8S_AUTOSCALE_INTERVAL", 0, 3600) ?? 5,
+    drift: {
+      intervalSeconds: e.int("K8S_DRIFT_INTERVAL", 0, 7 * 86_400) ?? 0,
+      remediate: e.bool("K8S_DRIFT_REMEDIATE") ?? false,
     },
   };
   e.check("k8s executor configuration");

@@ -6,6 +6,7 @@ import type { K8sConfig } from "./config.js";
 import type { IdentityRegistry } from "./identity.js";
 import type { Ownership } from "./ownership.js";
 import type { Budget, DeployPolicy } from "./policy.js";
+import type { LoadProbe } from "./queue-load.js";
 
 export interface K8sDeps {
   config: K8sConfig;
@@ -15,5 +16,7 @@ export interface K8sDeps {
   policy: DeployPolicy;
   budget: Budget;
   identities: IdentityRegistry;
+  /** The Colonies queue's load for an executor type (the autoscaler's input). */
+  load: LoadProbe;
   logger: Logger;
 }

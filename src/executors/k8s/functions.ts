@@ -1,17 +1,25 @@
 /**
- * The k8s executor's table of Colonies functions: the stack functions (deploy, undeploy, scale: Pulumi updates)
- * and the cluster functions (reads, restart, logs: the Kubernetes API), over one set of dependencies, each
- * behind the one error boundary.
+ * The k8s executor's table of Colonies functions: the stack functions (deploy, undeploy, scale, reconcile,
+ * autoscale: Pulumi updates), get_autoscale, and the cluster functions (reads, restart, logs: the Kubernetes
+ * API), over one set of dependencies, each behind the one error boundary.
  */
 import type { FunctionDef } from "../../executor/types.js";
+import { autoscaleFunctions } from "./autoscale-functions.js";
 import { clusterFunctions } from "./cluster-functions.js";
 import type { K8sDeps } from "./deps.js";
 import { guarded } from "./errors.js";
+import { reconcileFunction } from "./reconcile.js";
 import { stackFunctions } from "./stack-functions.js";
 import { statusFunction } from "./status.js";
 
 export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
-  return [...stackFunctions(deps), ...clusterFunctions(deps), statusFunction(deps)].map(throughBoundary);
+  return [
+    ...stackFunctions(deps),
+    reconcileFunction(deps),
+    ...autoscaleFunctions(deps),
+    ...clusterFunctions(deps),
+    statusFunction(deps),
+  ].map(throughBoundary);
 }
 
 /** Every function fails through the one error boundary (errors.ts), whatever its work throws. */

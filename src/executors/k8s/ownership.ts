@@ -3,11 +3,17 @@
  * src/k8s/labels.ts). Everything else in the namespace — the bootstrap's executors, anyone's objects, objects
  * that merely wear the managed-by label — is invisible to callers, and deploy refuses a name taken by them.
  */
-import type { AppsV1Api, CoreV1Api, V1Deployment } from "@kubernetes/client-node";
+import type { AppsV1Api, CoreV1Api, V1Deployment, V1Secret } from "@kubernetes/client-node";
 import { isApiStatus, withSignal } from "../../atoms/kube-api.js";
 import { ProcessError } from "../../executor/types.js";
 import { isOwnedBy, ownedLabels, owningStack, selector } from "../../k8s/labels.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
+
+/** A deployment's objects as they are in the cluster (absent: deleted, or not its stack's). */
+export interface LiveObjects {
+  deployment?: V1Deployment;
+  secret?: V1Secret;
+}
 
 export interface OwnershipDeps {
   apps: AppsV1Api;
@@ -83,5 +89,26 @@ export class Ownership {
         );
       }
     }
+  }
+
+  /**
+   * The live Deployment and `<name>-keys` Secret of deployment `name`, each absent when it is deleted or is not
+   * its stack's (an object of that name made by someone else is, for this deployment, gone).
+   */
+  async liveObjects(name: string, signal?: AbortSignal): Promise<LiveObjects> {
+    const { apps, core, namespace } = this.deps;
+    const options = signal ? withSignal(signal) : undefined;
+    const ours = async <T extends { metadata?: { labels?: Record<string, string> } }>(read: Promise<T>) => {
+      const object = await read.catch((error: unknown) => {
+        if (isApiStatus(error, 404)) return undefined;
+        throw error;
+      });
+      return object && this.owns(object.metadata?.labels, name) ? object : undefined;
+    };
+    const [deployment, secret] = await Promise.all([
+      ours(apps.readNamespacedDeployment({ name, namespace }, options)),
+      ours(core.readNamespacedSecret({ name: `${name}-keys`, namespace }, options)),
+    ]);
+    return { deployment, secret };
   }
 }

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation/index.js";
 import { ExecutorDeployment } from "../../k8s/component.js";
 import type { Outputs } from "../../k8s/stacks.js";
+import { type AutoscaleState, isAutoscaleState } from "./autoscale-policy.js";
 import type { K8sConfig } from "./config.js";
 import { type ExecutorIdentity, isExecutorIdentity } from "./identity.js";
 import type { SecretRef, Toleration } from "./spec-kwargs.js";
@@ -41,14 +42,23 @@ export interface Recorded {
   spec?: DeploymentSpec;
   /** The executor identity the containers run as (absent when they get the colony key). */
   identity?: ExecutorIdentity;
+  /** Autoscaling of the deployment (absent: its size changes only when asked). */
+  autoscale?: AutoscaleState;
 }
 
 export function recorded(outputs: Outputs | undefined): Recorded {
   return {
     spec: isDeploymentSpec(outputs?.spec) ? outputs.spec : undefined,
     identity: isExecutorIdentity(outputs?.identity) ? outputs.identity : undefined,
+    autoscale: isAutoscaleState(outputs?.autoscale) ? outputs.autoscale : undefined,
   };
 }
+
+/**
+ * The annotation through which a deployment's autoscale policy reaches the cluster: the autoscaler lists
+ * Deployments (one call) instead of reading every stack. The stack's outputs stay the record.
+ */
+export const AUTOSCALE_ANNOTATION = "colonyos.io/autoscale";
 
 /**
  * An inline program deploying one spec as the given executor identity (or, when the operator chose so, with the
@@ -58,6 +68,7 @@ export function deploymentProgram(
   spec: DeploymentSpec,
   config: K8sConfig,
   identity: ExecutorIdentity | undefined,
+  autoscale?: AutoscaleState,
 ): PulumiFn {
   return async () => {
     const executors = new ExecutorDeployment(spec.deployment, {
@@ -88,6 +99,7 @@ export function deploymentProgram(
       args: spec.cmd,
       imagePullPolicy: config.defaults.imagePullPolicy,
       rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
+      annotations: autoscale ? { [AUTOSCALE_ANNOTATION]: JSON.stringify(autoscale.policy) } : undefined,
     });
     return {
       spec,
@@ -95,6 +107,7 @@ export function deploymentProgram(
       replicas: executors.replicas,
       executor: identity?.name ?? null,
       identity: identity ? pulumi.secret(identity) : null,
+      autoscale: autoscale ?? null,
     };
   };
 }

@@ -1,0 +1,198 @@
+/**
+ * Applying a deployment's desired state in one turn of its name: what deploy, scale, reconcile, autoscale and the
+ * autoscaler share. A session batches the engine's output into the process log and turns "superseded" into an
+ * output; an application checks the budget, registers the executor identity a new executor type needs, starts
+ * from the live state (refreshing the stack first when the objects drifted), updates the stack, and on failure
+ * undoes what it created.
+ */
+import { generatePrivateKey } from "../../colonies/crypto.js";
+import { type ProcessContext, ProcessError } from "../../executor/types.js";
+import { ownedLabels } from "../../k8s/labels.js";
+import { SupersededError } from "../../k8s/stack-errors.js";
+import type { ChangeSummary, Operation, StackSession, UpResult } from "../../k8s/stacks.js";
+import type { AutoscaleState } from "./autoscale-policy.js";
+import type { K8sDeps } from "./deps.js";
+import { type Drift, type ExpectedSecret, findDrift } from "./drift.js";
+import type { ExecutorIdentity } from "./identity.js";
+import { LogBatcher } from "./log-batcher.js";
+import type { LiveObjects } from "./ownership.js";
+import { watchRollout } from "./rollout-watch.js";
+import { type DeploymentSpec, deploymentProgram, type Recorded, recorded } from "./spec.js";
+
+/** How long removing what a failed first deploy created may take (after the deploy's own deadline). */
+const ROLLBACK_MS = 120_000;
+
+export function changed(changes: ChangeSummary): boolean {
+  return Object.entries(changes).some(([op, n]) => op !== "same" && n > 0);
+}
+
+/**
+ * Runs a stack session with the engine's output batched into the Colonies process log. A mutation that a later
+ * one supersedes returns what superseded it instead of its own result.
+ */
+export async function inSession(
+  deps: K8sDeps,
+  name: string,
+  ctx: ProcessContext,
+  effect: Operation["effect"],
+  work: (session: StackSession) => Promise<unknown[]>,
+): Promise<unknown[]> {
+  const batcher = new LogBatcher(ctx.log);
+  const operation = { process: ctx.processId, fn: ctx.funcName, effect };
+  try {
+    return await deps.stacks.session(
+      name,
+      { signal: ctx.signal, order: ctx.priorityTime, onOutput: batcher.add, operation },
+      work,
+    );
+  } catch (error) {
+    if (!(error instanceof SupersededError)) throw error;
+    await ctx.log(`${ctx.funcName}: ${error.message}; nothing was changed for it`);
+    return [
+      {
+        deployment: name,
+        superseded: true,
+        supersededBy: { process: error.by.process, function: error.by.fn, priorityTime: error.by.order },
+        reason:
+          error.how === "applied" ? "a later operation was already applied" : "a later operation was queued",
+      },
+    ];
+  } finally {
+    await batcher.close();
+  }
+}
+
+/** What the stack's Secret holds, as its program writes it. */
+export function expectedSecret(deps: K8sDeps, identity: ExecutorIdentity | undefined): ExpectedSecret {
+  return identity ? { COLONIES_PRVKEY: identity.prvKey } : { COLONIES_COLONY_PRVKEY: deps.config.ownerKey };
+}
+
+/** Where the live objects of a recorded deployment differ from its record. */
+export async function driftOf(
+  deps: K8sDeps,
+  record: Recorded & { spec: DeploymentSpec },
+  signal: AbortSignal,
+): Promise<{ drift: Drift[]; live: LiveObjects }> {
+  const live = await deps.ownership.liveObjects(record.spec.deployment, signal);
+  const identity = deps.config.identity === "executor" ? record.identity : undefined;
+  return { drift: findDrift(record.spec, deps.config, expectedSecret(deps, identity), live), live };
+}
+
+export interface Application {
+  fn: string;
+  spec: DeploymentSpec;
+  preview: boolean;
+  /** What the stack keeps about autoscaling afterwards: unchanged unless given; null removes it. */
+  autoscale?: AutoscaleState | null;
+  /** Refresh the stack before the update even when no drift was seen (reconcile). */
+  refresh?: boolean;
+}
+
+export interface Applied {
+  result: UpResult;
+  identity: ExecutorIdentity | undefined;
+  /** What the stack recorded before. */
+  before: Recorded;
+  /** Where the live objects differed from the record before the update (each was refreshed and put back). */
+  drift: Drift[];
+  /** The live number of pods before the update (the truth, even after a `kubectl scale`). */
+  livePods?: number;
+}
+
+/**
+ * Applies a spec in a session: budget, identity, update; on failure, undoes what this call created (the
+ * identity it registered; for a name with no completed deploy, every resource and the stack itself).
+ */
+export async function applySpec(
+  deps: K8sDeps,
+  session: StackSession,
+  application: Application,
+  ctx: ProcessContext,
+): Promise<Applied> {
+  const { config, budget, identities } = deps;
+  const { fn, spec, preview } = application;
+  const before = recorded(await session.current());
+  // A stack that may not know the live state (someone changed the objects) is refreshed before it is updated,
+  // so that the update starts from the truth and puts the rest back.
+  const seen = before.spec
+    ? await driftOf(deps, { ...before, spec: before.spec }, ctx.signal)
+    : { drift: [], live: {} };
+  if (seen.drift.length > 0) {
+    await ctx.log(
+      `${fn}: ${seen.drift.length} field(s) drifted from the record; the stack is refreshed first`,
+    );
+  }
+  const autoscale =
+    application.autoscale === undefined ? before.autoscale : (application.autoscale ?? undefined);
+  // A preview is checked against the budgets too: it says what would fail.
+  const release = await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
+  let fresh: ExecutorIdentity | undefined;
+  try {
+    let identity = before.identity;
+    if (config.identity === "executor" && identity?.type !== spec.executortype) {
+      // A preview must not register anything: it shows the plan with a key that is never used.
+      fresh = preview
+        ? { name: "(new identity)", type: spec.executortype, prvKey: generatePrivateKey() }
+        : await identities.create(spec.deployment, spec.executortype, ctx.signal);
+      identity = fresh;
+    }
+    if (config.identity === "colony") identity = undefined;
+    const watch = preview
+      ? undefined
+      : watchRollout(deps.pods, ownedLabels(config.pulumi.project, spec.deployment), new Date(), ctx.signal);
+    try {
+      const result = await session
+        .up(deploymentProgram(spec, config, identity, autoscale), {
+          dryrun: preview,
+          cancel: watch?.signal,
+          refresh: application.refresh || seen.drift.length > 0,
+        })
+        .catch((error: unknown) => {
+          // The update was stopped because a new pod cannot run: that is the reason to give.
+          if (watch?.failure) throw new ProcessError(`${fn}: ${watch.failure}`, String(error));
+          throw error;
+        })
+        .finally(() => watch?.stop());
+      // The identity the deployment ran as before (a different executortype) is not used any more.
+      if (fresh && !preview && before.identity) await identities.remove(before.identity);
+      return {
+        result,
+        identity,
+        before,
+        drift: seen.drift,
+        livePods: seen.live.deployment?.spec?.replicas,
+      };
+    } catch (error) {
+      if (preview) throw error;
+      if (fresh) await identities.remove(fresh);
+      // On shutdown the executor is going away: the next deploy of the name refreshes and converges instead.
+      if (!before.spec && !ctx.signal.aborted) await rollback(deps, fn, session, spec.deployment, ctx, error);
+      throw error;
+    }
+  } finally {
+    await release();
+  }
+}
+
+/** Removes what a failed first deploy created, and says in the process log what it did. */
+async function rollback(
+  deps: K8sDeps,
+  fn: string,
+  session: StackSession,
+  name: string,
+  ctx: ProcessContext,
+  cause: unknown,
+): Promise<void> {
+  try {
+    await session.destroy({ signal: AbortSignal.timeout(ROLLBACK_MS) });
+    await ctx.log(`${fn}: the first deploy of ${name} failed; everything it created was removed`);
+  } catch (error) {
+    deps.logger.error(
+      { err: error, deployment: name, cause },
+      "could not remove what a failed deploy created",
+    );
+    await ctx.log(
+      `${fn}: the first deploy of ${name} failed and what it created could not be removed (${(error as Error).message}); undeploy ${name} removes it`,
+    );
+  }
+}
