@@ -45,6 +45,11 @@ function count(key: string): number | undefined {
     throw new Error(`config ${key}: ${n} is not a count`);
   return n;
 }
+/** A count of seconds from the config as the k8s executor's variable `name`, when set. */
+function seconds(key: string, name: string): Record<string, string> {
+  const n = count(key);
+  return n === undefined ? {} : { [name]: String(n) };
+}
 const list = (text: string) =>
   text
     .split(",")
@@ -336,6 +341,12 @@ const k8sExecutor =
             K8S_MAX_MEMORY: maxMemory,
             ...(config.get("childImagePullPolicy")
               ? { K8S_IMAGE_PULL_POLICY: config.require("childImagePullPolicy") }
+              : {}),
+            // The autoscaler's and the drift check's periods (one replica runs each).
+            ...seconds("autoscaleInterval", "K8S_AUTOSCALE_INTERVAL"),
+            ...seconds("driftInterval", "K8S_DRIFT_INTERVAL"),
+            ...(config.getBoolean("driftRemediate") !== undefined
+              ? { K8S_DRIFT_REMEDIATE: String(config.getBoolean("driftRemediate")) }
               : {}),
           },
           secretEnv: {

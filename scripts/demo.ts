@@ -2,7 +2,7 @@
  * The local demo, on real peers: PostgreSQL, a Colonies server with a colony, MinIO, a local Kubernetes control
  * plane (kwok nodes) and a file-backend Pulumi. It bootstraps the executors with `pulumi up` of infra/, then
  * walks through the mission with the official `colonies` CLI: deploy sleep executors, run a batch of sleeps on
- * them, scale, get_pods, restart, undeploy, take a backup and verify it, then deploy a backup executor whose
+ * them, scale, get_pods, restart, undeploy, absorb a burst of sleeps with autoscaling, take a backup and verify it, then deploy a backup executor whose
  * database password comes from a Kubernetes Secret, take a backup with it and undeploy it.
  *
  * The cluster has no container runtime: the local pod runner (src/local) starts the executor processes of the
@@ -22,12 +22,13 @@ import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import { type ColoniesServer, startColoniesServer } from "../peers/colonies-server.js";
-import { builtCli } from "../peers/executor.js";
+import { builtCli, waitDone } from "../peers/executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
 import { waitFor } from "../peers/ports.js";
 import { postgresBindir } from "../peers/postgres.js";
 import { linkPulumiProject } from "../peers/pulumi-project.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
+import { ProcessState } from "../src/colonies/types.js";
 import { createLogger } from "../src/executor/logger.js";
 import { LocalPodRunner } from "../src/local/pod-runner.js";
 
@@ -480,6 +481,63 @@ async function undeploySleepers(peers: Peers, runner: LocalPodRunner, identity: 
   done(`undeploy sleepers: pods and executor processes gone, executor identity ${identity} removed`);
 }
 
+/**
+ * A burst absorbed by autoscaling: a deployment of no pods, autoscaled 0..4 from the Colonies queue, gets 24
+ * sleeps; the k8s executor grows it while they wait and shrinks it to 0 once they are done.
+ */
+async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> {
+  step("Absorbing a burst with autoscaling: 0..4 pods sized from the Colonies queue");
+  await peers.cli([
+    ...exec("deploy", "k8s", `burst,0,1,false,${IMAGE}`),
+    "--kwargs",
+    "executortype:burst,cmd:sleep",
+  ]);
+  await peers.cli([...exec("autoscale", "k8s", "burst,0,4"), "--kwargs", "cooldown:10"]);
+  const t0 = Date.now();
+  const ids = await Promise.all(
+    Array.from({ length: 24 }, async () => {
+      const { stderr } = await peers.colonies.cli([
+        "function",
+        "exec",
+        "--func",
+        "sleep",
+        "--args",
+        "1000",
+        "--targettype",
+        "burst",
+      ]);
+      return /ProcessId=([0-9a-f]{64})/.exec(stderr)?.[1] ?? "";
+    }),
+  );
+  console.log(
+    "    $ colonies function exec --func sleep --args 1000 --targettype burst   (x 24, without --wait)",
+  );
+  let peak = 0;
+  const watch = setInterval(async () => {
+    peak = Math.max(peak, await runningContainers(runner, "burst").catch(() => 0));
+  }, 500);
+  try {
+    const finished = await Promise.all(ids.map((id) => waitDone(peers.colonies, id, 300_000)));
+    const failed = finished.filter((p) => p.state !== ProcessState.SUCCESS);
+    if (failed.length)
+      throw new Error(`${failed.length} of the burst's sleeps failed: ${failed[0]?.errors?.join("; ")}`);
+  } finally {
+    clearInterval(watch);
+  }
+  const drainedMs = Date.now() - t0;
+  await waitFor(
+    "the burst deployment to shrink to 0",
+    async () => (await runningContainers(runner, "burst")) === 0,
+    120_000,
+  );
+  const status = await peers.cli([...exec("get_autoscale", "k8s", "burst"), "--out"]);
+  const decisions = [...status.matchAll(/"from":\s*(\d+),\s*"to":\s*(\d+)/g)].map((m) => `${m[1]}→${m[2]}`);
+  await undeploy(peers, runner, "burst", "burst");
+  done(
+    `autoscale burst 0..4: 24 x sleep(1000) drained in ${(drainedMs / 1000).toFixed(0)} s on up to ${peak} pods, then back to 0 (decisions ${decisions.join(", ")})`,
+  );
+}
+
 /** The shop database with a table of 50000 rows, for the backups. */
 function createShopDatabase({ colonies }: Peers): void {
   const psql = (...args: string[]) =>
@@ -602,6 +660,7 @@ async function main(): Promise<void> {
   await scaleSleepers(peers, runner, identity);
   await listPodsAndRestartOne(peers, cluster);
   await undeploySleepers(peers, runner, identity);
+  await absorbBurst(peers, runner);
   await backupWithInfraExecutor(peers);
   await deployBackupExecutor(peers, cluster, runner);
   printSummary();
