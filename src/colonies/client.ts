@@ -43,6 +43,7 @@ export interface ColoniesApi {
   closeSuccessful(processId: string, out: unknown[], prvKey: string, options?: CallOptions): Promise<object>;
   closeFailed(processId: string, errors: string[], prvKey: string, options?: CallOptions): Promise<object>;
   addLog(processId: string, message: string, prvKey: string, options?: CallOptions): Promise<object>;
+  getProcess(processId: string, prvKey: string, options?: CallOptions): Promise<Process>;
   /** Releases pooled connections. */
   close(): void;
 }

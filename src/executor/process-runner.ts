@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import type { ColoniesApi } from "../colonies/client.js";
 import { ColoniesError } from "../colonies/errors.js";
-import type { Process } from "../colonies/types.js";
+import { type Process, ProcessState } from "../colonies/types.js";
 import { parseArguments } from "./args.js";
 import type { ExecutorMetrics, Outcome } from "./metrics.js";
 import { type FunctionDef, type ProcessContext, ProcessError } from "./types.js";
@@ -53,11 +53,14 @@ export async function runProcess(
   const started = performance.now();
   metrics.processStarted();
 
+  // Colonies re-queues a process whose maxexectime ran out: from then on it is another executor's, and this
+  // handler stops instead of doing the work a second time.
+  const watch = watchAssignment(deps, process, signal, logger);
   const ctx: ProcessContext = {
     processId: process.processid,
     funcName,
     priorityTime: Number(process.prioritytime ?? 0),
-    signal,
+    signal: watch.signal,
     logger,
     log: async (message) => {
       try {
@@ -81,21 +84,26 @@ export async function runProcess(
     }
     const args = parseArguments(fn, process.spec.args, process.spec.kwargs);
     logger.info({ args }, "process started");
-    const out = await untilAborted(fn.handler(args, ctx), signal);
+    const out = await untilAborted(fn.handler(args, ctx), watch.signal);
     if (!Array.isArray(out)) throw new Error(`${funcName} returned ${typeof out}, not a list of outputs`);
     outcome = "success";
     send = () => client.closeSuccessful(process.processid, out, prvKey);
   } catch (error) {
-    const message = failureMessage(error, signal);
-    outcome = signal.aborted ? "aborted" : "failed";
-    if (error instanceof ProcessError || signal.aborted) logger.warn({ reason: message }, "process failed");
+    const message = failureMessage(error, watch.signal);
+    outcome = watch.signal.aborted ? "aborted" : "failed";
+    if (error instanceof ProcessError || watch.signal.aborted)
+      logger.warn({ reason: message }, "process failed");
     else logger.error({ err: error }, "process failed");
     if (error instanceof ProcessError && error.details) await ctx.log(error.details);
     else if (error instanceof Error && !(error instanceof ProcessError) && error.message.includes("\n")) {
       await ctx.log(error.message);
     }
     send = () => client.closeFailed(process.processid, [message], prvKey);
+  } finally {
+    watch.stop();
   }
+  // Not ours to report any more: the executor Colonies gave it to reports it.
+  if (watch.reassigned) send = async () => undefined;
   const reported = report(logger, send).then((delivered) => {
     if (!delivered) metrics.reportUndelivered();
     const seconds = (performance.now() - started) / 1000;
@@ -104,6 +112,58 @@ export async function runProcess(
     return outcome;
   });
   return { reported };
+}
+
+/** How often a process past its maxexectime is looked at in Colonies. */
+const ASSIGNMENT_CHECK_MS = 5_000;
+
+/**
+ * Aborts the handler's signal (besides the executor's own) once Colonies no longer has the process running on
+ * this executor. Only a process with a maxexectime can be re-queued, and only after it: the first look is then.
+ */
+function watchAssignment(deps: RunnerDeps, process: Process, signal: AbortSignal, logger: Logger) {
+  const maxExecSeconds = process.spec?.maxexectime ?? -1;
+  const lost = new AbortController();
+  const state = { reassigned: false, stopped: false };
+  let timer: NodeJS.Timeout | undefined;
+  const look = async () => {
+    try {
+      const now = await deps.client.getProcess(process.processid, deps.prvKey, { signal });
+      if (now.state !== ProcessState.RUNNING || now.assignedexecutorid !== process.assignedexecutorid) {
+        state.reassigned = true;
+        logger.warn(
+          { state: now.state, retries: now.retries },
+          "Colonies gave the process to another executor",
+        );
+        lost.abort(
+          new ShutdownAbort(
+            `Colonies re-queued the process (its maxexectime of ${maxExecSeconds} s ran out); another executor runs it`,
+          ),
+        );
+        return;
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      logger.debug({ err: error }, "could not look at the process's assignment");
+    }
+    if (state.stopped) return;
+    timer = setTimeout(look, ASSIGNMENT_CHECK_MS);
+    timer.unref();
+  };
+  if (maxExecSeconds > 0) {
+    timer = setTimeout(look, maxExecSeconds * 1000);
+    timer.unref();
+  }
+  return {
+    signal: AbortSignal.any([signal, lost.signal]),
+    get reassigned() {
+      return state.reassigned;
+    },
+    stop: () => {
+      state.stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** How long an aborted handler gets to clean up (kill children, remove partial output) before it is failed. */

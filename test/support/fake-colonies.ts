@@ -54,6 +54,7 @@ const MSGTYPE: Record<Method, string> = {
   closeSuccessful: "closesuccessfulmsg",
   closeFailed: "closefailedmsg",
   addLog: "addlogmsg",
+  getProcess: "getprocessmsg",
 };
 
 /** The error the transport gives when the server cannot be reached. */
@@ -128,11 +129,28 @@ export class FakeColonies implements ColoniesApi {
     }
   }
 
-  submit(funcname: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}): Process {
+  submit(
+    funcname: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    maxexectime?: number,
+  ): Process {
     const process = this.newProcess(funcname, args, kwargs);
+    if (maxexectime !== undefined) process.spec.maxexectime = maxexectime;
     this.queue.push(process);
     for (const poller of [...this.pollers]) if (poller.take()) break;
     return process;
+  }
+
+  /** Puts a running process back in the queue, as the server does when its maxexectime runs out. */
+  requeue(processId: string): void {
+    const process = this.processes.get(processId);
+    if (!process) throw new Error(`no process ${processId}`);
+    process.state = ProcessState.WAITING;
+    process.isassigned = false;
+    process.assignedexecutorid = "";
+    process.retries++;
+    this.queue.push(process);
   }
 
   /** A process the next heartbeat is (wrongly) assigned, as a server ignoring the CPU budget would. */
@@ -274,6 +292,14 @@ export class FakeColonies implements ColoniesApi {
     this.member("addLog", prvKey);
     this.logs.push({ processId, message });
     return {};
+  }
+
+  async getProcess(processId: string, prvKey: string): Promise<Process> {
+    this.enter("getProcess", [processId]);
+    this.member("getProcess", prvKey);
+    const process = this.processes.get(processId);
+    if (!process) throw httpError("getProcess", 404, "process not found");
+    return structuredClone(process);
   }
 
   close(): void {

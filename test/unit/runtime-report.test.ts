@@ -173,3 +173,30 @@ describe("process reports", () => {
     expect(text).toMatch(/^colonies_executor_reports_undelivered_total\{executor_type="test"\} 1$/m);
   });
 });
+
+describe("a process Colonies re-queues (its maxexectime ran out)", () => {
+  it("stops its handler here and leaves the report to the executor it went to", async () => {
+    const { fake, runtime, state } = await startOnFake({ concurrency: 2 });
+    const process = fake.submit("hold", ["600000"], {}, 30);
+    await until("started", () => state.started.length === 1);
+    await elapse(29_000);
+    expect(fake.callsOf("getProcess")).toHaveLength(0); // nothing to look at before the deadline
+    fake.requeue(process.processid);
+    // The second slot takes it again (in real life: another executor), the first one's handler stops.
+    await until("stopped here", () => state.abortedAt.has(process.processid));
+    await until("taken again", () => state.started.length === 2);
+    expect(fake.callsOf("getProcess").length).toBeGreaterThanOrEqual(1);
+    await elapse(10_000);
+    // The first run reported nothing; the second still runs and owns the report.
+    expect(fake.reports).toEqual([]);
+    expect(fake.callsOf("closeFailed")).toHaveLength(0);
+    expect(runtime.metrics.completed.aborted).toBe(1);
+  });
+
+  it("never looks for a process without a maxexectime", async () => {
+    const { fake } = await startOnFake();
+    fake.submit("hold", ["100000"]);
+    await until("reported", () => fake.reports.length === 1, 200_000);
+    expect(fake.callsOf("getProcess")).toHaveLength(0);
+  });
+});
