@@ -5,17 +5,17 @@ import { KubeEngine } from "../atoms/kube-engine.js";
 import { ColoniesClient } from "../colonies/client.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
 import { StackManager } from "../k8s/stacks.js";
-import { Autoscaler } from "./k8s/autoscaler.js";
+import { Autoscaler } from "./k8s/autoscale/autoscaler.js";
+import { coloniesLoad } from "./k8s/autoscale/queue-load.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { startCoordinator } from "./k8s/coordinator.js";
 import type { K8sDeps } from "./k8s/deps.js";
-import { DriftCheck } from "./k8s/drift-check.js";
+import { DriftCheck } from "./k8s/drift/check.js";
 import { k8sFunctions } from "./k8s/functions.js";
 import { IdentityRegistry } from "./k8s/identity.js";
 import { registerK8sMetrics } from "./k8s/metrics.js";
 import { Ownership } from "./k8s/ownership.js";
 import { Budget, DeployPolicy } from "./k8s/policy.js";
-import { coloniesLoad } from "./k8s/queue-load.js";
 
 const READY_CACHE_MS = 5_000;
 

@@ -26,8 +26,8 @@ import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
-import type { AutoscaleDecision } from "../../src/executors/k8s/autoscale-policy.js";
-import type { Drift } from "../../src/executors/k8s/drift.js";
+import type { AutoscaleDecision } from "../../src/executors/k8s/autoscale/policy.js";
+import type { Drift } from "../../src/executors/k8s/drift/compare.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
 import { LocalPodRunner } from "../../src/local/pod-runner.js";
 

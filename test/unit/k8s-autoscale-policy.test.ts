@@ -6,7 +6,7 @@ import {
   podsFor,
   Stabilizer,
   withDecision,
-} from "../../src/executors/k8s/autoscale-policy.js";
+} from "../../src/executors/k8s/autoscale/policy.js";
 
 const policy: AutoscalePolicy = { min: 0, max: 4, perExecutor: 1, cooldownSeconds: 30 };
 

@@ -1,6 +1,6 @@
 import type { V1Deployment, V1Secret } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { describeDrift, findDrift } from "../../src/executors/k8s/drift.js";
+import { describeDrift, findDrift } from "../../src/executors/k8s/drift/compare.js";
 import type { DeploymentSpec } from "../../src/executors/k8s/spec.js";
 
 const spec: DeploymentSpec = {

@@ -4,11 +4,11 @@
  * API), over one set of dependencies, each behind the one error boundary.
  */
 import type { FunctionDef } from "../../executor/types.js";
-import { autoscaleFunctions } from "./autoscale-functions.js";
+import { autoscaleFunctions } from "./autoscale/functions.js";
 import { clusterFunctions } from "./cluster-functions.js";
 import type { K8sDeps } from "./deps.js";
+import { reconcileFunction } from "./drift/reconcile.js";
 import { guarded } from "./errors.js";
-import { reconcileFunction } from "./reconcile.js";
 import { stackFunctions } from "./stack-functions.js";
 import { statusFunction } from "./status.js";
 

@@ -3,8 +3,8 @@
  * the replica leading each loop reports values).
  */
 import type { Registry } from "prom-client";
-import type { AutoscalerView } from "./autoscaler.js";
-import type { DriftView } from "./drift-check.js";
+import type { AutoscalerView } from "./autoscale/autoscaler.js";
+import type { DriftView } from "./drift/check.js";
 
 export function registerK8sMetrics(
   prom: typeof import("prom-client"),

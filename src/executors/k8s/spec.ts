@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation/index.js";
 import { ExecutorDeployment } from "../../k8s/component.js";
 import type { Outputs } from "../../k8s/stacks.js";
-import { type AutoscaleState, isAutoscaleState } from "./autoscale-policy.js";
+import { type AutoscaleState, isAutoscaleState } from "./autoscale/policy.js";
 import type { K8sConfig } from "./config.js";
 import { type ExecutorIdentity, isExecutorIdentity } from "./identity.js";
 import type { SecretRef, Toleration } from "./spec-kwargs.js";

@@ -4,20 +4,20 @@
  * the autoscaler to list), in the name's turn; the deployment's size is brought within [min, max] in the same
  * update. The autoscaler (autoscaler.ts) then sizes it from the Colonies queue through the same updates.
  */
-import { defineFunction } from "../../executor/define.js";
-import { type FunctionDef, ProcessError } from "../../executor/types.js";
-import { UnknownStackError } from "../../k8s/stack-errors.js";
-import { applySpec, inSession } from "./apply.js";
-import { deploymentName, dryrun } from "./arguments.js";
+import { defineFunction } from "../../../executor/define.js";
+import { type FunctionDef, ProcessError } from "../../../executor/types.js";
+import { UnknownStackError } from "../../../k8s/stack-errors.js";
+import { applySpec, inSession } from "../apply.js";
+import { deploymentName, dryrun } from "../arguments.js";
+import type { K8sDeps } from "../deps.js";
+import { recorded } from "../spec.js";
 import {
   type AutoscalePolicy,
   type AutoscaleState,
   DEFAULT_COOLDOWN_SECONDS,
   podsFor,
   withDecision,
-} from "./autoscale-policy.js";
-import type { K8sDeps } from "./deps.js";
-import { recorded } from "./spec.js";
+} from "./policy.js";
 
 const MAX_PER_EXECUTOR = 10_000;
 const MAX_COOLDOWN_SECONDS = 86_400;

@@ -4,8 +4,8 @@
  * that count as 100: more than enough to size any deployment whose max × executors per pod × per_executor is
  * below it, and the most a larger one is asked to grow for at once.
  */
-import type { ColoniesClient } from "../../colonies/client.js";
-import { ProcessState } from "../../colonies/types.js";
+import type { ColoniesClient } from "../../../colonies/client.js";
+import { ProcessState } from "../../../colonies/types.js";
 
 export interface QueueLoad {
   waiting: number;

@@ -5,14 +5,14 @@
  * stack update.
  */
 import type { Logger } from "pino";
-import type { ProcessContext } from "../../executor/types.js";
-import type { NameCoordinator } from "../../k8s/coordination.js";
-import { driftOf, inSession } from "./apply.js";
-import type { K8sDeps } from "./deps.js";
-import { describeDrift } from "./drift.js";
-import { LeaderLoop } from "./leader-loop.js";
+import type { ProcessContext } from "../../../executor/types.js";
+import type { NameCoordinator } from "../../../k8s/coordination.js";
+import { driftOf, inSession } from "../apply.js";
+import type { K8sDeps } from "../deps.js";
+import { LeaderLoop } from "../leader-loop.js";
+import { recorded } from "../spec.js";
+import { describeDrift } from "./compare.js";
 import { type ReconcileReport, reconcileIn } from "./reconcile.js";
-import { recorded } from "./spec.js";
 
 export const DRIFT_ROLE = "drift";
 

@@ -4,15 +4,15 @@
  * stack update that refreshes the state first — the same update every other mutation makes, so the Pulumi state,
  * the cluster and `status` agree afterwards. A later deploy/scale/undeploy supersedes a waiting reconcile.
  */
-import { defineFunction } from "../../executor/define.js";
-import type { FunctionDef, ProcessContext } from "../../executor/types.js";
-import { UnknownStackError } from "../../k8s/stack-errors.js";
-import type { StackSession } from "../../k8s/stacks.js";
-import { applySpec, driftOf, inSession } from "./apply.js";
-import { deploymentName, dryrun } from "./arguments.js";
-import type { K8sDeps } from "./deps.js";
-import { type Drift, describeDrift } from "./drift.js";
-import { recorded } from "./spec.js";
+import { defineFunction } from "../../../executor/define.js";
+import type { FunctionDef, ProcessContext } from "../../../executor/types.js";
+import { UnknownStackError } from "../../../k8s/stack-errors.js";
+import type { StackSession } from "../../../k8s/stacks.js";
+import { applySpec, driftOf, inSession } from "../apply.js";
+import { deploymentName, dryrun } from "../arguments.js";
+import type { K8sDeps } from "../deps.js";
+import { recorded } from "../spec.js";
+import { type Drift, describeDrift } from "./compare.js";
 
 export interface ReconcileReport {
   deployment: string;

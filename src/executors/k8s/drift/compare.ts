@@ -6,10 +6,10 @@
  * is a stack update (reconcile), which also puts back whatever this comparison does not look at.
  */
 import type { V1Container } from "@kubernetes/client-node";
-import type { K8sConfig } from "./config.js";
-import type { LiveObjects } from "./ownership.js";
-import type { DeploymentSpec } from "./spec.js";
-import { parseQuantity } from "./validation.js";
+import type { K8sConfig } from "../config.js";
+import type { LiveObjects } from "../ownership.js";
+import type { DeploymentSpec } from "../spec.js";
+import { parseQuantity } from "../validation.js";
 
 export interface Drift {
   /** `Deployment/<name>`, `Deployment/<name>/executor-0`, `Secret/<name>-keys`. */

@@ -8,20 +8,14 @@
  */
 import type { V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { ProcessContext } from "../../executor/types.js";
-import type { NameCoordinator } from "../../k8s/coordination.js";
-import { applySpec, inSession } from "./apply.js";
-import {
-  type AutoscalePolicy,
-  isAutoscalePolicy,
-  podsFor,
-  Stabilizer,
-  withDecision,
-} from "./autoscale-policy.js";
-import type { K8sDeps } from "./deps.js";
-import { LeaderLoop } from "./leader-loop.js";
+import type { ProcessContext } from "../../../executor/types.js";
+import type { NameCoordinator } from "../../../k8s/coordination.js";
+import { applySpec, inSession } from "../apply.js";
+import type { K8sDeps } from "../deps.js";
+import { LeaderLoop } from "../leader-loop.js";
+import { AUTOSCALE_ANNOTATION, recorded } from "../spec.js";
+import { type AutoscalePolicy, isAutoscalePolicy, podsFor, Stabilizer, withDecision } from "./policy.js";
 import type { QueueLoad } from "./queue-load.js";
-import { AUTOSCALE_ANNOTATION, recorded } from "./spec.js";
 
 export const AUTOSCALER_ROLE = "autoscaler";
 const EXECUTOR_TYPE_LABEL = "colonyos.io/executor-type";
