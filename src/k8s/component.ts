@@ -79,6 +79,12 @@ export interface ExecutorDeploymentArgs {
 
 export const RAMDISK_PATH = "/ramdisk";
 
+/**
+ * The stack is the truth for the fields it sets: server-side apply takes them over from whoever changed them
+ * since (a `kubectl scale`, a `kubectl set image`), instead of failing with a field-manager conflict.
+ */
+const FORCE_APPLY = { "pulumi.com/patchForce": "true" };
+
 export class ExecutorDeployment extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
   readonly secret: k8s.core.v1.Secret;
@@ -96,7 +102,7 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
     this.secret = new k8s.core.v1.Secret(
       `${name}-keys`,
       {
-        metadata: { name: `${args.name}-keys`, namespace: args.namespace, labels },
+        metadata: { name: `${args.name}-keys`, namespace: args.namespace, labels, annotations: FORCE_APPLY },
         type: "Opaque",
         stringData: pulumi.secret(secretData),
       },
@@ -190,9 +196,7 @@ export class ExecutorDeployment extends pulumi.ComponentResource {
           name: args.name,
           namespace: args.namespace,
           labels,
-          ...(args.annotations && Object.keys(args.annotations).length
-            ? { annotations: args.annotations }
-            : {}),
+          annotations: { ...FORCE_APPLY, ...args.annotations },
         },
         spec: {
           replicas: args.pods,

@@ -41,10 +41,26 @@ export class EngineError extends Error {
 
 const MEANINGFUL = /error|fail|denied|forbidden|invalid|timed out|refused|exceeded/i;
 
-/** The engine's first line that says what went wrong (not a stack frame), else its first non-empty line. */
+/** Lines that only say that something failed, not what: the CLI's exit, the engine's summaries. */
+const WRAPPER =
+  /^(stderr: |code: |stdout: |err\?: )|Command failed with exit code|\*\*failed\*\*|^error: (update failed|preview failed|\d+ errors? occurred:?)$/;
+
+/**
+ * What went wrong, in one line: the first item of the engine's Diagnostics (a resource's own error, e.g. the
+ * Kubernetes API's answer), else the first line that says what went wrong (not a stack frame nor a wrapper),
+ * else the first non-empty line.
+ */
 export function meaningfulLine(text: string): string {
   const lines = text.split("\n").map((l) => l.trim());
-  return lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ?? lines.find((l) => l !== "") ?? text;
+  const diagnostics = lines.indexOf("Diagnostics:");
+  const item = diagnostics >= 0 ? lines.slice(diagnostics).find((l) => l.startsWith("* ")) : undefined;
+  if (item) return item.slice(2);
+  return (
+    lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ") && !WRAPPER.test(l)) ??
+    lines.find((l) => MEANINGFUL.test(l) && !l.startsWith("at ")) ??
+    lines.find((l) => l !== "") ??
+    text
+  );
 }
 
 /** The operation that superseded another one on the same name. */

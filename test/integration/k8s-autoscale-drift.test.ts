@@ -20,7 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, startRuntime, testLogger, waitDone } from "../../peers/executor.js";
+import { builtCli, startRuntime, testLogger, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
@@ -69,12 +69,29 @@ function startK8sExecutor(extra: Record<string, string>): Promise<ExecutorRuntim
   );
 }
 
-/** `colonies function exec` with string arguments, as users call it; the parsed `out` of a success. */
+/**
+ * `colonies function exec --wait` with string arguments, as users call it; the first value of the process's `out`
+ * (read through the API: the CLI prints it in Go's notation).
+ */
 async function cli(func: string, args: string, kwargs?: string): Promise<Record<string, unknown>> {
-  const argv = ["function", "exec", "--func", func, "--targettype", "k8s", "--wait", "--out", "--args", args];
-  const { stdout, stderr } = await server.cli(kwargs ? [...argv, "--kwargs", kwargs] : argv);
-  expect(stderr, `${func} ${args} ${kwargs ?? ""}`).toContain("Process finished successfully");
-  return (JSON.parse(stdout) as Record<string, unknown>[])[0] as Record<string, unknown>;
+  const argv = ["function", "exec", "--func", func, "--targettype", "k8s", "--wait", "--args", args];
+  const what = `${func} ${args} ${kwargs ?? ""}`;
+  const { stderr } = await server
+    .cli(kwargs ? [...argv, "--kwargs", kwargs] : argv)
+    .catch(async (error: Error) => {
+      // The process log holds the long story (the engine's output).
+      const id = /ProcessId=([0-9a-f]{64})/.exec(error.message)?.[1];
+      const logs = id
+        ? await userClient(server).getLogs(
+            { colonyName: server.colonyName, processId: id },
+            server.userPrvKey,
+          )
+        : [];
+      throw new Error(`${what}: ${error.message}\n${logs.map((l) => l.message).join("\n")}`);
+    });
+  expect(stderr, what).toContain("Process finished successfully");
+  const id = /ProcessId=([0-9a-f]{64})/.exec(stderr)?.[1] as string;
+  return (await waitDone(server, id)).out?.[0] as Record<string, unknown>;
 }
 
 /** `colonies function exec` without --wait, as a user scripts a burst; the process id. */
