@@ -107,6 +107,10 @@ async function replicas(name: string): Promise<number | undefined> {
   return (await apps.readNamespacedDeployment({ name, namespace })).spec?.replicas;
 }
 
+async function readyPods(name: string): Promise<number> {
+  return (await apps.readNamespacedDeployment({ name, namespace })).status?.readyReplicas ?? 0;
+}
+
 async function metrics(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${runtime.httpPort}/metrics`)).text();
 }
@@ -182,11 +186,7 @@ describe("autoscaling from the Colonies queue", () => {
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < BURST; i++) ids.push(await submitCli("as-sleep", "sleep", String(SLEEP_MS)));
-    await waitFor(
-      "the deployment to grow to 4 pods",
-      async () => (await replicas("burst")) === 4,
-      GROW_BOUND_MS,
-    );
+    await waitFor("4 ready pods", async () => (await readyPods("burst")) === 4, GROW_BOUND_MS);
     const grewMs = Date.now() - started;
     const waiting = await cli("get_autoscale", "burst");
     expect(waiting.pods).toBe(4);
@@ -207,7 +207,7 @@ describe("autoscaling from the Colonies queue", () => {
     const decisions = after.decisions as AutoscaleDecision[];
     const sizes = decisions.map((d) => d.to);
     console.info(
-      `autoscale: grew to 4 in ${(grewMs / 1000).toFixed(1)} s after the first submission, ${BURST} sleeps of ${SLEEP_MS} ms done after ${((drainedAt - started) / 1000).toFixed(1)} s, back to 0 ${(shrankMs / 1000).toFixed(1)} s after the queue drained; decisions: ${decisions.map((d) => `${d.from}→${d.to} (${d.reason})`).join("; ")}`,
+      `autoscale: 4 pods ready ${(grewMs / 1000).toFixed(1)} s after the first submission, ${BURST} sleeps of ${SLEEP_MS} ms done after ${((drainedAt - started) / 1000).toFixed(1)} s, back to 0 ${(shrankMs / 1000).toFixed(1)} s after the queue drained; decisions: ${decisions.map((d) => `${d.from}→${d.to} (${d.reason})`).join("; ")}`,
     );
     for (const d of decisions) expect(d.reason, JSON.stringify(d)).toMatch(/\S/);
     // Up, then down: one change of direction at most (no flapping), ending at the minimum.
