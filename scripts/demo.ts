@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import { type ColoniesServer, startColoniesServer } from "../peers/colonies-server.js";
-import { builtCli, waitDone } from "../peers/executor.js";
+import { builtCli, submit, waitDone } from "../peers/executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
 import { waitFor } from "../peers/ports.js";
 import { postgresBindir } from "../peers/postgres.js";
@@ -530,8 +530,14 @@ async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> 
     async () => (await runningContainers(runner, "burst")) === 0,
     120_000,
   );
-  const status = await peers.cli([...exec("get_autoscale", "k8s", "burst"), "--out"]);
-  const decisions = [...status.matchAll(/"from":\s*(\d+),\s*"to":\s*(\d+)/g)].map((m) => `${m[1]}→${m[2]}`);
+  console.log(await peers.cli([...exec("get_autoscale", "k8s", "burst"), "--out"]));
+  // The same through the API, for the summary (the CLI prints values in Go's notation).
+  const status = await waitDone(
+    peers.colonies,
+    (await submit(peers.colonies, "k8s", "get_autoscale", ["burst"])).processid,
+  );
+  const recorded = (status.out?.[0] as { decisions?: { from: number; to: number }[] })?.decisions ?? [];
+  const decisions = recorded.map((d) => `${d.from}→${d.to}`);
   await undeploy(peers, runner, "burst", "burst");
   done(
     `autoscale burst 0..4: 24 x sleep(1000) drained in ${(drainedMs / 1000).toFixed(0)} s on up to ${peak} pods, then back to 0 (decisions ${decisions.join(", ")})`,
