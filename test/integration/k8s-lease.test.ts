@@ -98,7 +98,10 @@ describe("LeaseCoordinator", () => {
     const results = await Promise.allSettled([
       b.acquire("api", ticket("s2", 2, "pods"), forever),
       a.acquire("api", ticket("s3", 3, "pods"), forever),
-      new Promise((r) => setTimeout(r, 500)).then(() => held.release()),
+      // d1 deploys the name: only a deployed name's waiting calls coalesce.
+      new Promise((r) => setTimeout(r, 500)).then(() =>
+        held.release({ version: 1, applied: { process: "d1", fn: "deploy", order: 1, at: "t" } }),
+      ),
     ]);
     const [s2, s3] = results;
     expect(s2?.status).toBe("rejected");
@@ -244,6 +247,62 @@ describe("LeaseCoordinator", () => {
     expect(turn.takenOver).toBe(true); // its update may have been cut off: the stack is refreshed first
     expect(Date.now() - started).toBeLessThan(LEASE_SECONDS * 1000);
     await turn.release();
+  });
+
+  it("gives every waiting call its own turn on a name that is not deployed", async () => {
+    const [a, b] = [await replica("unknown-a"), await replica("unknown-b")];
+    const held = await a.acquire("nosuch", ticket("r0", 0, "none"), forever);
+    const turns: string[] = [];
+    const take = (coordinator: LeaseCoordinator, t: Ticket) =>
+      coordinator.acquire("nosuch", t, forever).then(async (turn) => {
+        turns.push(t.process);
+        await turn.release(); // each fails as an unknown deployment: nothing is recorded
+      });
+    const waiting = [
+      take(b, ticket("s1", 1, "pods")),
+      take(a, { process: "u2", fn: "undeploy", order: 2, effect: "replace" }),
+    ];
+    await new Promise((r) => setTimeout(r, 500));
+    await held.release();
+    await Promise.all(waiting);
+    expect(turns).toEqual(["s1", "u2"]);
+  });
+
+  it("elects one leader per role, and hands the role on when the leader goes", async () => {
+    const [a, b] = [await replica("lead-a"), await replica("lead-b")];
+    expect(await a.leads("autoscaler")).toBe(true);
+    expect(await b.leads("autoscaler")).toBe(false);
+    expect(await a.leads("autoscaler")).toBe(true); // it keeps the role
+    expect(await b.leads("drift")).toBe(true); // roles are separate
+    expect(await a.leads("drift")).toBe(false);
+    const lease = await leases.readNamespacedLease({ name: `autoscaler.${PROJECT}`, namespace });
+    expect(lease.spec?.holderIdentity).toBe("lead-a");
+    // A clean shutdown hands the role on at once.
+    await a.close();
+    expect(await b.leads("autoscaler")).toBe(true);
+    // A leader killed with -9: its Lease stops being renewed, and the role moves once it is proven gone.
+    const c = await replica("lead-c");
+    expect(await c.leads("drift")).toBe(false);
+    await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: { name: c.replicaLease("lead-dead") },
+        spec: {
+          holderIdentity: "lead-dead",
+          leaseDurationSeconds: LEASE_SECONDS,
+          renewTime: new V1MicroTime(),
+        },
+      },
+    });
+    await leases.createNamespacedLease({
+      namespace,
+      body: { metadata: { name: `orphan.${PROJECT}` }, spec: { holderIdentity: "lead-dead" } },
+    });
+    const started = Date.now();
+    while (!(await c.leads("orphan"))) await new Promise((r) => setTimeout(r, 200));
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 500);
+    expect(waited).toBeLessThan(LEASE_SECONDS * 1000 + 5_000);
   });
 
   it("lets only one of two replicas reserve what only one fits", async () => {
