@@ -57,6 +57,11 @@ export function autoscaleFunctions(deps: K8sDeps): FunctionDef[] {
       const off = args.off === true;
       const preview = args.dryrun === true;
       let policy: AutoscalePolicy | undefined;
+      if (!off && deps.config.autoscaleIntervalSeconds === 0) {
+        throw new ProcessError(
+          "autoscale: the autoscaler is off on this executor (K8S_AUTOSCALE_INTERVAL=0); only off:true is accepted",
+        );
+      }
       if (!off) {
         if (args.min === undefined || args.max === undefined) {
           throw new ProcessError("autoscale: min and max are required (or off:true to stop autoscaling)");
