@@ -21,6 +21,8 @@ export interface RunnerDeps {
   functions: ReadonlyMap<string, FunctionDef>;
   metrics: ExecutorMetrics;
   logger: Logger;
+  /** What a handler does once Colonies gave its process to another executor (ExecutorInstance.onReassigned). */
+  onReassigned: "stop" | "finish";
 }
 
 const REPORT_ATTEMPTS = 5;
@@ -150,7 +152,7 @@ function watchAssignment(deps: RunnerDeps, process: Process, signal: AbortSignal
     timer = setTimeout(look, ASSIGNMENT_CHECK_MS);
     timer.unref();
   };
-  if (maxExecSeconds > 0) {
+  if (maxExecSeconds > 0 && deps.onReassigned === "stop") {
     timer = setTimeout(look, maxExecSeconds * 1000);
     timer.unref();
   }

@@ -145,6 +145,7 @@ export class ExecutorRuntime {
       functions: this.functions,
       metrics: this.metrics,
       logger: this.logger,
+      onReassigned: this.instance.onReassigned ?? "stop",
     };
   }
 

@@ -65,6 +65,12 @@ export interface ExecutorInstance {
   functions: readonly FunctionDef[];
   /** Readiness beyond the Colonies connection (e.g. the cluster is reachable). */
   ready?(): Promise<boolean>;
+  /**
+   * What a running handler does once Colonies re-queued its process (its maxexectime ran out) and another
+   * executor may run it: "stop" (default: aborted, nothing reported, the work is not done twice) or "finish"
+   * (it completes; its report is refused) for executors whose running handler holds a place others depend on.
+   */
+  onReassigned?: "stop" | "finish";
   /** Adds the executor's own metrics to the exported registry (called once, when /metrics is on). */
   registerMetrics?(prom: typeof import("prom-client"), registry: import("prom-client").Registry): void;
   close?(): Promise<void>;

@@ -107,6 +107,9 @@ export const k8sExecutor: ExecutorModule = {
     let readyAt = 0;
     return {
       functions: k8sFunctions(deps),
+      // A handler holds its call's place in the name's order: stopping it would let a later call on the name go
+      // first before the re-run takes the place again. It finishes; the re-run repeats it or is superseded.
+      onReassigned: "finish",
       registerMetrics: (prom, registry) => registerK8sMetrics(prom, registry, { autoscaler, drift }),
       async ready() {
         if (Date.now() - readyAt < READY_CACHE_MS) return true;

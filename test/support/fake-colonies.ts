@@ -553,9 +553,15 @@ export function probe(fake: FakeColonies): { instance: ExecutorInstance; state: 
 const started = new Set<ExecutorRuntime>();
 
 /** Starts a runtime with a probe on `fake` (registration included); `stopStarted` ends it after the test. */
-export async function startOnFake(overrides: Partial<RuntimeConfig> = {}, fake = new FakeColonies()) {
+export async function startOnFake(
+  overrides: Partial<RuntimeConfig> = {},
+  fake = new FakeColonies(),
+  instanceOverrides: Partial<ExecutorInstance> = {},
+) {
   const config = fakeConfig(fake, overrides);
-  const { instance, state } = probe(fake);
+  const probed = probe(fake);
+  const { state } = probed;
+  const instance = { ...probed.instance, ...instanceOverrides };
   const { logger, lines } = capturingLogger();
   const runtime = new ExecutorRuntime(config, instance, logger, fake);
   started.add(runtime);

@@ -193,6 +193,18 @@ describe("a process Colonies re-queues (its maxexectime ran out)", () => {
     expect(runtime.metrics.completed.aborted).toBe(1);
   });
 
+  it("lets the handler finish when the executor asks so (its report is then refused)", async () => {
+    const { fake, state } = await startOnFake({}, undefined, { onReassigned: "finish" });
+    const process = fake.submit("hold", ["60000"], {}, 30);
+    await until("started", () => state.started.length === 1);
+    await elapse(31_000);
+    fake.requeue(process.processid);
+    await until("the first run tried to report", () => fake.callsOf("closeSuccessful").length === 1, 120_000);
+    expect(state.abortedAt.has(process.processid)).toBe(false);
+    expect(fake.callsOf("getProcess")).toHaveLength(0);
+    expect(fake.reports).toEqual([]); // refused: the process is not running on this executor any more
+  });
+
   it("never looks for a process without a maxexectime", async () => {
     const { fake } = await startOnFake();
     fake.submit("hold", ["100000"]);
