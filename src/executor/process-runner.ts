@@ -15,6 +15,11 @@ export class ShutdownAbort extends Error {
   override name = "ShutdownAbort";
 }
 
+/** The handler was stopped because Colonies re-queued its process (another executor runs it now). */
+export class ReassignedAbort extends ShutdownAbort {
+  override name = "ReassignedAbort";
+}
+
 export interface RunnerDeps {
   client: ColoniesApi;
   prvKey: string;
@@ -138,7 +143,7 @@ function watchAssignment(deps: RunnerDeps, process: Process, signal: AbortSignal
           "Colonies gave the process to another executor",
         );
         lost.abort(
-          new ShutdownAbort(
+          new ReassignedAbort(
             `Colonies re-queued the process (its maxexectime of ${maxExecSeconds} s ran out); another executor runs it`,
           ),
         );

@@ -107,9 +107,9 @@ export const k8sExecutor: ExecutorModule = {
     let readyAt = 0;
     return {
       functions: k8sFunctions(deps),
-      // A handler holds its call's place in the name's order: stopping it would let a later call on the name go
-      // first before the re-run takes the place again. It finishes; the re-run repeats it or is superseded.
-      onReassigned: "finish",
+      // A call Colonies re-queued: with Leases it stops and leaves its ticket as the re-run's place; the in-process
+      // queue keeps no place for a stopped call, so there it finishes (the re-run repeats it or is superseded).
+      onReassigned: coordinator.kind === "lease" ? "stop" : "finish",
       registerMetrics: (prom, registry) => registerK8sMetrics(prom, registry, { autoscaler, drift }),
       async ready() {
         if (Date.now() - readyAt < READY_CACHE_MS) return true;

@@ -51,13 +51,22 @@ export interface LeaseCoordinatorOptions {
   processOpen?: (processId: string) => Promise<boolean>;
   /** Called once this replica can no longer prove it is alive (its turns and tickets are then others'). */
   onLost?: (reason: Error) => void;
+  /**
+   * Whether an operation stopped for this reason leaves its ticket in place for its process's re-run (Colonies
+   * re-queued the process: another replica runs it next, and it must not lose its place in the order meanwhile).
+   */
+  keepsPlace?: (reason: unknown) => boolean;
   logger: Logger;
 }
 
-/** A ticket as stored on the name's Lease: whose (replica), and a unique id. */
+/**
+ * A ticket as stored on the name's Lease: whose (replica), and a unique id. An abandoned ticket was left by an
+ * operation stopped because its process was re-queued: like a dead replica's, it keeps its place for the re-run.
+ */
 interface StoredTicket extends Ticket {
   id: string;
   replica: string;
+  abandoned?: boolean;
 }
 
 interface NameState {
@@ -172,7 +181,7 @@ export class LeaseCoordinator implements NameCoordinator {
                 "took over the turn of a replica proven gone",
               );
             }
-            return this.turn(leaseName, name, taken, mine, takenOver);
+            return this.turn(leaseName, name, taken, mine, takenOver, signal);
           }
           continue;
         }
@@ -184,7 +193,7 @@ export class LeaseCoordinator implements NameCoordinator {
         await sleep(this.pollMs * (0.5 + Math.random()), undefined, { signal });
       }
     } finally {
-      if (!claimed) await this.withdraw(leaseName, name, mine.id);
+      if (!claimed) await this.withdraw(leaseName, name, mine.id, this.keepsPlace(signal));
     }
   }
 
@@ -291,6 +300,7 @@ export class LeaseCoordinator implements NameCoordinator {
     lease: V1Lease,
     mine: StoredTicket,
     takenOver: boolean,
+    signal: AbortSignal,
   ): NameTurn {
     const holder = `${this.replica}/${mine.id}`;
     return {
@@ -301,9 +311,12 @@ export class LeaseCoordinator implements NameCoordinator {
         // Retried: until it is written, the name waits for this replica (which is alive).
         for (let attempt = 1; ; attempt++) {
           try {
+            const keep = this.keepsPlace(signal);
             return await this.change(leaseName, name, (state, current) => {
               if (current.spec?.holderIdentity !== holder) return false;
-              state.tickets = state.tickets.filter((t) => t.id !== mine.id);
+              state.tickets = keep
+                ? state.tickets.map((t) => (t.id === mine.id ? { ...t, abandoned: true } : t))
+                : state.tickets.filter((t) => t.id !== mine.id);
               if (next) state.record = next;
               current.spec = { ...current.spec, holderIdentity: undefined };
               return true;
@@ -317,12 +330,22 @@ export class LeaseCoordinator implements NameCoordinator {
     };
   }
 
-  /** Removes a ticket that will not take its turn (superseded, aborted, failed). */
-  private async withdraw(leaseName: string, name: string, id: string): Promise<void> {
+  /** Whether an operation stopped by `signal` keeps its ticket in place for its process's re-run. */
+  private keepsPlace(signal: AbortSignal): boolean {
+    return signal.aborted && (this.options.keepsPlace?.(signal.reason) ?? false);
+  }
+
+  /**
+   * Removes a ticket that will not take its turn (superseded, aborted, failed), or, when `abandon`, leaves it as
+   * a place for its process's re-run.
+   */
+  private async withdraw(leaseName: string, name: string, id: string, abandon = false): Promise<void> {
     await this.change(leaseName, name, (state) => {
-      const before = state.tickets.length;
-      state.tickets = state.tickets.filter((t) => t.id !== id);
-      return state.tickets.length !== before;
+      const before = JSON.stringify(state.tickets);
+      state.tickets = abandon
+        ? state.tickets.map((t) => (t.id === id ? { ...t, abandoned: true } : t))
+        : state.tickets.filter((t) => t.id !== id);
+      return JSON.stringify(state.tickets) !== before;
     }).catch((error: unknown) => {
       // Left behind, it is dropped with this replica's Lease at the latest.
       this.options.logger.warn({ err: error, deployment: name }, "could not withdraw a ticket");
@@ -357,10 +380,11 @@ export class LeaseCoordinator implements NameCoordinator {
    * whose first deploy was cut off), and the re-run would then apply out of order.
    */
   private async effective(tickets: StoredTicket[], gone: Set<string>): Promise<StoredTicket[]> {
-    const live = new Set(tickets.filter((t) => !gone.has(t.replica)).map((t) => t.process));
+    const standIn = (t: StoredTicket) => gone.has(t.replica) || t.abandoned === true;
+    const live = new Set(tickets.filter((t) => !standIn(t)).map((t) => t.process));
     const kept: StoredTicket[] = [];
     for (const ticket of tickets) {
-      if (!gone.has(ticket.replica)) kept.push(ticket);
+      if (!standIn(ticket)) kept.push(ticket);
       else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
     }
     return kept;

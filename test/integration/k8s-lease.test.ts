@@ -28,9 +28,11 @@ const started: LeaseCoordinator[] = [];
 async function replica(
   name: string,
   processOpen?: (processId: string) => Promise<boolean>,
+  keepsPlace?: (reason: unknown) => boolean,
 ): Promise<LeaseCoordinator> {
   const coordinator = await LeaseCoordinator.start({
     processOpen,
+    keepsPlace,
     api: executorApi,
     namespace,
     project: PROJECT,
@@ -205,6 +207,37 @@ describe("LeaseCoordinator", () => {
     await later;
     expect(events).toEqual(["rerun", "later"]);
     open = false;
+  });
+
+  it("keeps the place of a call stopped because Colonies re-queued it, for its re-run", async () => {
+    class Requeued extends Error {}
+    const open = async (id: string) => id === "p1";
+    const keeps = (reason: unknown) => reason instanceof Requeued;
+    const [a, b] = [await replica("requeue-a", open, keeps), await replica("requeue-b", open, keeps)];
+    const held = await a.acquire("requeued", ticket("h0", 0), forever);
+    const stop = new AbortController();
+    const stopped = a.acquire("requeued", ticket("p1", 1, "pods"), stop.signal);
+    const events: string[] = [];
+    const later = b.acquire("requeued", ticket("p2", 2, "none"), forever).then(async (turn) => {
+      events.push("later");
+      await turn.release();
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    stop.abort(new Requeued("re-queued"));
+    await expect(stopped).rejects.toThrow();
+    await held.release();
+    // p1's process is open (re-queued) and its ticket stays: p2 must not go first.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(events).toEqual([]);
+    const lease = await leases.readNamespacedLease({ name: a.nameLease("requeued"), namespace });
+    const tickets = JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]");
+    expect(tickets.find((t: { process: string }) => t.process === "p1")).toMatchObject({ abandoned: true });
+    // The re-run, on the other replica, takes the place.
+    const rerun = await b.acquire("requeued", ticket("p1", 1, "pods"), forever);
+    events.push("rerun");
+    await rerun.release();
+    await later;
+    expect(events).toEqual(["rerun", "later"]);
   });
 
   it("gives a dead replica's place up when its process is closed", async () => {

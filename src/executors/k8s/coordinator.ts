@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
 import { ColoniesError } from "../../colonies/errors.js";
 import { ProcessState } from "../../colonies/types.js";
+import { ReassignedAbort } from "../../executor/process-runner.js";
 import { ConfigError, type RuntimeIdentity } from "../../executor/types.js";
 import { LocalCoordinator, type NameCoordinator } from "../../k8s/coordination.js";
 import { LeaseCoordinator } from "../../k8s/lease-coordinator.js";
@@ -47,6 +48,8 @@ export async function startCoordinator(
     // Its turns are others' from now on: stop serving (its updates were already cancelled) and let the
     // supervisor start a fresh replica with a new identity.
     onLost: (reason) => runtime.fatal?.(reason.message),
+    // A call stopped because Colonies re-queued it keeps its place in its name's order for the re-run.
+    keepsPlace: (reason) => reason instanceof ReassignedAbort,
     logger,
   }).catch((error: unknown) => {
     throw new ConfigError(
