@@ -56,6 +56,16 @@ export interface LeaseCoordinatorOptions {
    * re-queued the process: another replica runs it next, and it must not lose its place in the order meanwhile).
    */
   keepsPlace?: (reason: unknown) => boolean;
+  /**
+   * An open Colonies process that mutates `name`, comes before `order`, and has none of the `tracked` tickets:
+   * a call assigned to a replica that died before it could put its ticket down, or one re-queued since. A turn
+   * waits for it (its re-run puts the ticket down), so that calls keep their submission order even then.
+   */
+  untrackedEarlier?: (
+    name: string,
+    order: number,
+    tracked: ReadonlySet<string>,
+  ) => Promise<string | undefined>;
   logger: Logger;
 }
 
@@ -97,6 +107,7 @@ export class LeaseCoordinator implements NameCoordinator {
   /** Other replicas' Leases as last observed: resourceVersion, and since when (this replica's clock). */
   private readonly observed = new Map<string, { version: string; since: number; durationMs: number }>();
   private readonly processStates = new Map<string, { open: boolean; at: number }>();
+  private readonly untracked = new Map<string, { found: boolean; at: number }>();
   /** Replicas proven gone, and when each other replica's Lease was last looked at. */
   private readonly gone = new Set<string>();
   private readonly checked = new Map<string, number>();
@@ -161,7 +172,11 @@ export class LeaseCoordinator implements NameCoordinator {
         if (later) throw new SupersededError(name, later, "queued");
         const first = tickets.slice().sort(byOrder)[0];
         const takenOver = !!holder && gone.has(replicaOf(holder));
-        if (first?.id === mine.id && (!holder || takenOver)) {
+        if (
+          first?.id === mine.id &&
+          (!holder || takenOver) &&
+          !(await this.untrackedEarlier(name, mine.order, state.tickets))
+        ) {
           // The ticket stays until the turn ends: if this replica dies, its place in the order stays too.
           const body = withState(lease, { ...state, tickets });
           body.spec = {
@@ -388,6 +403,25 @@ export class LeaseCoordinator implements NameCoordinator {
       else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
     }
     return kept;
+  }
+
+  /** Whether an earlier call on the name is open in Colonies without a ticket (answers reused for a second). */
+  private async untrackedEarlier(name: string, order: number, tickets: StoredTicket[]): Promise<boolean> {
+    const { untrackedEarlier } = this.options;
+    if (!untrackedEarlier) return false;
+    const key = `${name}/${order}`;
+    const known = this.untracked.get(key);
+    if (known && Date.now() - known.at < PROCESS_STATE_MS / 2) return known.found;
+    const process = await untrackedEarlier(name, order, new Set(tickets.map((t) => t.process)));
+    if (process && !known?.found) {
+      this.options.logger.info(
+        { deployment: name, waitingFor: process },
+        "an earlier call on the name is open in Colonies without a ticket; waiting for it",
+      );
+    }
+    this.untracked.set(key, { found: process !== undefined, at: Date.now() });
+    if (this.untracked.size > 1000) this.untracked.clear();
+    return process !== undefined;
   }
 
   private async processOpen(processId: string): Promise<boolean> {

@@ -9,12 +9,22 @@ import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
 import { ColoniesError } from "../../colonies/errors.js";
-import { ProcessState } from "../../colonies/types.js";
+import { type Process, ProcessState } from "../../colonies/types.js";
 import { ReassignedAbort } from "../../executor/process-runner.js";
 import { ConfigError, type RuntimeIdentity } from "../../executor/types.js";
 import { LocalCoordinator, type NameCoordinator } from "../../k8s/coordination.js";
 import { LeaseCoordinator } from "../../k8s/lease-coordinator.js";
 import type { K8sConfig } from "./config.js";
+
+/** The functions that take a turn to change a name (reads and previews do not order anything). */
+const MUTATIONS = new Set(["deploy", "undeploy", "scale", "reconcile", "autoscale"]);
+
+/** The deployment name a call is about: its first positional argument, or the kwarg. */
+function deploymentOf(process: Process): string | undefined {
+  const first = process.spec?.args?.[0];
+  const named = process.spec?.kwargs?.deploymentname;
+  return typeof first === "string" ? first : typeof named === "string" ? named : undefined;
+}
 
 export async function startCoordinator(
   config: K8sConfig,
@@ -34,6 +44,26 @@ export async function startCoordinator(
       return !(error instanceof ColoniesError && error.notFound);
     }
   };
+  const untrackedEarlier = async (name: string, order: number, tracked: ReadonlySet<string>) => {
+    const open = await Promise.all(
+      [ProcessState.RUNNING, ProcessState.WAITING].map((state) =>
+        colonies.getProcesses(
+          { colonyName: runtime.colonyName, state, executorType: config.ownType, count: 100 },
+          runtime.executorPrvKey,
+        ),
+      ),
+    );
+    const earlier = open.flat().find(
+      (p) =>
+        !tracked.has(p.processid) &&
+        // A waiting one counts only once it was re-queued (it ran before): a first one is assigned in order.
+        (p.state === ProcessState.RUNNING || p.retries > 0) &&
+        MUTATIONS.has(p.spec?.funcname ?? "") &&
+        deploymentOf(p) === name &&
+        Number(p.prioritytime ?? 0) < order,
+    );
+    return earlier?.processid;
+  };
   const host = hostname()
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, "-");
@@ -50,6 +80,7 @@ export async function startCoordinator(
     onLost: (reason) => runtime.fatal?.(reason.message),
     // A call stopped because Colonies re-queued it keeps its place in its name's order for the re-run.
     keepsPlace: (reason) => reason instanceof ReassignedAbort,
+    untrackedEarlier,
     logger,
   }).catch((error: unknown) => {
     throw new ConfigError(
