@@ -3,7 +3,7 @@
  * the replica leading each loop reports values).
  */
 import type { Registry } from "prom-client";
-import type { AutoscalerView } from "./autoscale/autoscaler.js";
+import type { AutoscalerView, Seen } from "./autoscale/autoscaler.js";
 import type { DriftView } from "./drift/check.js";
 
 export function registerK8sMetrics(
@@ -14,11 +14,7 @@ export function registerK8sMetrics(
   const { autoscaler, drift } = views;
   const registers = [registry];
   if (autoscaler) {
-    const perDeployment = (
-      name: string,
-      help: string,
-      value: (seen: AutoscalerView["seen"] extends ReadonlyMap<string, infer V> ? V : never) => number,
-    ) =>
+    const perDeployment = (name: string, help: string, value: (seen: Seen) => number) =>
       new prom.Gauge({
         name,
         help,

@@ -20,16 +20,22 @@ import type { QueueLoad } from "./queue-load.js";
 export const AUTOSCALER_ROLE = "autoscaler";
 const EXECUTOR_TYPE_LABEL = "colonyos.io/executor-type";
 
+/** What the autoscaler last saw of one deployment: the load, the size it asks for, the live size. */
+export interface Seen {
+  load: QueueLoad;
+  wanted: number;
+  pods: number;
+}
+
 /** What the autoscaler saw and did, for the metrics. */
 export interface AutoscalerView {
-  /** Per deployment: the last load, recommendation and live size. */
-  readonly seen: ReadonlyMap<string, { load: QueueLoad; wanted: number; pods: number }>;
+  readonly seen: ReadonlyMap<string, Seen>;
   /** Scale decisions applied, by direction. */
   readonly decisions: { up: number; down: number; failed: number };
 }
 
 export class Autoscaler implements AutoscalerView {
-  readonly seen = new Map<string, { load: QueueLoad; wanted: number; pods: number }>();
+  readonly seen = new Map<string, Seen>();
   readonly decisions = { up: 0, down: 0, failed: 0 };
   private readonly stabilizers = new Map<string, { policy: string; stabilizer: Stabilizer }>();
   private readonly loop: LeaderLoop;
