@@ -52,7 +52,11 @@ export async function startCoordinator(
           runtime.executorPrvKey,
         ),
       ),
-    );
+    ).catch((error: unknown) => {
+      // Colonies cannot say: the tickets alone order the turn, as they do for every call that put one down.
+      logger.warn({ err: error, deployment: name }, "could not look for untracked earlier calls");
+      return [];
+    });
     const earlier = open.flat().find(
       (p) =>
         !tracked.has(p.processid) &&
