@@ -15,12 +15,11 @@ import { join } from "node:path";
 import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
-import { builtCli, startRuntime, submit, testLogger, waitDone } from "../peers/executor.js";
+import { startExecutorPodRunner, startRuntime, submit, waitDone } from "../peers/executor.js";
 import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
-import { LocalPodRunner } from "../src/local/pod-runner.js";
 
 const N = Number(process.env.BENCH_BURST ?? 40);
 const SLEEP_MS = Number(process.env.BENCH_SLEEP_MS ?? 1000);
@@ -33,7 +32,6 @@ const kc = loadKubeConfig({ path: kubeconfig });
 const apps = kc.makeApiClient(AppsV1Api);
 const core = kc.makeApiClient(CoreV1Api);
 const namespace = `bench-as-${randomBytes(3).toString("hex")}`;
-const cli = builtCli();
 
 await core.createNamespace({ body: { metadata: { name: namespace } } });
 const server = await startColoniesServer();
@@ -49,17 +47,7 @@ const runtime = await startRuntime(
     },
   ),
 );
-const runner = new LocalPodRunner({
-  kubeConfig: kc,
-  namespace,
-  logger: testLogger,
-  gracePeriodMs: 5_000,
-  command: (container) => ({
-    command: "env",
-    args: ["EXECUTOR_HTTP_PORT=0", process.execPath, cli, ...(container.args ?? [])],
-  }),
-});
-await runner.start();
+const runner = await startExecutorPodRunner(kc, namespace);
 
 async function call(func: string, args: string[], kwargs: Record<string, string> = {}): Promise<void> {
   const done = await waitDone(server, (await submit(server, "k8s", func, args, kwargs)).processid, 600_000);

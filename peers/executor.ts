@@ -2,12 +2,14 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { ColoniesClient } from "../src/colonies/client.js";
 import { type Process, ProcessState } from "../src/colonies/types.js";
 import { loadRuntimeConfig } from "../src/executor/config.js";
 import { createLogger } from "../src/executor/logger.js";
 import { ExecutorRuntime } from "../src/executor/runtime.js";
 import type { ExecutorModule } from "../src/executor/types.js";
+import { LocalPodRunner } from "../src/local/pod-runner.js";
 import type { ColoniesServer } from "./colonies-server.js";
 
 export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "warn", pretty: false });
@@ -92,4 +94,34 @@ export function builtCli(): string {
   if (!existsSync(cli))
     throw new Error(`${cli} is missing: run \`npm run build\` first (scripts/test.sh does)`);
   return cli;
+}
+
+/**
+ * The local pod runner for a namespace whose deployments run this project's image: each container runs the built
+ * entry point with the pod's environment, its /metrics port chosen at random (pods share one host here) and JSON
+ * logs. Started; stop it when done.
+ */
+export async function startExecutorPodRunner(
+  kubeConfig: KubeConfig,
+  namespace: string,
+): Promise<LocalPodRunner> {
+  const cli = builtCli();
+  const runner = new LocalPodRunner({
+    kubeConfig,
+    namespace,
+    logger: testLogger,
+    gracePeriodMs: 5_000,
+    command: (container) => ({
+      command: "env",
+      args: [
+        "EXECUTOR_HTTP_PORT=0",
+        "EXECUTOR_LOG_FORMAT=json",
+        process.execPath,
+        cli,
+        ...(container.args ?? []),
+      ],
+    }),
+  });
+  await runner.start();
+  return runner;
 }

@@ -20,7 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, startRuntime, testLogger, userClient, waitDone } from "../../peers/executor.js";
+import { startExecutorPodRunner, startRuntime, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
@@ -29,7 +29,7 @@ import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import type { AutoscaleDecision } from "../../src/executors/k8s/autoscale/policy.js";
 import type { Drift } from "../../src/executors/k8s/drift/compare.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
-import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import type { LocalPodRunner } from "../../src/local/pod-runner.js";
 
 const BURST = 40;
 const SLEEP_MS = 1500;
@@ -136,7 +136,6 @@ async function kubectlSetImage(name: string, image: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  const cliPath = builtCli();
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);
@@ -146,23 +145,7 @@ beforeAll(async () => {
   kubeconfig = await executorKubeconfig(admin, namespace, dataDir);
   runtime = await startK8sExecutor({ K8S_DRIFT_INTERVAL: "2" });
   // The deployed containers, run as local processes with the pods' environment.
-  runner = new LocalPodRunner({
-    kubeConfig: admin,
-    namespace,
-    logger: testLogger,
-    gracePeriodMs: 5_000,
-    command: (container) => ({
-      command: "env",
-      args: [
-        "EXECUTOR_HTTP_PORT=0",
-        "EXECUTOR_LOG_FORMAT=json",
-        process.execPath,
-        cliPath,
-        ...(container.args ?? []),
-      ],
-    }),
-  });
-  await runner.start();
+  runner = await startExecutorPodRunner(admin, namespace);
 }, 600_000);
 
 afterAll(async () => {

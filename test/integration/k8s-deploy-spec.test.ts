@@ -18,7 +18,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, startRuntime, submit, testLogger, waitDone } from "../../peers/executor.js";
+import { startExecutorPodRunner, startRuntime, submit, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
@@ -26,11 +26,10 @@ import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
-import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import type { LocalPodRunner } from "../../src/local/pod-runner.js";
 import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
-let CLI: string;
 const GPU = "example.com/gpu";
 let server: ColoniesServer;
 let database: Postgres;
@@ -54,7 +53,6 @@ async function cli(func: string, args: string, kwargs?: string): Promise<string>
 }
 
 beforeAll(async () => {
-  CLI = builtCli();
   admin = loadKubeConfig({ path: clusterKubeconfig() });
   apps = admin.makeApiClient(AppsV1Api);
   core = admin.makeApiClient(CoreV1Api);
@@ -110,24 +108,7 @@ beforeAll(async () => {
     ),
   );
   // The containers of the deployed executors, run as local processes with the pods' environment.
-  runner = new LocalPodRunner({
-    kubeConfig: admin,
-    namespace,
-    logger: testLogger,
-    gracePeriodMs: 5_000,
-    command: (container) => ({
-      command: "env",
-      // Pods share no ports here (one host): the /metrics port is chosen at random.
-      args: [
-        "EXECUTOR_HTTP_PORT=0",
-        "EXECUTOR_LOG_FORMAT=json",
-        process.execPath,
-        CLI,
-        ...(container.args ?? []),
-      ],
-    }),
-  });
-  await runner.start();
+  runner = await startExecutorPodRunner(admin, namespace);
 }, 600_000);
 
 afterAll(async () => {

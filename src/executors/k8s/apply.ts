@@ -5,6 +5,7 @@
  * from the live state (refreshing the stack first when the objects drifted), updates the stack, and on failure
  * undoes what it created.
  */
+import type { Logger } from "pino";
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { type ProcessContext, ProcessError } from "../../executor/types.js";
 import { ownedLabels } from "../../k8s/labels.js";
@@ -60,6 +61,23 @@ export async function inSession(
   } finally {
     await batcher.close();
   }
+}
+
+/**
+ * The context of an operation the executor starts itself (the autoscaler, the drift check): no Colonies process,
+ * its place among the calls on the name is now (Colonies' priority time is in nanoseconds), its log is ours.
+ */
+export function ownContext(logger: Logger, funcName: string, deployment: string, signal: AbortSignal) {
+  const scoped = logger.child({ deployment, function: funcName });
+  const ctx: ProcessContext = {
+    processId: "",
+    funcName,
+    priorityTime: Date.now() * 1e6,
+    signal,
+    logger: scoped,
+    log: async (message) => scoped.info(message),
+  };
+  return ctx;
 }
 
 /** What the stack's Secret holds, as its program writes it. */
@@ -118,6 +136,10 @@ export async function applySpec(
     ? await driftOf(deps, { ...before, spec: before.spec }, ctx.signal)
     : { drift: [], live: {} };
   if (seen.drift.length > 0) {
+    // A deleted object may have been replaced by someone else's of the same name: the refresh would read it
+    // into the state and the update take it over. That is refused, as for a new name.
+    if (seen.drift.some((d) => d.field === "(object)"))
+      await deps.ownership.assertNameFree(fn, spec.deployment);
     await ctx.log(
       `${fn}: ${seen.drift.length} field(s) drifted from the record; the stack is refreshed first`,
     );

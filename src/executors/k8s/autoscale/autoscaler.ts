@@ -8,9 +8,8 @@
  */
 import type { V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { ProcessContext } from "../../../executor/types.js";
 import type { NameCoordinator } from "../../../k8s/coordination.js";
-import { applySpec, inSession } from "../apply.js";
+import { applySpec, inSession, ownContext } from "../apply.js";
 import type { K8sDeps } from "../deps.js";
 import { LeaderLoop } from "../leader-loop.js";
 import { AUTOSCALE_ANNOTATION, recorded } from "../spec.js";
@@ -122,16 +121,8 @@ export class Autoscaler implements AutoscalerView {
     reason: string,
     signal: AbortSignal,
   ): Promise<void> {
-    const logger = this.logger.child({ deployment: name, function: "autoscaler" });
-    const ctx: ProcessContext = {
-      processId: "",
-      funcName: "autoscaler",
-      // Its place among the calls on the name: now, in Colonies' terms (nanoseconds).
-      priorityTime: Date.now() * 1e6,
-      signal,
-      logger,
-      log: async (message) => logger.info(message),
-    };
+    const ctx = ownContext(this.logger, "autoscaler", name, signal);
+    const { logger } = ctx;
     try {
       const [out] = (await inSession(this.deps, name, ctx, "pods", async (session) => {
         const record = recorded(await session.current());

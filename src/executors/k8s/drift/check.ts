@@ -5,9 +5,8 @@
  * stack update.
  */
 import type { Logger } from "pino";
-import type { ProcessContext } from "../../../executor/types.js";
 import type { NameCoordinator } from "../../../k8s/coordination.js";
-import { driftOf, inSession } from "../apply.js";
+import { driftOf, inSession, ownContext } from "../apply.js";
 import type { K8sDeps } from "../deps.js";
 import { LeaderLoop } from "../leader-loop.js";
 import { recorded } from "../spec.js";
@@ -68,15 +67,8 @@ export class DriftCheck implements DriftView {
   }
 
   private async check(name: string, signal: AbortSignal): Promise<void> {
-    const logger = this.logger.child({ deployment: name, function: "drift-check" });
-    const ctx: ProcessContext = {
-      processId: "",
-      funcName: "drift-check",
-      priorityTime: Date.now() * 1e6,
-      signal,
-      logger,
-      log: async (message) => logger.info(message),
-    };
+    const ctx = ownContext(this.logger, "drift-check", name, signal);
+    const { logger } = ctx;
     this.totals.checks++;
     // The dry check, in the name's turn: it never reads a deployment halfway through an update.
     const [found] = (await inSession(this.deps, name, ctx, "none", async (session) => {

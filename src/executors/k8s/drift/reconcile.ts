@@ -36,16 +36,20 @@ export async function reconcileIn(
   const record = recorded(await session.current());
   if (!record.spec) throw new UnknownStackError(name);
   const spec = record.spec;
-  const { drift } = await driftOf(deps, { ...record, spec }, ctx.signal);
-  if (drift.length > 0) await ctx.log(`reconcile: ${name} drifted: ${describeDrift(drift)}`);
-  if (preview) return { deployment: name, drifted: drift.length > 0, drift, dryrun: true };
+  if (preview) {
+    const { drift } = await driftOf(deps, { ...record, spec }, ctx.signal);
+    if (drift.length > 0) await ctx.log(`reconcile: ${name} drifted: ${describeDrift(drift)}`);
+    return { deployment: name, drifted: drift.length > 0, drift, dryrun: true };
+  }
   // Refreshed even without drift seen here: the update then also puts back what the comparison does not cover.
-  const { result } = await applySpec(
+  // The drift it reports is the one applySpec found before the update, in this same turn.
+  const { result, drift } = await applySpec(
     deps,
     session,
     { fn: "reconcile", spec, preview: false, refresh: true },
     ctx,
   );
+  if (drift.length > 0) await ctx.log(`reconcile: ${name} drifted: ${describeDrift(drift)}`);
   const after = await driftOf(deps, { ...record, spec }, ctx.signal);
   return {
     deployment: name,
