@@ -266,6 +266,24 @@ describe("drift", () => {
     expect(Object.keys(secret.data ?? {})).toEqual(["COLONIES_PRVKEY"]);
   }, 300_000);
 
+  it("refuses to take over someone else's object put in place of a deleted one", async () => {
+    await core.deleteNamespacedSecret({ name: "drift-keys", namespace });
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: "drift-keys" }, stringData: { theirs: "keep" } },
+    });
+    const done = await waitDone(server, await submitCli("k8s", "reconcile", "drift"), 120_000);
+    expect(done.state).toBe(ProcessState.FAILED);
+    expect(done.errors?.[0]).toMatch(
+      /a Secret named drift-keys already exists .* not created by this executor/,
+    );
+    const theirs = await core.readNamespacedSecret({ name: "drift-keys", namespace });
+    expect(Object.keys(theirs.data ?? {})).toEqual(["theirs"]);
+    // Once it is gone, reconcile puts the stack's own back.
+    await core.deleteNamespacedSecret({ name: "drift-keys", namespace });
+    expect(await cli("reconcile", "drift")).toMatchObject({ remaining: [] });
+  }, 300_000);
+
   it("scale starts from the live size: previous is what kubectl left", async () => {
     await kubectlScale("drift", 5);
     const scaled = await cli("scale", "drift,3");
