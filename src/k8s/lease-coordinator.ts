@@ -329,9 +329,7 @@ export class LeaseCoordinator implements NameCoordinator {
             const keep = this.keepsPlace(signal);
             return await this.change(leaseName, name, (state, current) => {
               if (current.spec?.holderIdentity !== holder) return false;
-              state.tickets = keep
-                ? state.tickets.map((t) => (t.id === mine.id ? { ...t, abandoned: true } : t))
-                : state.tickets.filter((t) => t.id !== mine.id);
+              state.tickets = leaving(state.tickets, mine.id, keep);
               if (next) state.record = next;
               current.spec = { ...current.spec, holderIdentity: undefined };
               return true;
@@ -357,9 +355,7 @@ export class LeaseCoordinator implements NameCoordinator {
   private async withdraw(leaseName: string, name: string, id: string, abandon = false): Promise<void> {
     await this.change(leaseName, name, (state) => {
       const before = JSON.stringify(state.tickets);
-      state.tickets = abandon
-        ? state.tickets.map((t) => (t.id === id ? { ...t, abandoned: true } : t))
-        : state.tickets.filter((t) => t.id !== id);
+      state.tickets = leaving(state.tickets, id, abandon);
       return JSON.stringify(state.tickets) !== before;
     }).catch((error: unknown) => {
       // Left behind, it is dropped with this replica's Lease at the latest.
@@ -566,6 +562,18 @@ export class LeaseCoordinator implements NameCoordinator {
       spec: { leaseDurationSeconds: this.leaseMs / 1000 },
     };
   }
+}
+
+/**
+ * The tickets once ticket `id` leaves: removed, or (`abandon`) kept as its process's place for a re-run — unless
+ * the re-run's own ticket is already there. A ticket leaving after its turn also takes abandoned places of its
+ * process with it: the call is done.
+ */
+function leaving(tickets: StoredTicket[], id: string, abandon: boolean): StoredTicket[] {
+  const own = tickets.find((t) => t.id === id);
+  const rerun = tickets.some((t) => t.id !== id && t.process === own?.process && !t.abandoned);
+  if (abandon && own && !rerun) return tickets.map((t) => (t.id === id ? { ...t, abandoned: true } : t));
+  return tickets.filter((t) => t.id !== id && !(t.abandoned && own && t.process === own.process && !abandon));
 }
 
 /** The replica part of a turn holder (`<replica>/<ticket id>`). */
