@@ -61,8 +61,15 @@ const list = (text: string) =>
 // image's entry point `colonyos-executor` (`sleep` runs sleep executors). Its budgets (K8S_MAX_*).
 const allowedImages = [...new Set([image, ...list(config.get("allowedImages") ?? "")])];
 const allowedCmds = list(config.get("allowedCmds") ?? "sleep");
-// Secrets a deploy may reference (secretenv, imagepullsecret; K8S_ALLOWED_SECRETS): none unless listed.
+// Secrets a deploy may reference (secretenv, imagepullsecret) through profiles that bind each to images and cmds,
+// with the env names allowed beside it (K8S_PROFILES; none unless given), under an optional ceiling
+// (K8S_ALLOWED_SECRETS); env names callers may set for any image (K8S_ALLOWED_ENV), executor types besides a
+// deployment's own name (K8S_ALLOWED_EXECUTOR_TYPES), taint keys they may tolerate (K8S_ALLOWED_TOLERATIONS).
 const allowedSecrets = list(config.get("allowedSecrets") ?? "");
+const profiles = config.getObject<Record<string, unknown>>("profiles") ?? {};
+const allowedEnv = list(config.get("allowedEnv") ?? "");
+const allowedExecutorTypes = list(config.get("allowedExecutorTypes") ?? "");
+const allowedTolerations = list(config.get("allowedTolerations") ?? "");
 const maxDeployments = count("maxDeployments");
 const maxContainers = count("maxContainers");
 // The largest container in the namespace: the LimitRange's max, and the k8s executor's own check (K8S_MAX_CPU,
@@ -333,6 +340,12 @@ const k8sExecutor =
             K8S_ALLOWED_IMAGES: allowedImages.join(","),
             K8S_ALLOWED_CMDS: allowedCmds.join(","),
             ...(allowedSecrets.length ? { K8S_ALLOWED_SECRETS: allowedSecrets.join(",") } : {}),
+            ...(Object.keys(profiles).length ? { K8S_PROFILES: JSON.stringify(profiles) } : {}),
+            ...(allowedEnv.length ? { K8S_ALLOWED_ENV: allowedEnv.join(",") } : {}),
+            ...(allowedExecutorTypes.length
+              ? { K8S_ALLOWED_EXECUTOR_TYPES: allowedExecutorTypes.join(",") }
+              : {}),
+            ...(allowedTolerations.length ? { K8S_ALLOWED_TOLERATIONS: allowedTolerations.join(",") } : {}),
             // The image installed here is built on this runtime: its deployments' readiness means registered.
             K8S_RUNTIME_IMAGES: image,
             ...(maxDeployments !== undefined ? { K8S_MAX_DEPLOYMENTS: String(maxDeployments) } : {}),
@@ -466,6 +479,10 @@ export const outputs = {
     allowedImages,
     allowedCmds,
     allowedSecrets,
+    profiles,
+    allowedEnv,
+    allowedExecutorTypes,
+    allowedTolerations,
     maxDeployments: maxDeployments ?? "the k8s executor's default",
     maxContainers: maxContainers ?? "the k8s executor's default",
     maxCpuPerContainer: maxCpu,

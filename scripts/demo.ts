@@ -278,9 +278,11 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
     ["namespace", NAMESPACE],
     ["image", IMAGE],
     // What callers may deploy through the k8s executor: the image above (always allowed), as the arguments of its
-    // entry point the cmds `sleep` and `backup`, and references to the Secret shop-db (nothing unless listed).
+    // entry point the cmds `sleep` and `backup`, with the executor types `sleep` and `shop-backup` besides a
+    // deployment's own name; the Secret shop-db only through the profile below (nothing unless listed).
     ["allowedCmds", "sleep,backup"],
     ["allowedSecrets", DB_SECRET.name],
+    ["allowedExecutorTypes", "sleep,shop-backup"],
     ["coloniesHost", "127.0.0.1"],
     ["coloniesPort", String(colonies.port)],
     ["colonyName", colonies.colonyName],
@@ -308,6 +310,30 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
       s3: { endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, pathStyle: true },
     }),
   );
+  // The password of shop-db goes only to the backup command of the image installed here, with only the settings
+  // the demo's backup executor needs beside it: no caller-chosen S3 endpoint, database or retention.
+  await pulumi(
+    "config",
+    "set",
+    "--path",
+    "profiles",
+    JSON.stringify({
+      "shop-backup": {
+        images: [IMAGE],
+        cmds: ["backup"],
+        secrets: [DB_SECRET.name],
+        env: [
+          "DB_HOST",
+          "DB_PORT",
+          "DB_DATABASE",
+          "DB_USER",
+          "BACKUP_TARGET",
+          "BACKUP_DIR",
+          "BACKUP_PG_BINDIR",
+        ],
+      },
+    }),
+  );
   await runner.start();
   console.log("    $ pulumi preview");
   const preview = await pulumi("preview");
@@ -317,7 +343,7 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
   done(`pulumi up: ${/(\d+) created/.exec(up)?.[0] ?? "done"}`);
   const policy = JSON.parse(await pulumi("stack", "output", "--json")).outputs.policy;
   console.log(
-    `    policy: images ${policy.allowedImages.join(", ")}; cmds ${policy.allowedCmds.join(", ")}; secrets ${policy.allowedSecrets.join(", ")}; ${policy.podSecurity}; quota ${JSON.stringify(policy.quota)}`,
+    `    policy: images ${policy.allowedImages.join(", ")}; cmds ${policy.allowedCmds.join(", ")}; secrets ${policy.allowedSecrets.join(", ")} (profiles ${Object.keys(policy.profiles).join(", ")}); ${policy.podSecurity}; quota ${JSON.stringify(policy.quota)}`,
   );
 }
 

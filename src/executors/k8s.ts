@@ -7,6 +7,7 @@ import { ConfigError, type ExecutorModule } from "../executor/types.js";
 import { StackManager } from "../k8s/stacks.js";
 import { Autoscaler } from "./k8s/autoscale/autoscaler.js";
 import { coloniesLoad } from "./k8s/autoscale/queue-load.js";
+import { Budget } from "./k8s/budget.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { startCoordinator } from "./k8s/coordinator.js";
 import type { K8sDeps } from "./k8s/deps.js";
@@ -15,7 +16,7 @@ import { k8sFunctions } from "./k8s/functions.js";
 import { IdentityRegistry } from "./k8s/identity.js";
 import { registerK8sMetrics } from "./k8s/metrics.js";
 import { Ownership } from "./k8s/ownership.js";
-import { Budget, DeployPolicy } from "./k8s/policy.js";
+import { DeployPolicy } from "./k8s/policy.js";
 
 const READY_CACHE_MS = 5_000;
 
@@ -79,6 +80,7 @@ export const k8sExecutor: ExecutorModule = {
         client: colonies,
         colonyName: config.child.colonyName,
         ownerKey: config.ownerKey,
+        readerKey: runtime?.executorPrvKey,
         location: `kubernetes/${namespace}`,
         logger,
       }),

@@ -40,6 +40,16 @@ const image = "registry.example.com/colonyos/executors:0.1.0";
 const RESOURCES = 14;
 /** The state backend the three k8s-executor replicas share (kwok runs no containers: it is never dialled). */
 const backendUrl = "postgres://pulumi:backend-password@postgres.colonyos.svc:5432/pulumi_state";
+/** A profile binding a Secret to the backup command, as an operator writes it into the stack's config. */
+const PROFILES = {
+  "team-backup": {
+    images: ["registry.example.com/team/*"],
+    cmds: ["backup"],
+    secrets: ["team-db"],
+    env: ["DB_HOST", "DB_DATABASE"],
+  },
+};
+
 let env: NodeJS.ProcessEnv;
 let core: CoreV1Api;
 let apps: AppsV1Api;
@@ -100,6 +110,8 @@ beforeAll(async () => {
     sleepExecutorsPerPod: "2",
     // The operator's policy and the namespace's bounds (allowedCmds keeps its default, sleep).
     allowedImages: "registry.example.com/team/*, ghcr.io/acme/**",
+    allowedExecutorTypes: "team-*",
+    allowedTolerations: "gpu",
     maxDeployments: "5",
     maxMemory: "2Gi",
     quotaPods: "20",
@@ -109,6 +121,7 @@ beforeAll(async () => {
   for (const [key, value] of Object.entries(settings)) {
     await pulumi("config", "set", "--config-file", configFile, key, value);
   }
+  await pulumi("config", "set", "--config-file", configFile, "--path", "profiles", JSON.stringify(PROFILES));
   await pulumi("config", "set", "--config-file", configFile, "--secret", "colonyPrvKey", colonyPrvKey);
   await pulumi("config", "set", "--config-file", configFile, "--secret", "k8sStateBackend", backendUrl);
   await pulumi(
@@ -250,6 +263,9 @@ describe("pulumi preview / up / destroy of infra/", () => {
       policy: {
         allowedImages: [image, "registry.example.com/team/*", "ghcr.io/acme/**"],
         allowedCmds: ["sleep"],
+        profiles: PROFILES,
+        allowedExecutorTypes: ["team-*"],
+        allowedTolerations: ["gpu"],
         maxDeployments: 5,
         maxMemoryPerContainer: "2Gi",
         podSecurity: `restricted (enforced on namespace ${namespace})`,
@@ -275,6 +291,9 @@ describe("pulumi preview / up / destroy of infra/", () => {
       "ghcr.io/acme/**",
     ]);
     expect(env.K8S_ALLOWED_CMDS).toBe("sleep");
+    expect(JSON.parse(env.K8S_PROFILES ?? "{}")).toEqual(PROFILES);
+    expect(env).toMatchObject({ K8S_ALLOWED_EXECUTOR_TYPES: "team-*", K8S_ALLOWED_TOLERATIONS: "gpu" });
+    expect(env).not.toHaveProperty("K8S_ALLOWED_ENV");
     expect(env).toMatchObject({ K8S_MAX_DEPLOYMENTS: "5", K8S_MAX_CPU: "4", K8S_MAX_MEMORY: "2Gi" });
     expect(env).not.toHaveProperty("K8S_MAX_CONTAINERS");
     // It registers its deployments' executor identities with the colony owner key (delivered by the Secret).

@@ -58,6 +58,7 @@ function startK8sExecutor(extra: Record<string, string>): Promise<ExecutorRuntim
       { kubeconfig, namespace, dataDir, passphrase },
       {
         K8S_RUNTIME_IMAGES: "registry.example.com/colonyos/*",
+        K8S_ALLOWED_EXECUTOR_TYPES: "as-sleep,drift-sleep",
         K8S_ROLLOUT_TIMEOUT: "120",
         K8S_AUTOSCALE_INTERVAL: "2",
         EXECUTOR_CONCURRENCY: "4",

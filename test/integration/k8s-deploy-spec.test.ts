@@ -99,6 +99,33 @@ beforeAll(async () => {
       {
         K8S_ALLOWED_CMDS: "sleep,backup",
         K8S_ALLOWED_SECRETS: "pg-secret,regcred",
+        K8S_ALLOWED_EXECUTOR_TYPES: "spec-*",
+        K8S_ALLOWED_TOLERATIONS: "gpu,spot",
+        // pg-secret goes to the backup command with the settings a backup executor needs, or to the sleep
+        // command beside the env the first test sets; the pull secret to any cmd of the image.
+        K8S_PROFILES: JSON.stringify({
+          "spec-sleep": {
+            images: ["registry.example.com/colonyos/*"],
+            cmds: ["sleep"],
+            secrets: ["pg-secret", "regcred"],
+            env: ["GREETING", "EMPTY"],
+          },
+          "spec-backup": {
+            images: ["registry.example.com/colonyos/*"],
+            cmds: ["backup"],
+            secrets: ["pg-secret"],
+            env: [
+              "DB_HOST",
+              "DB_PORT",
+              "DB_DATABASE",
+              "DB_USER",
+              "BACKUP_TARGET",
+              "BACKUP_DIR",
+              "BACKUP_PG_BINDIR",
+            ],
+          },
+          pull: { images: ["registry.example.com/colonyos/*"], secrets: ["regcred"] },
+        }),
         K8S_RUNTIME_IMAGES: "registry.example.com/colonyos/*",
         K8S_MAX_GPU: "2",
         K8S_GPU_RESOURCE: GPU,
@@ -181,6 +208,16 @@ describe("deploy's spec kwargs through the official CLI", () => {
         { env: "COLONIES_SERVER_HOST=evil.example.com" },
         /env name "COLONIES_SERVER_HOST" is set by the executor/,
       ],
+      [
+        { cmd: "backup", secretenv: "DB_PASSWORD=pg-secret/password", env: "AWS_S3_ENDPOINT=x" },
+        /env AWS_S3_ENDPOINT may not be set beside Secret\(s\) pg-secret: profile spec-backup allows env DB_HOST, DB_PORT, DB_DATABASE, DB_USER, BACKUP_TARGET, BACKUP_DIR, BACKUP_PG_BINDIR \(K8S_PROFILES\)/,
+      ],
+      [
+        { cmd: "backup", env: "GREETING=hi" },
+        /env GREETING may not be set for image \S+ with cmd "backup": K8S_ALLOWED_ENV \(none\) and the profiles for this image \(spec-backup, pull\) do not allow it/,
+      ],
+      [{ tolerations: "dedicated" }, /tolerations may not name the taint dedicated/],
+      [{ executortype: "sleep" }, /executortype "sleep" is not allowed/],
       [{ gpu: "3" }, /gpu must be a whole number from 1 to 2/],
       [{ cpulimit: "9" }, /cpulimit "9" is more than the largest allowed, 4/],
       [

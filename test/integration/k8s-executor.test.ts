@@ -61,7 +61,12 @@ beforeAll(async () => {
     k8sExecutor,
     k8sExecutorEnv(
       { kubeconfig, namespace, dataDir, passphrase },
-      { K8S_ROLLOUT_TIMEOUT: "120", K8S_MAX_PODS: "20", EXECUTOR_CONCURRENCY: "6" },
+      {
+        K8S_ROLLOUT_TIMEOUT: "120",
+        K8S_MAX_PODS: "20",
+        K8S_ALLOWED_EXECUTOR_TYPES: "sleep",
+        EXECUTOR_CONCURRENCY: "6",
+      },
     ),
   );
 }, 600_000);

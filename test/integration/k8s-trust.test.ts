@@ -17,7 +17,7 @@ import { builtCli, startRuntime, submit, testLogger, userClient, waitDone } from
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { idOf } from "../../src/colonies/crypto.js";
+import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { ExecutorState, type Process, ProcessState } from "../../src/colonies/types.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
@@ -124,7 +124,31 @@ beforeAll(async () => {
     namespace,
     body: { metadata: { name: "taken-keys" }, stringData: { precious: "do not delete" } },
   });
+  // Secrets a caller must never reach, whatever the operator's patterns say: one wearing the labels of infra's
+  // executors' keys under another name, and a service account's token (the executor's own rights).
+  await core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: "relabelled", labels: selectorLabels("k8s-executor") },
+      stringData: { COLONIES_COLONY_PRVKEY: "not a real key" },
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: "sa-token", annotations: { "kubernetes.io/service-account.name": "default" } },
+      type: "kubernetes.io/service-account-token",
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: "shop-db" }, stringData: { password: "shop-password" } },
+  });
   server = await startColoniesServer();
+  // Executors of a type that infra (or anyone with the owner key) registered: their processes are not a
+  // deployment's to take.
+  await registerForeignExecutor(server, "backup");
+  await registerForeignExecutor(server, "trust-taken");
   dataDir = mkdtempSync(join(tmpdir(), "k8s-trust-"));
   const kubeconfig = await executorKubeconfig(admin, namespace, dataDir);
   runtime = await startRuntime(
@@ -134,7 +158,25 @@ beforeAll(async () => {
       { kubeconfig, namespace, dataDir, passphrase },
       {
         K8S_ALLOWED_IMAGES: "registry.example.com/colonyos/*",
-        K8S_ALLOWED_CMDS: "sleep",
+        K8S_ALLOWED_CMDS: "sleep,backup",
+        K8S_ALLOWED_EXECUTOR_TYPES: "trust-*",
+        K8S_ALLOWED_TOLERATIONS: "gpu",
+        // Every Secret is under the ceiling, and a profile binds the ones that hold keys explicitly: they stay out
+        // of reach anyway.
+        K8S_ALLOWED_SECRETS: "*",
+        K8S_PROFILES: JSON.stringify({
+          keys: {
+            images: ["registry.example.com/colonyos/*"],
+            cmds: ["sleep"],
+            secrets: ["*-keys", "relabelled", "sa-token"],
+          },
+          "shop-backup": {
+            images: ["registry.example.com/colonyos/*"],
+            cmds: ["backup"],
+            secrets: ["shop-db"],
+            env: ["DB_HOST", "DB_DATABASE"],
+          },
+        }),
         K8S_MAX_DEPLOYMENTS: "2",
         K8S_MAX_CONTAINERS: "6",
         K8S_MAX_CPU: "100",
@@ -155,6 +197,18 @@ afterAll(async () => {
   await server?.stop();
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
 });
+
+/** Registers (and approves) an executor of `type` with the owner key, as infra's executors are. */
+async function registerForeignExecutor(server: ColoniesServer, type: string) {
+  const key = generatePrivateKey();
+  const client = userClient(server);
+  const name = `foreign-${type}`;
+  await client.addExecutor(
+    { executorid: idOf(key), executortype: type, executorname: name, colonyname: server.colonyName },
+    server.colonyPrvKey,
+  );
+  await client.approveExecutor(server.colonyName, name, server.colonyPrvKey);
+}
 
 /** No key may appear in what a caller sees: errors, outputs, process logs. */
 async function expectNoSecrets(process: Process, keys: string[]) {
@@ -181,7 +235,7 @@ describe("the attack table: a colony user's calls that must change nothing", () 
       "deploy",
       () => ["x", "1", "1", "false", IMAGE],
       { cmd: "env" },
-      /cmd "env" is not allowed by K8S_ALLOWED_CMDS \(sleep\)/,
+      /cmd "env" is not allowed by K8S_ALLOWED_CMDS \(sleep, backup\)/,
     ],
     [
       "a shell as cmd",
@@ -238,6 +292,108 @@ describe("the attack table: a colony user's calls that must change nothing", () 
       () => ["k8s", "1", "1", "false", IMAGE],
       {},
       /executortype "k8s" is this k8s executor's own type/,
+    ],
+    [
+      "a deployment's executor key as env",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", secretenv: "K=taken-keys/COLONIES_PRVKEY" },
+      /Secret taken-keys may never be referenced: Secrets named \*-keys hold the keys of ColonyOS executors/,
+    ],
+    [
+      "infra's executor keys as env",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", secretenv: "K=k8s-executor-keys/COLONIES_COLONY_PRVKEY" },
+      /Secret k8s-executor-keys may never be referenced/,
+    ],
+    [
+      "executor keys under another name",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", secretenv: "K=relabelled/COLONIES_COLONY_PRVKEY" },
+      /^deploy: Secret relabelled may never be referenced: it holds keys of ColonyOS executors/,
+    ],
+    [
+      "a service account's token",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", secretenv: "T=sa-token/token" },
+      /^deploy: Secret sa-token may never be referenced: it holds a service account's token/,
+    ],
+    [
+      "executor keys as a pull secret",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", imagepullsecret: "web-keys" },
+      /Secret web-keys may never be referenced/,
+    ],
+    [
+      "a bound Secret sent to the caller's own bucket",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      {
+        cmd: "backup",
+        secretenv: "DB_PASSWORD=shop-db/password",
+        env: "DB_HOST=shop;AWS_S3_ENDPOINT=http//evil.example.com",
+      },
+      /^deploy: env AWS_S3_ENDPOINT may not be set beside Secret\(s\) shop-db: profile shop-backup allows env DB_HOST, DB_DATABASE \(K8S_PROFILES\)$/,
+    ],
+    [
+      "a restore over the real database through a decoy",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "backup", secretenv: "DB_PASSWORD=shop-db/password", env: "BACKUP_ALLOW_RESTORE_EXISTING=true" },
+      /^deploy: env BACKUP_ALLOW_RESTORE_EXISTING may not be set beside Secret\(s\) shop-db/,
+    ],
+    [
+      "retention over the real backups",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "backup", secretenv: "DB_PASSWORD=shop-db/password", env: "BACKUP_KEEP=1" },
+      /^deploy: env BACKUP_KEEP may not be set beside Secret\(s\) shop-db/,
+    ],
+    [
+      "a bound Secret in another program",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", secretenv: "DB_PASSWORD=shop-db/password" },
+      /^deploy: Secret shop-db is not bound to image registry\.example\.com\/colonyos\/\S+ with cmd "sleep": the profile\(s\) binding it \(shop-backup\) do not allow this image and cmd \(K8S_PROFILES\)$/,
+    ],
+    [
+      "env the operator did not allow",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { cmd: "sleep", env: "NODE_DEBUG=http" },
+      /^deploy: env NODE_DEBUG may not be set for image \S+ with cmd "sleep": K8S_ALLOWED_ENV \(none\)/,
+    ],
+    [
+      "infra's backup processes",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { executortype: "backup" },
+      /^deploy: executortype "backup" is not allowed: a deployment's executors take its own name \(x\) as their type unless K8S_ALLOWED_EXECUTOR_TYPES \(trust-\*\) allows another$/,
+    ],
+    [
+      "infra's backup processes, by the deployment's name",
+      "deploy",
+      () => ["backup", "1", "1", "false", IMAGE],
+      {},
+      /^deploy: executortype "backup" is served by executors this executor did not create \(foreign-backup\): its processes are theirs; choose another type$/,
+    ],
+    [
+      "an allowed type someone else serves",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { executortype: "trust-taken" },
+      /^deploy: executortype "trust-taken" is served by executors this executor did not create \(foreign-trust-taken\)/,
+    ],
+    [
+      "a taint the operator did not list",
+      "deploy",
+      () => ["x", "1", "1", "false", IMAGE],
+      { tolerations: "dedicated=NoSchedule" },
+      /tolerations may not name the taint dedicated: it is not allowed by K8S_ALLOWED_TOLERATIONS \(gpu\)/,
     ],
     [
       "a billion CPUs",
@@ -512,5 +668,47 @@ describe("budgets and deadlines", () => {
     // no lock left, no stack left: the same name deploys at once
     await ok("deploy", ["slow", "1", "1", "false", IMAGE], { cpu: "100m" });
     await ok("undeploy", ["slow"]);
+  });
+});
+
+describe("what the operator binds, and objects that are not the stack's", () => {
+  it("deploys a bound Secret to the image and cmd of its profile, with that profile's env", async () => {
+    const [out] = (await ok("deploy", ["shop", "1", "1", "false", IMAGE], {
+      cmd: "backup",
+      executortype: "trust-shop",
+      secretenv: "DB_PASSWORD=shop-db/password",
+      env: "DB_HOST=db.example.com;DB_DATABASE=shop",
+    })) as [Record<string, unknown>];
+    expect(out).toMatchObject({ deployment: "shop", executortype: "trust-shop", cmd: ["backup"] });
+    const container = (await apps.readNamespacedDeployment({ name: "shop", namespace })).spec?.template.spec
+      ?.containers[0];
+    expect(container?.env?.find((e) => e.name === "DB_PASSWORD")?.valueFrom?.secretKeyRef).toEqual({
+      name: "shop-db",
+      key: "password",
+    });
+    await ok("undeploy", ["shop"]);
+  });
+
+  it("refuses to undeploy over a Deployment someone else made under the name, and leaves it", async () => {
+    await ok("deploy", ["own", "1", "1", "false", IMAGE]);
+    await apps.deleteNamespacedDeployment({ name: "own", namespace });
+    await waitFor(
+      "the Deployment to be gone",
+      async () =>
+        !(await apps.listNamespacedDeployment({ namespace })).items.some((d) => d.metadata?.name === "own"),
+      30_000,
+    );
+    await foreignDeployment("own", { app: "own-by-someone-else" });
+    const refused = await call("undeploy", ["own"]);
+    expect(refused.state).toBe(ProcessState.FAILED);
+    expect(refused.errors?.[0]).toMatch(
+      /^undeploy: a Deployment named own already exists in namespace k8s-trust-\w+ and was not created by this executor's stack for own; it is not deleted; once its owner removes it, undeploy removes the rest$/,
+    );
+    const foreign = await apps.readNamespacedDeployment({ name: "own", namespace });
+    expect(foreign.metadata?.labels).toEqual({ app: "own-by-someone-else" });
+    await apps.deleteNamespacedDeployment({ name: "own", namespace });
+    const [out] = (await ok("undeploy", ["own"])) as [Record<string, unknown>];
+    expect(out).toMatchObject({ deployment: "own", executorRemoved: true });
+    expect((await activeExecutors()).filter((e) => e.name.startsWith("own-"))).toEqual([]);
   });
 });

@@ -21,7 +21,16 @@ describe("k8s executor configuration", () => {
     expect(config.ownerKey).toBe(key);
     // Safe defaults: children run as registered executor identities, and no image or cmd is allowed yet.
     expect(config.identity).toBe("executor");
-    expect(config.policy).toEqual({ images: [], cmds: [], secrets: [], runtimeImages: [] });
+    expect(config.policy).toEqual({
+      images: [],
+      cmds: [],
+      secrets: [],
+      env: [],
+      executorTypes: [],
+      tolerations: [],
+      profiles: {},
+      runtimeImages: [],
+    });
     expect(config.gpu).toEqual({ resource: "nvidia.com/gpu", max: 0 });
     expect(config.limits).toMatchObject({
       maxPods: 100,
@@ -58,6 +67,12 @@ describe("k8s executor configuration", () => {
       COLONIES_COLONY_PRVKEY: key,
       K8S_ALLOWED_IMAGES: " registry.example.com/colonyos/* , ghcr.io/team/** ",
       K8S_ALLOWED_CMDS: "sleep,backup",
+      K8S_ALLOWED_ENV: "LOG_*",
+      K8S_ALLOWED_EXECUTOR_TYPES: "team-*",
+      K8S_ALLOWED_TOLERATIONS: "gpu",
+      K8S_PROFILES: JSON.stringify({
+        backup: { images: ["ghcr.io/team/**"], cmds: ["backup"], secrets: ["shop-db"], env: ["DB_HOST"] },
+      }),
       K8S_CHILD_IDENTITY: "colony",
       K8S_MAX_DEPLOYMENTS: "3",
       K8S_MAX_CONTAINERS: "10",
@@ -69,6 +84,12 @@ describe("k8s executor configuration", () => {
       images: ["registry.example.com/colonyos/*", "ghcr.io/team/**"],
       cmds: ["sleep", "backup"],
       secrets: [],
+      env: ["LOG_*"],
+      executorTypes: ["team-*"],
+      tolerations: ["gpu"],
+      profiles: {
+        backup: { images: ["ghcr.io/team/**"], cmds: ["backup"], secrets: ["shop-db"], env: ["DB_HOST"] },
+      },
       runtimeImages: [],
     });
     expect(config.identity).toBe("colony");
@@ -91,6 +112,7 @@ describe("k8s executor configuration", () => {
         K8S_IMAGE_PULL_POLICY: "Sometimes",
         K8S_CHILD_IDENTITY: "root",
         K8S_MAX_MEMORY: "a lot",
+        K8S_PROFILES: JSON.stringify({ backup: { images: [], secrets: ["shop-db"] } }),
       });
     } catch (error) {
       message = (error as Error).message;
@@ -104,6 +126,7 @@ describe("k8s executor configuration", () => {
       "K8S_CHILD_COLONY_PRVKEY or COLONIES_COLONY_PRVKEY is required",
       "K8S_CHILD_IDENTITY must be one of executor, colony",
       "K8S_MAX_MEMORY must be a Kubernetes quantity",
+      "K8S_PROFILES at backup.images:",
     ]) {
       expect(message).toContain(problem);
     }

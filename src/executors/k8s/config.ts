@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EnvReader } from "../../executor/env.js";
 import type { EnvDoc } from "../../executor/types.js";
+import { type Profiles, parseProfiles } from "./profiles.js";
 import { DNS_LABEL, parseQuantity, QUANTITY } from "./validation.js";
 
 export interface K8sConfig {
@@ -29,9 +30,20 @@ export interface K8sConfig {
   ownType: string;
   /**
    * What callers may use, as glob patterns (empty: nothing allowed): images, cmd strings, Secrets to reference
-   * (secretenv, imagepullsecret); and the images built on this runtime (their containers get /readyz probes).
+   * (secretenv, imagepullsecret: a ceiling when set; profiles bind each to images), env names for any image,
+   * executor types besides the deployment's own name, taint keys to tolerate; the operator's profiles; and the
+   * images built on this runtime (their containers get /readyz probes).
    */
-  policy: { images: string[]; cmds: string[]; secrets: string[]; runtimeImages: string[] };
+  policy: {
+    images: string[];
+    cmds: string[];
+    secrets: string[];
+    env: string[];
+    executorTypes: string[];
+    tolerations: string[];
+    profiles: Profiles;
+    runtimeImages: string[];
+  };
   /** The extended resource `gpu` asks for, and how many per container at most (0: refused). */
   gpu: { resource: string; max: number };
   defaults: {
@@ -128,9 +140,33 @@ export const K8S_ENV: readonly EnvDoc[] = [
     default: "none allowed (the image's own command)",
   },
   {
+    name: "K8S_PROFILES",
+    description:
+      'JSON object of profiles binding Secrets and env names to images and cmds, e.g. {"shop-backup": {"images": ["registry.example.com/colonyos/*"], "cmds": ["backup"], "secrets": ["shop-db"], "env": ["DB_HOST", "DB_DATABASE"]}}: a deploy may reference a Secret (secretenv, imagepullsecret) only through a profile that binds it to its image and cmd, and then set only that profile\'s env names',
+    default: "none: no Secret may be referenced",
+  },
+  {
     name: "K8S_ALLOWED_SECRETS",
     description:
-      "comma-separated glob patterns of the Secrets deploy may reference (secretenv, imagepullsecret); their values never pass through arguments",
+      "comma-separated glob patterns: a ceiling on the Secrets any profile may bind (unset: the profiles alone decide); Secrets named *-keys, Secrets of ColonyOS executors and service-account tokens are never referable",
+    default: "no ceiling",
+  },
+  {
+    name: "K8S_ALLOWED_ENV",
+    description:
+      "comma-separated glob patterns of env names a caller may set for any image (a deploy without Secrets); a profile for the image may allow more",
+    default: "none allowed",
+  },
+  {
+    name: "K8S_ALLOWED_EXECUTOR_TYPES",
+    description:
+      "comma-separated glob patterns of the executor types a deploy may give its executors besides the deployment's own name; a type with registered executors this executor did not create is always refused",
+    default: "only the deployment's own name",
+  },
+  {
+    name: "K8S_ALLOWED_TOLERATIONS",
+    description:
+      "comma-separated glob patterns of the taint keys a deploy may tolerate (tolerations), e.g. gpu,dedicated; Kubernetes' own taints never",
     default: "none allowed",
   },
   {
@@ -242,6 +278,17 @@ function patterns(e: EnvReader, name: string): string[] {
     .filter(Boolean);
 }
 
+function profilesFrom(e: EnvReader): Profiles {
+  const text = e.raw("K8S_PROFILES");
+  if (text === undefined) return {};
+  const parsed = parseProfiles(text);
+  if ("problem" in parsed) {
+    e.problems.push(parsed.problem);
+    return {};
+  }
+  return parsed.profiles;
+}
+
 function quantity(e: EnvReader, name: string, fallback: string): { text: string; value: number } {
   const text = e.string(name, QUANTITY_TEXT) ?? fallback;
   return { text, value: parseQuantity(text) ?? 0 };
@@ -314,6 +361,10 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
       images: patterns(e, "K8S_ALLOWED_IMAGES"),
       cmds: patterns(e, "K8S_ALLOWED_CMDS"),
       secrets: patterns(e, "K8S_ALLOWED_SECRETS"),
+      env: patterns(e, "K8S_ALLOWED_ENV"),
+      executorTypes: patterns(e, "K8S_ALLOWED_EXECUTOR_TYPES"),
+      tolerations: patterns(e, "K8S_ALLOWED_TOLERATIONS"),
+      profiles: profilesFrom(e),
       runtimeImages: patterns(e, "K8S_RUNTIME_IMAGES"),
     },
     gpu: {

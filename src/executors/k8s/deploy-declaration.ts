@@ -7,7 +7,7 @@ import type { ArgsOf } from "../../executor/define.js";
 import { type ArgSpec, ProcessError } from "../../executor/types.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import type { K8sConfig } from "./config.js";
-import type { DeployPolicy } from "./policy.js";
+import type { DeployPolicy, Use } from "./policy.js";
 import type { DeploymentSpec } from "./spec.js";
 import {
   checkWith,
@@ -19,6 +19,16 @@ import {
   parseTolerations,
 } from "./spec-kwargs.js";
 import { executorTypeProblem, imageProblem, quantityProblem, SECRET_NAME } from "./validation.js";
+
+/** What of a spec the operator's profiles govern. */
+export function useOf(spec: DeploymentSpec): Use {
+  return {
+    image: spec.image,
+    cmd: spec.cmd?.join(" ") ?? "",
+    secrets: [...new Set([...(spec.secretenv ?? []).map((r) => r.secret), ...(spec.imagepullsecret ?? [])])],
+    env: Object.keys(spec.env ?? {}),
+  };
+}
 
 export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
   const { namespace, limits } = config;
@@ -36,6 +46,7 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
     }
     return { value: names };
   };
+  const tolerations = (text: string) => parseTolerations(text, (key) => policy.tolerationProblem(key));
   const typeProblem = (type: string) =>
     executorTypeProblem(type) ??
     (type === config.ownType
@@ -65,7 +76,8 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
     {
       name: "executortype",
       type: "string",
-      description: "executor type of the deployed executors (default: the deployment name)",
+      description:
+        "executor type of the deployed executors (default: the deployment name; others as K8S_ALLOWED_EXECUTOR_TYPES allows)",
       check: typeProblem,
     },
     {
@@ -102,21 +114,22 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
     {
       name: "env",
       type: "string",
-      description: "plain environment, NAME=VALUE items separated by ';', e.g. env:A=1;B=two",
+      description:
+        "plain environment, NAME=VALUE items separated by ';', e.g. env:A=1;B=two (names the operator allows: K8S_ALLOWED_ENV, K8S_PROFILES)",
       check: checkWith(parseEnv),
     },
     {
       name: "secretenv",
       type: "string",
       description:
-        "environment from keys of Secrets the operator allows (K8S_ALLOWED_SECRETS), e.g. secretenv:DB_PASSWORD=pg-secret/password",
+        "environment from keys of Secrets the operator binds to the image and cmd (K8S_PROFILES), e.g. secretenv:DB_PASSWORD=pg-secret/password",
       check: checkWith(secretEnv),
     },
     {
       name: "imagepullsecret",
       type: "string",
       description:
-        "Secret(s) with registry credentials for the image, ';'-separated (allowed by K8S_ALLOWED_SECRETS)",
+        "Secret(s) with registry credentials for the image, ';'-separated (bound to the image by K8S_PROFILES)",
       check: checkWith(pullSecrets),
     },
     {
@@ -129,8 +142,8 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       name: "tolerations",
       type: "string",
       description:
-        "taints the pods tolerate, KEY[=VALUE][=EFFECT] items separated by ';', e.g. gpu=true=NoSchedule",
-      check: checkWith(parseTolerations),
+        "taints the pods tolerate (keys the operator allows: K8S_ALLOWED_TOLERATIONS), KEY[=VALUE][=EFFECT] items separated by ';', e.g. gpu=true=NoSchedule",
+      check: checkWith(tolerations),
     },
     {
       name: "cmd",
@@ -163,7 +176,7 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       ...(args.secretenv ? { secretenv: parsedValue(secretEnv, args.secretenv) } : {}),
       ...(args.imagepullsecret ? { imagepullsecret: parsedValue(pullSecrets, args.imagepullsecret) } : {}),
       ...(args.nodeselector ? { nodeselector: parsedValue(parseNodeSelector, args.nodeselector) } : {}),
-      ...(args.tolerations ? { tolerations: parsedValue(parseTolerations, args.tolerations) } : {}),
+      ...(args.tolerations ? { tolerations: parsedValue(tolerations, args.tolerations) } : {}),
       ...(policy.isRuntimeImage(args.dockerimage) ? { probes: true } : {}),
     };
     if (spec.gpu && spec.gpu > config.gpu.max) {
@@ -171,8 +184,11 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
         `deploy: gpu ${spec.gpu} is more than the operator allows per container (K8S_MAX_GPU=${config.gpu.max})`,
       );
     }
-    const typeRefused = typeProblem(spec.executortype);
-    if (typeRefused) throw new ProcessError(`deploy: ${typeRefused}`);
+    const refused =
+      typeProblem(spec.executortype) ??
+      policy.executorTypeProblem(spec.executortype, name) ??
+      policy.useProblem(useOf(spec));
+    if (refused) throw new ProcessError(`deploy: ${refused}`);
     return spec;
   }
 

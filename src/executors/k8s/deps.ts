@@ -3,10 +3,11 @@ import type { Logger } from "pino";
 import type { Engine } from "../../atoms/engine.js";
 import type { StackManager } from "../../k8s/stacks.js";
 import type { LoadProbe } from "./autoscale/queue-load.js";
+import type { Budget } from "./budget.js";
 import type { K8sConfig } from "./config.js";
 import type { IdentityRegistry } from "./identity.js";
 import type { Ownership } from "./ownership.js";
-import type { Budget, DeployPolicy } from "./policy.js";
+import type { DeployPolicy } from "./policy.js";
 
 export interface K8sDeps {
   config: K8sConfig;

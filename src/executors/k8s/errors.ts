@@ -9,7 +9,7 @@ import { KubeApiError, statusMessage } from "../../atoms/kube-api.js";
 import { ColoniesError } from "../../colonies/errors.js";
 import { ProcessError } from "../../executor/types.js";
 import { DeadlineError, EngineError, StackLockedError, UnknownStackError } from "../../k8s/stack-errors.js";
-import { BudgetError } from "./policy.js";
+import { BudgetError } from "./budget.js";
 
 /** The error to fail a process of function `fn` with. */
 export function callerError(fn: string, error: unknown, signal?: AbortSignal): unknown {

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
 import { generatePrivateKey, idOf } from "../../colonies/crypto.js";
+import { ExecutorState } from "../../colonies/types.js";
 
 export interface ExecutorIdentity {
   /** Executor name in the colony. */
@@ -36,6 +37,8 @@ export interface IdentityRegistryOptions {
   client: ColoniesClient;
   colonyName: string;
   ownerKey: string;
+  /** A member's key to list the colony's executors with (the runtime's own); the owner key otherwise. */
+  readerKey?: string;
   /** Shown as the executors' location by `colonies executor ls`. */
   location: string;
   logger: Logger;
@@ -71,6 +74,24 @@ export class IdentityRegistry {
       "registered a deployment's executor identity",
     );
     return { name, type, prvKey };
+  }
+
+  /**
+   * The registered executors of `type` that are not the executors of `deployments` (this executor's): an identity
+   * `<deployment>-<6 hex>`, or with K8S_CHILD_IDENTITY=colony a container's own `<pod>-executor-<i>`.
+   */
+  async othersOfType(type: string, deployments: readonly string[], signal?: AbortSignal): Promise<string[]> {
+    const { client, colonyName, ownerKey, readerKey } = this.options;
+    const executors = await client.getExecutors(colonyName, readerKey ?? ownerKey, { signal });
+    const ours = new Set(deployments);
+    const deploymentOf = (name: string) =>
+      /^(.+)-[0-9a-f]{6}$/.exec(name)?.[1] ??
+      /^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}-executor-\d+$/.exec(name)?.[1];
+    return executors
+      .filter((e) => e.executortype === type && e.state !== ExecutorState.UNREGISTERED)
+      .map((e) => e.executorname)
+      .filter((name) => !ours.has(deploymentOf(name) ?? ""))
+      .sort();
   }
 
   /**

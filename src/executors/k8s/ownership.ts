@@ -6,7 +6,15 @@
 import type { AppsV1Api, CoreV1Api, V1Deployment, V1Secret } from "@kubernetes/client-node";
 import { isApiStatus, withSignal } from "../../atoms/kube-api.js";
 import { ProcessError } from "../../executor/types.js";
-import { isOwnedBy, ownedLabels, owningStack, selector } from "../../k8s/labels.js";
+import {
+  isOwnedBy,
+  LABEL_NAME,
+  LABEL_PART_OF,
+  LABEL_PROJECT,
+  ownedLabels,
+  owningStack,
+  selector,
+} from "../../k8s/labels.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 
 /** A deployment's objects as they are in the cluster (absent: deleted, or not its stack's). */
@@ -69,9 +77,9 @@ export class Ownership {
 
   /**
    * Refuses to deploy `name` over objects that exist and are not its stack's: the provider would adopt them
-   * (it upserts), and a later undeploy would delete them.
+   * (it upserts), and a later undeploy would delete them. Undeploy refuses them too: Pulumi deletes by name.
    */
-  async assertNameFree(fn: string, name: string): Promise<void> {
+  async assertNameFree(fn: string, name: string, advice = "choose another deployment name"): Promise<void> {
     const { apps, core, namespace } = this.deps;
     const secret = `${name}-keys`;
     const objects: [string, string, () => Promise<{ metadata?: { labels?: Record<string, string> } }>][] = [
@@ -85,7 +93,34 @@ export class Ownership {
       });
       if (object && !this.owns(object.metadata?.labels, name)) {
         throw new ProcessError(
-          `${fn}: a ${kind} named ${objectName} already exists in namespace ${namespace} and was not created by this executor's stack for ${name}; choose another deployment name`,
+          `${fn}: a ${kind} named ${objectName} already exists in namespace ${namespace} and was not created by this executor's stack for ${name}; ${advice}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Refuses Secrets that hold keys of ColonyOS executors — any ExecutorDeployment's (this executor's stacks' or
+   * infra's), anything of this project's stacks — and service-account tokens (the executor's own rights), whatever
+   * the operator's patterns say. A Secret that does not exist yet is left to the name rules (policy.ts).
+   */
+  async assertSecretsReferable(fn: string, names: readonly string[], signal?: AbortSignal): Promise<void> {
+    const { core, namespace } = this.deps;
+    for (const name of names) {
+      const secret = await core
+        .readNamespacedSecret({ name, namespace }, signal ? withSignal(signal) : undefined)
+        .catch((error: unknown) => {
+          if (isApiStatus(error, 404)) return undefined;
+          throw error;
+        });
+      const labels = secret?.metadata?.labels ?? {};
+      const executorKeys =
+        labels[LABEL_NAME] === "colonyos-executor" ||
+        labels[LABEL_PART_OF] === "colonyos" ||
+        labels[LABEL_PROJECT] !== undefined;
+      if (executorKeys || secret?.type === "kubernetes.io/service-account-token") {
+        throw new ProcessError(
+          `${fn}: Secret ${name} may never be referenced: it holds ${executorKeys ? "keys of ColonyOS executors" : "a service account's token"}, whatever K8S_ALLOWED_SECRETS and K8S_PROFILES say`,
         );
       }
     }

@@ -2,9 +2,9 @@
  * The list-valued kwargs of deploy, in a format the official CLI can carry: it splits `--kwargs` on commas and
  * refuses a value containing ':', so items are separated by ';' and nothing uses ':'.
  *   env:A=1;B=two                      plain variables (not the ones the executor sets itself)
- *   secretenv:DB_PASSWORD=pg/password  a key of an existing Secret the operator allows (K8S_ALLOWED_SECRETS)
+ *   secretenv:DB_PASSWORD=pg/password  a key of a Secret the operator binds to the image (K8S_PROFILES)
  *   nodeselector:disk=ssd;zone=a       node labels
- *   tolerations:gpu=true=NoSchedule;dedicated=NoExecute;spot   key[=value][=effect]
+ *   tolerations:gpu=true=NoSchedule;dedicated=NoExecute;spot   key[=value][=effect] (K8S_ALLOWED_TOLERATIONS)
  * Each parser returns the value or what is wrong with the text.
  */
 import { SECRET_NAME } from "./validation.js";
@@ -109,7 +109,10 @@ export function parseNodeSelector(text: string): Parsed<Record<string, string>> 
   return { value: Object.fromEntries(parsed.value) };
 }
 
-export function parseTolerations(text: string): Parsed<Toleration[]> {
+export function parseTolerations(
+  text: string,
+  allowed: (key: string) => string | undefined = () => undefined,
+): Parsed<Toleration[]> {
   const out: Toleration[] = [];
   for (const item of items(text)) {
     const parts = item.split("=");
@@ -126,6 +129,8 @@ export function parseTolerations(text: string): Parsed<Toleration[]> {
         problem: `tolerations may not name Kubernetes' own taint ${key} (they keep pods off reserved nodes)`,
       };
     }
+    const refused = allowed(key);
+    if (refused) return { problem: refused };
     out.push({
       key,
       operator: value === undefined ? "Exists" : "Equal",

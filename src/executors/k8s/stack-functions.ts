@@ -7,19 +7,29 @@
  * own, and its output says by what.
  */
 import { defineFunction } from "../../executor/define.js";
-import type { FunctionDef } from "../../executor/types.js";
+import { type FunctionDef, ProcessError } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import { applySpec, changed, inSession } from "./apply.js";
 import { deploymentName, dryrun } from "./arguments.js";
-import { deployDeclaration } from "./deploy-declaration.js";
+import { deployDeclaration, useOf } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
-import { recorded } from "./spec.js";
+import { type DeploymentSpec, recorded } from "./spec.js";
 
 export function stackFunctions(deps: K8sDeps): FunctionDef[] {
   const { config } = deps;
   const { namespace } = config;
   const limits = config.limits;
   const declaration = deployDeclaration(config, deps.policy);
+
+  /** A new executor type must not be one that executors this executor did not create already serve. */
+  async function assertTypeFree(spec: DeploymentSpec, signal: AbortSignal): Promise<void> {
+    const ours = [...(await deps.ownership.deploymentNames()), spec.deployment];
+    const others = await deps.identities.othersOfType(spec.executortype, ours, signal);
+    if (others.length === 0) return;
+    throw new ProcessError(
+      `deploy: executortype "${spec.executortype}" is served by executors this executor did not create (${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}): its processes are theirs; choose another type`,
+    );
+  }
 
   const deploy = defineFunction({
     name: "deploy",
@@ -35,7 +45,10 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       return inSession(deps, name, ctx, preview ? "none" : "replace", async (session) => {
         // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
         // land on objects that exist and are someone else's.
-        if (!recorded(await session.current()).spec) await deps.ownership.assertNameFree("deploy", name);
+        const before = recorded(await session.current());
+        if (!before.spec) await deps.ownership.assertNameFree("deploy", name);
+        await deps.ownership.assertSecretsReferable("deploy", useOf(spec).secrets, ctx.signal);
+        if (before.spec?.executortype !== spec.executortype) await assertTypeFree(spec, ctx.signal);
         const { result, identity, drift } = await applySpec(
           deps,
           session,
@@ -70,6 +83,12 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
         const outputs = await session.current();
         if (!outputs) throw new UnknownStackError(name);
         const { identity } = recorded(outputs);
+        // The stack's objects were deleted and others made under their names: Pulumi would delete those.
+        await deps.ownership.assertNameFree(
+          "undeploy",
+          name,
+          "it is not deleted; once its owner removes it, undeploy removes the rest",
+        );
         const result = await session.destroy({ dryrun: preview });
         const removed = !preview && identity ? await deps.identities.remove(identity) : false;
         return [
