@@ -14,6 +14,7 @@ import type { K8sDeps } from "./k8s/deps.js";
 import { DriftCheck } from "./k8s/drift/check.js";
 import { k8sFunctions } from "./k8s/functions.js";
 import { IdentityRegistry } from "./k8s/identity.js";
+import { IdentitySweep } from "./k8s/identity-sweep.js";
 import { registerK8sMetrics } from "./k8s/metrics.js";
 import { Ownership } from "./k8s/ownership.js";
 import { DeployPolicy } from "./k8s/policy.js";
@@ -81,7 +82,7 @@ export const k8sExecutor: ExecutorModule = {
         colonyName: config.child.colonyName,
         ownerKey: config.ownerKey,
         readerKey: runtime?.executorPrvKey,
-        location: `kubernetes/${namespace}`,
+        location: `kubernetes/${namespace}/${project}`,
         logger,
       }),
       load: runtime
@@ -106,6 +107,13 @@ export const k8sExecutor: ExecutorModule = {
             logger,
           ).start()
         : undefined;
+    const stopping = new AbortController();
+    const sweep = new IdentitySweep(
+      deps,
+      coordinator,
+      config.identitySweepIntervalSeconds * 1000,
+      logger,
+    ).start(stopping.signal);
     let readyAt = 0;
     return {
       functions: k8sFunctions(deps),
@@ -124,7 +132,8 @@ export const k8sExecutor: ExecutorModule = {
         }
       },
       async close() {
-        await Promise.all([autoscaler?.stop(), drift?.stop()]);
+        stopping.abort(new Error("the k8s executor is stopping"));
+        await Promise.all([autoscaler?.stop(), drift?.stop(), sweep.stop()]);
         await coordinator.close();
         colonies.close();
       },

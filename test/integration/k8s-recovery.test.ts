@@ -13,11 +13,12 @@ import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { submit, waitDone } from "../../peers/executor.js";
+import { submit, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { ProcessState } from "../../src/colonies/types.js";
+import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
+import { ExecutorState, ProcessState } from "../../src/colonies/types.js";
 
 let server: ColoniesServer;
 let apps: AppsV1Api;
@@ -110,6 +111,91 @@ describe("k8s executor after kill -9", () => {
     );
     expect(scaled.state, scaled.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect((await apps.readNamespacedDeployment({ name: "crash", namespace })).spec?.replicas).toBe(1);
+  });
+});
+
+/** Registered identities of a deployment at the executor's location (what the sweep may remove). */
+async function identitiesOf(deployment: string): Promise<string[]> {
+  const executors = await userClient(server).getExecutors(server.colonyName, server.userPrvKey);
+  return executors
+    .filter(
+      (e) =>
+        e.state !== ExecutorState.UNREGISTERED &&
+        e.locationname === `kubernetes/${namespace}/colonyos-executors` &&
+        new RegExp(`^${deployment}-[0-9a-f]{6}$`).test(e.executorname),
+    )
+    .map((e) => e.executorname)
+    .sort();
+}
+
+async function stopExecutor(child: ChildProcess): Promise<void> {
+  process.kill(-(child.pid as number), "SIGKILL");
+  await new Promise((resolve) => child.once("exit", resolve));
+}
+
+describe("kill -9 leaves no executor identity without a stack", () => {
+  it("sweeps the identity of a deploy killed before its stack recorded it", async () => {
+    const first = startExecutor();
+    const deploy = await submit(server, "k8s", "deploy", ["orphan", "1", "1", "false", "busybox:1.36"]);
+    // The identity is registered before the update takes its lock.
+    await waitFor("the update to hold its lock", async () => lockFiles("orphan").length > 0, 120_000);
+    const [leftover] = await identitiesOf("orphan");
+    expect(leftover).toBeDefined();
+    await stopExecutor(first);
+
+    const second = startExecutor();
+    const done = await waitDone(server, deploy.processid, 300_000);
+    expect(done.state, done.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+    const [out] = (done.out ?? []) as [{ executor: string }];
+    const recorded = out.executor;
+    expect(recorded).not.toBe(leftover);
+    // The re-run registered its own identity; the killed run's is swept (at start-up, in the name's turn).
+    await waitFor(
+      "only the recorded identity to be left",
+      async () => (await identitiesOf("orphan")).join() === recorded,
+      60_000,
+    );
+
+    // An undeploy killed mid-destroy, re-run: neither the stack nor any identity is left.
+    const undeploy = await submit(server, "k8s", "undeploy", ["orphan"]);
+    await waitFor("the destroy to hold its lock", async () => lockFiles("orphan").length > 0, 120_000);
+    await stopExecutor(second);
+    const third = startExecutor();
+    const removed = await waitDone(server, undeploy.processid, 300_000);
+    expect(removed.state, removed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+    await waitFor("no identity of orphan", async () => (await identitiesOf("orphan")).length === 0, 60_000);
+    await stopExecutor(third);
+  });
+
+  it("removes identities at its location that no stack records, and keeps the recorded ones", async () => {
+    // What an undeploy killed between destroying the stack and removing the identity leaves: an approved
+    // identity at the executor's location, with no stack. And an identity of another project's executor.
+    const client = userClient(server);
+    const register = async (name: string, location: string) => {
+      const key = generatePrivateKey();
+      await client.addExecutor(
+        {
+          executorid: idOf(key),
+          executortype: "ghost",
+          executorname: name,
+          colonyname: server.colonyName,
+          locationname: location,
+        },
+        server.colonyPrvKey,
+      );
+      await client.approveExecutor(server.colonyName, name, server.colonyPrvKey);
+    };
+    await register("ghost-0a1b2c", `kubernetes/${namespace}/colonyos-executors`);
+    await register("ghost-3d4e5f", `kubernetes/${namespace}/another-project`);
+    const kept = (await identitiesOf("crash"))[0];
+    expect(kept).toBeDefined(); // the first test's deployment, still deployed
+    const executor = startExecutor();
+    await waitFor("the ghost to be swept", async () => (await identitiesOf("ghost")).length === 0, 60_000);
+    const all = await client.getExecutors(server.colonyName, server.userPrvKey);
+    const state = (name: string) => all.find((e) => e.executorname === name)?.state;
+    expect(state("ghost-3d4e5f")).toBe(ExecutorState.APPROVED);
+    expect(await identitiesOf("crash")).toEqual([kept]);
+    await stopExecutor(executor);
   });
 });
 

@@ -70,6 +70,8 @@ export interface K8sConfig {
   coordination: { kind: "local" | "lease"; leaseSeconds: number };
   /** Seconds between the autoscaler's looks at the Colonies queue (0: no autoscaler). */
   autoscaleIntervalSeconds: number;
+  /** Seconds between sweeps of identities no stack records (0: only at start-up). */
+  identitySweepIntervalSeconds: number;
   /** Seconds between drift checks of every deployment (0: none), and whether they converge what drifted. */
   drift: { intervalSeconds: number; remediate: boolean };
 }
@@ -244,6 +246,12 @@ export const K8S_ENV: readonly EnvDoc[] = [
     default: "5",
   },
   {
+    name: "K8S_IDENTITY_SWEEP_INTERVAL",
+    description:
+      "seconds between sweeps that remove the executor identities this executor registered and no stack records (left by a deploy or undeploy killed midway; one replica runs them); 0: only at start-up",
+    default: "300",
+  },
+  {
     name: "K8S_DRIFT_INTERVAL",
     description:
       "seconds between drift checks of every deployment against its stack (logged, and exported as metrics; one replica runs them); 0 turns them off",
@@ -403,6 +411,7 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
       leaseSeconds: e.int("K8S_LEASE_SECONDS", 5, 3600) ?? 15,
     },
     autoscaleIntervalSeconds: e.int("K8S_AUTOSCALE_INTERVAL", 0, 3600) ?? 5,
+    identitySweepIntervalSeconds: e.int("K8S_IDENTITY_SWEEP_INTERVAL", 0, 7 * 86_400) ?? 300,
     drift: {
       intervalSeconds: e.int("K8S_DRIFT_INTERVAL", 0, 7 * 86_400) ?? 0,
       remediate: e.bool("K8S_DRIFT_REMEDIATE") ?? false,

@@ -12,7 +12,11 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
 import { generatePrivateKey, idOf } from "../../colonies/crypto.js";
+import { ColoniesError } from "../../colonies/errors.js";
 import { ExecutorState } from "../../colonies/types.js";
+
+/** `<deployment>-<6 hex>`: the name of a deployment's identity. */
+const IDENTITY_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)-[0-9a-f]{6}$/;
 
 export interface ExecutorIdentity {
   /** Executor name in the colony. */
@@ -39,7 +43,10 @@ export interface IdentityRegistryOptions {
   ownerKey: string;
   /** A member's key to list the colony's executors with (the runtime's own); the owner key otherwise. */
   readerKey?: string;
-  /** Shown as the executors' location by `colonies executor ls`. */
+  /**
+   * Shown as the executors' location by `colonies executor ls`; it also marks the identities this registry made
+   * (per namespace and project), so that a sweep removes only those.
+   */
   location: string;
   logger: Logger;
 }
@@ -85,8 +92,7 @@ export class IdentityRegistry {
     const executors = await client.getExecutors(colonyName, readerKey ?? ownerKey, { signal });
     const ours = new Set(deployments);
     const deploymentOf = (name: string) =>
-      /^(.+)-[0-9a-f]{6}$/.exec(name)?.[1] ??
-      /^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}-executor-\d+$/.exec(name)?.[1];
+      IDENTITY_NAME.exec(name)?.[1] ?? /^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}-executor-\d+$/.exec(name)?.[1];
     return executors
       .filter((e) => e.executortype === type && e.state !== ExecutorState.UNREGISTERED)
       .map((e) => e.executorname)
@@ -95,8 +101,24 @@ export class IdentityRegistry {
   }
 
   /**
-   * Removes an identity for good (its processes, if any are running, go back to the queue). Never throws: a
-   * failure is logged, and the identity is left to the colony owner.
+   * The identities this registry registered that are still registered, by deployment: executors at its location
+   * named `<deployment>-<6 hex>`. What a deploy or undeploy killed midway left behind is among them.
+   */
+  async registered(signal?: AbortSignal): Promise<Map<string, string[]>> {
+    const { client, colonyName, ownerKey, readerKey, location } = this.options;
+    const byDeployment = new Map<string, string[]>();
+    for (const e of await client.getExecutors(colonyName, readerKey ?? ownerKey, { signal })) {
+      const deployment = IDENTITY_NAME.exec(e.executorname)?.[1];
+      if (!deployment || e.locationname !== location || e.state === ExecutorState.UNREGISTERED) continue;
+      byDeployment.set(deployment, [...(byDeployment.get(deployment) ?? []), e.executorname]);
+    }
+    return byDeployment;
+  }
+
+  /**
+   * Removes an identity for good (its processes, if any are running, go back to the queue). Idempotent: one
+   * already gone counts as removed. Never throws: a failure is logged, and the identity is left to the next
+   * sweep (or the colony owner).
    */
   async remove(identity: Pick<ExecutorIdentity, "name">): Promise<boolean> {
     const { client, colonyName, ownerKey, logger } = this.options;
@@ -105,6 +127,7 @@ export class IdentityRegistry {
       logger.info({ executor: identity.name }, "removed a deployment's executor identity");
       return true;
     } catch (error) {
+      if (error instanceof ColoniesError && error.notFound) return true;
       logger.error(
         { err: error, executor: identity.name },
         "could not remove a deployment's executor identity; remove it with `colonies executor remove`",
