@@ -37,6 +37,42 @@ function firstLine(text: string): string {
   return line.length > 500 ? `${line.slice(0, 497)}...` : line;
 }
 
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * A process's submission time (RFC 3339 as the Colonies server writes it, e.g. "2026-12-06T05:51:01.123456789Z")
+ * in nanoseconds since the epoch, the unit of Colonies' priority time; undefined when it is not such a time. The
+ * whole seconds go through Date (exact), the fraction never does (Date keeps milliseconds only); the sum is exact
+ * as a bigint and then rounded once to a number, which keeps the order of any two times a microsecond apart (the
+ * server's PostgreSQL keeps microseconds).
+ */
+export function submissionOrder(time: string | undefined): number | undefined {
+  const match = RFC3339.exec(time ?? "");
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second, fraction = "", zulu, sign, offsetHours, offsetMinutes] =
+    match as unknown as (string | undefined)[];
+  const date = new Date(0);
+  date.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
+  date.setUTCHours(Number(hour), Number(minute), Number(second), 0);
+  // Date rolls an impossible date over (February 30th is March 2nd): that is not a time the server wrote.
+  if (
+    date.getUTCMonth() !== Number(month) - 1 ||
+    date.getUTCDate() !== Number(day) ||
+    date.getUTCHours() !== Number(hour) ||
+    date.getUTCMinutes() !== Number(minute) ||
+    date.getUTCSeconds() !== Number(second)
+  ) {
+    return undefined;
+  }
+  if (!zulu && (Number(offsetHours) > 23 || Number(offsetMinutes) > 59)) return undefined;
+  const offsetSeconds = zulu
+    ? 0
+    : (sign === "-" ? -1 : 1) * (Number(offsetHours) * 3600 + Number(offsetMinutes) * 60);
+  const seconds = BigInt(date.getTime() / 1000 - offsetSeconds);
+  return Number(seconds * 1_000_000_000n + BigInt(fraction.padEnd(9, "0")));
+}
+
 /** The message a failed process carries: short and specific; details go to the process log. */
 export function failureMessage(error: unknown, signal: AbortSignal): string {
   if (signal.aborted && signal.reason instanceof ShutdownAbort) return signal.reason.message;
@@ -66,7 +102,7 @@ export async function runProcess(
   const ctx: ProcessContext = {
     processId: process.processid,
     funcName,
-    priorityTime: Number(process.prioritytime ?? 0),
+    order: submissionOrder(process.submissiontime),
     signal: watch.signal,
     logger,
     log: async (message) => {

@@ -39,8 +39,11 @@ export type ParsedArgs = Record<string, ArgValue | undefined>;
 export interface ProcessContext {
   processId: string;
   funcName: string;
-  /** Colonies' ordering key (priority time): lower was submitted earlier or with a higher priority. */
-  priorityTime?: number;
+  /**
+   * The process's place in the order calls reached the Colonies server: its submission time in nanoseconds since
+   * the epoch, which no caller chooses (unlike its priority). Undefined for the executor's own operations.
+   */
+  order?: number;
   /** Aborted on shutdown (after the grace period) or when the executor is forced to stop. */
   signal: AbortSignal;
   /** Logger scoped to this process (structured, secrets redacted). */

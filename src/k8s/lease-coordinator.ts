@@ -8,10 +8,13 @@
  * - each deployment name has a Lease (`<name>.<project>`) whose annotations hold the waiting tickets and the
  *   name's record (version, last applied operation); `holderIdentity` is the turn's holder. Every change is a
  *   replace with the read resourceVersion (optimistic concurrency: of two writers one wins, the other re-reads);
- * - the turn goes to the oldest ticket once the holder ends its turn or is proven gone; a ticket stays until its
- *   turn ends, so that a replica proven gone leaves its place in the order behind: Colonies re-queues its process
- *   and the re-run (a live ticket of the same process) takes that place; the place is given up only when the
- *   process is closed in Colonies. A waiting ticket that a later one supersedes withdraws (coalescing);
+ * - the turn goes to the first ticket in order (coordination.ts: nextInTurn) once the holder ends its turn or is
+ *   proven gone; a ticket stays until its turn ends, so that a replica proven gone leaves its place in the order
+ *   behind: Colonies re-queues its process and the re-run (a live ticket of the same process) takes that place;
+ *   the place is given up only when the process is closed in Colonies. A waiting ticket that a later one
+ *   supersedes lets it go first and reads its outcome from the record the later one's turn leaves on the Lease
+ *   (conditional coalescing, across replicas); a ticket without an order is placed after every ticket and the
+ *   record, in the same optimistic-concurrency write that puts it down;
  * - budget reservations of every replica live on one Lease (`budget.<project>`): a check and its reservation
  *   are written with the resourceVersion the check read, so that a concurrent reservation makes it check again.
  */
@@ -23,15 +26,20 @@ import type { Logger } from "pino";
 import { isApiStatus } from "../atoms/kube-api.js";
 import {
   type AppliedOperation,
+  appliedLater,
   GATHER_MS,
   type NameCoordinator,
   type NameRecord,
   type NameTurn,
+  nextInTurn,
+  placedAfter,
   type Reservations,
-  supersedes,
+  sameApplied,
   type Ticket,
+  type TicketRequest,
 } from "./coordination.js";
 import { ownedLabels } from "./labels.js";
+import { assertRole, nameLease, replicaLease, roleLease } from "./lease-names.js";
 import { SupersededError } from "./stack-errors.js";
 
 export interface LeaseCoordinatorOptions {
@@ -130,19 +138,29 @@ export class LeaseCoordinator implements NameCoordinator {
     return this.options.replica;
   }
 
-  /** The Lease of a deployment name: readable, and distinct per project. */
+  /** The Lease of a deployment name (lease-names.ts). */
   nameLease(name: string): string {
-    return `${name}.${this.projectPart()}`;
+    return nameLease(name, this.options.project);
   }
 
   replicaLease(replica: string): string {
-    return `replica.${replica}.${this.projectPart()}`;
+    return replicaLease(replica, this.options.project);
   }
 
-  async acquire(name: string, ticket: Ticket, signal: AbortSignal): Promise<NameTurn> {
+  async acquire(name: string, request: TicketRequest, signal: AbortSignal): Promise<NameTurn> {
     const leaseName = this.nameLease(name);
-    const mine: StoredTicket = { ...ticket, id: randomBytes(6).toString("hex"), replica: this.replica };
+    const id = randomBytes(6).toString("hex");
+    const mine: StoredTicket = { ...request, order: request.order ?? 0, id, replica: this.replica };
+    /** The operation applied when the ticket was put down (a later one applied since was applied while it waited). */
+    let seen: AppliedOperation | undefined;
     await this.change(leaseName, name, (state) => {
+      // Computed again on every attempt: the write that places the ticket is the one that read the others.
+      if (request.order === undefined)
+        mine.order = placedAfter(
+          state.record,
+          state.tickets.map((t) => t.order),
+        );
+      seen = state.record.applied;
       state.tickets.push(mine);
       return true;
     });
@@ -165,12 +183,11 @@ export class LeaseCoordinator implements NameCoordinator {
         if (!tickets.some((t) => t.id === mine.id)) {
           throw new Error(`this replica's ticket on ${name} was dropped: it was taken for gone`);
         }
-        const later = tickets
-          .filter((t) => supersedes(t, mine, state.record))
-          .sort(byOrder)
-          .at(-1);
-        if (later) throw new SupersededError(name, later, "queued");
-        const first = tickets.slice().sort(byOrder)[0];
+        // The record only moves forward: once a later desired state is applied, this one never needs a turn.
+        const later = appliedLater(mine, state.record);
+        if (later) throw new SupersededError(name, later, sameApplied(later, seen) ? "applied" : "waited");
+        // A dead replica's ticket keeps its place for its re-run, even behind a later one that supersedes it.
+        const first = nextInTurn(tickets.slice().sort(byOrder), state.record, (t) => standsIn(t, gone));
         const takenOver = !!holder && gone.has(replicaOf(holder));
         if (
           first?.id === mine.id &&
@@ -217,7 +234,7 @@ export class LeaseCoordinator implements NameCoordinator {
     amount: number,
     check: (reserved: Reservations) => Promise<void>,
   ): Promise<() => Promise<void>> {
-    const leaseName = `budget.${this.projectPart()}`;
+    const leaseName = roleLease("budget", this.options.project);
     type Stored = Record<string, { amount: number; replica: string }>;
     const storedOf = (lease: V1Lease) =>
       parsed<Stored>(lease.metadata?.annotations?.[RESERVED], (v) => typeof v === "object" && v !== null) ??
@@ -264,8 +281,9 @@ export class LeaseCoordinator implements NameCoordinator {
    * renewing of its own.
    */
   async leads(role: string): Promise<boolean> {
+    assertRole(role);
     if (this.alive.signal.aborted) return false;
-    const leaseName = `${role}.${this.projectPart()}`;
+    const leaseName = roleLease(role, this.options.project);
     const lease = await this.read(leaseName);
     const holder = lease?.spec?.holderIdentity;
     if (holder === this.replica) {
@@ -320,6 +338,7 @@ export class LeaseCoordinator implements NameCoordinator {
     const holder = `${this.replica}/${mine.id}`;
     return {
       record: stateOf(lease).record,
+      order: mine.order,
       takenOver,
       lost: this.alive.signal,
       release: async (next) => {
@@ -391,11 +410,10 @@ export class LeaseCoordinator implements NameCoordinator {
    * whose first deploy was cut off), and the re-run would then apply out of order.
    */
   private async effective(tickets: StoredTicket[], gone: Set<string>): Promise<StoredTicket[]> {
-    const standIn = (t: StoredTicket) => gone.has(t.replica) || t.abandoned === true;
-    const live = new Set(tickets.filter((t) => !standIn(t)).map((t) => t.process));
+    const live = new Set(tickets.filter((t) => !standsIn(t, gone)).map((t) => t.process));
     const kept: StoredTicket[] = [];
     for (const ticket of tickets) {
-      if (!standIn(ticket)) kept.push(ticket);
+      if (!standsIn(ticket, gone)) kept.push(ticket);
       else if (!live.has(ticket.process) && (await this.processOpen(ticket.process))) kept.push(ticket);
     }
     return kept;
@@ -512,11 +530,6 @@ export class LeaseCoordinator implements NameCoordinator {
     this.heartbeat.unref();
   }
 
-  private projectPart(): string {
-    const { project } = this.options;
-    return project.toLowerCase().replace(/[^a-z0-9-]/g, "-");
-  }
-
   private async read(leaseName: string): Promise<V1Lease | undefined> {
     try {
       return await this.options.api.readNamespacedLease({
@@ -574,6 +587,11 @@ function leaving(tickets: StoredTicket[], id: string, abandon: boolean): StoredT
   const rerun = tickets.some((t) => t.id !== id && t.process === own?.process && !t.abandoned);
   if (abandon && own && !rerun) return tickets.map((t) => (t.id === id ? { ...t, abandoned: true } : t));
   return tickets.filter((t) => t.id !== id && !(t.abandoned && own && t.process === own.process && !abandon));
+}
+
+/** A ticket that only keeps a place for its process's re-run: its replica is gone, or it was abandoned. */
+function standsIn(ticket: StoredTicket, gone: ReadonlySet<string>): boolean {
+  return gone.has(ticket.replica) || ticket.abandoned === true;
 }
 
 /** The replica part of a turn holder (`<replica>/<ticket id>`). */

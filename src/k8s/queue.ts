@@ -2,19 +2,19 @@
  * Runs operations one at a time per key and at most `limit` keys at once: each Pulumi stack takes one update at
  * a time, while different stacks proceed concurrently up to a memory-bounded limit.
  *
- * Waiting operations of a key run in `order` (Colonies' priority time: submission order, adjusted by priority),
- * not in the order their processes happened to reach this executor: several slots assign processes at the same
- * moment, and their handlers race. An idle key waits `gatherMs` before starting so that such a burst is sorted.
+ * Waiting operations of a key run in `order` (the Colonies server's submission order), not in the order their
+ * processes happened to reach this executor: several slots assign processes at the same moment, and their
+ * handlers race. An idle key waits `gatherMs` before starting so that such a burst is sorted.
  *
- * Coalescing: an operation may carry a tag; before a key's next operation starts, each waiting one that a later
- * waiting one supersedes (`supersede(earlier, later)` returns the error to reject it with) is dropped unrun.
+ * Deferring: an operation may carry a tag; one that `defers(earlier, later)` to a later waiting one lets that one
+ * (and whatever else comes first) run before it, and runs once no such later one waits any more. Nothing is
+ * dropped here: what the earlier one then does (e.g. find itself superseded) is its operation's business.
  */
 interface Waiting<Tag> {
   order: number;
   seq: number;
   tag?: Tag;
   start: () => void;
-  drop: (error: Error) => void;
 }
 
 interface KeyState<Tag> {
@@ -28,8 +28,8 @@ export interface KeyedQueueOptions<Tag> {
   limit?: number;
   /** How long an idle key waits for simultaneous arrivals. */
   gatherMs?: number;
-  /** The error to drop a waiting operation with when a later waiting one makes it pointless. */
-  supersede?: (earlier: Tag, later: Tag) => Error | undefined;
+  /** Whether a waiting operation lets a later waiting one go first, and waits until it has gone. */
+  defers?: (earlier: Tag, later: Tag) => boolean;
 }
 
 export class KeyedQueue<Tag = never> {
@@ -43,7 +43,7 @@ export class KeyedQueue<Tag = never> {
     this.gatherMs = options.gatherMs ?? 0;
   }
 
-  run<T>(key: string, operation: () => Promise<T>, order = Number.MAX_SAFE_INTEGER, tag?: Tag): Promise<T> {
+  run<T>(key: string, operation: () => Promise<T>, order = Number.POSITIVE_INFINITY, tag?: Tag): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const state = this.keys.get(key) ?? { running: false, scheduled: false, waiting: [] };
       this.keys.set(key, state);
@@ -51,7 +51,6 @@ export class KeyedQueue<Tag = never> {
         order,
         seq: this.seq++,
         tag,
-        drop: reject,
         start: () => {
           this.slots
             .run(operation)
@@ -81,8 +80,8 @@ export class KeyedQueue<Tag = never> {
 
   private next(key: string, state: KeyState<Tag>): void {
     if (state.running) return;
-    this.coalesce(state);
-    const entry = state.waiting.shift();
+    const index = this.firstReady(state.waiting);
+    const entry = state.waiting.splice(index, 1)[0];
     if (!entry) {
       if (!state.scheduled) this.keys.delete(key);
       return;
@@ -91,22 +90,17 @@ export class KeyedQueue<Tag = never> {
     entry.start();
   }
 
-  /** Drops the waiting operations that a later waiting one supersedes (the list is in order). */
-  private coalesce(state: KeyState<Tag>): void {
-    const { supersede } = this.options;
-    if (!supersede) return;
-    state.waiting = state.waiting.filter((entry, i) => {
-      if (entry.tag === undefined) return true;
-      // The latest superseder is the one to name: the ones between are dropped too.
-      for (const later of state.waiting.slice(i + 1).reverse()) {
-        const error = later.tag === undefined ? undefined : supersede(entry.tag, later.tag);
-        if (error) {
-          entry.drop(error);
-          return false;
-        }
-      }
-      return true;
-    });
+  /** The first waiting operation (the list is in order) that defers to no later waiting one. */
+  private firstReady(waiting: Waiting<Tag>[]): number {
+    const { defers } = this.options;
+    if (!defers) return 0;
+    const index = waiting.findIndex(
+      (entry, i) =>
+        entry.tag === undefined ||
+        !waiting.slice(i + 1).some((later) => later.tag !== undefined && defers(entry.tag as Tag, later.tag)),
+    );
+    // The last one defers to nothing: only an inconsistent `defers` finds none.
+    return Math.max(index, 0);
   }
 }
 

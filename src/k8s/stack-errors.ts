@@ -65,25 +65,28 @@ export function meaningfulLine(text: string): string {
 
 /** The operation that superseded another one on the same name. */
 export interface Superseder {
+  /** Its Colonies process (empty for the executor's own operations: the autoscaler, the drift check). */
   process: string;
   fn: string;
-  /** Colonies' priority time of the superseding operation. */
+  /** Its place in the name's order (nanoseconds since the epoch: the Colonies server's submission time). */
   order: number;
 }
 
 /**
- * A deploy, scale or undeploy that lost to a later one on the same name: either the later one was already
- * applied (by any replica), or it waited in the same queue (coalescing: desired states need no update each).
+ * A deploy, scale, undeploy or reconcile that a later desired state on the same name made pointless: that one
+ * was applied (by any replica) either before this one arrived, or while this one waited for its outcome
+ * (conditional coalescing: a waiting call is never closed as superseded by one that then fails).
  */
 export class SupersededError extends Error {
   override readonly name = "SupersededError";
   constructor(
     readonly stackName: string,
     readonly by: Superseder,
-    readonly how: "applied" | "queued",
+    readonly how: "applied" | "waited",
   ) {
+    const who = by.process ? `${by.fn} ${by.process}` : `${by.fn} (this executor's own operation)`;
     super(
-      `${stackName}: superseded by ${by.fn} ${by.process}, submitted later and ${how === "applied" ? "already applied" : "queued behind this one"}`,
+      `${stackName}: superseded by ${who}, later in the name's order and ${how === "applied" ? "already applied when this call arrived" : "applied while this call waited for its outcome"}`,
     );
   }
 }

@@ -2,11 +2,11 @@
  * The Automation API layer: one Pulumi stack per deployment name, in one project, on one state backend.
  * - one PulumiCommand, found once and reused (no `pulumi version` per workspace);
  * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
- * - operations on one stack run one at a time in Colonies priority order (a session: read the current outputs,
- *   then update, preview or destroy, in one turn); different stacks concurrently up to a limit;
+ * - operations on one stack run one at a time in the Colonies server's submission order (a session: read the
+ *   current outputs, then update, preview or destroy, in one turn); different stacks concurrently up to a limit;
  * - a session also holds the name's turn from the coordinator (coordination.ts), so that replicas sharing the
- *   backend take turns too; a mutation older than the one last applied to the name, or one a later mutation
- *   waiting in this queue makes pointless, is superseded (SupersededError) instead of run;
+ *   backend take turns too; a mutation older than the one last applied to the name (applied before it arrived,
+ *   or while it waited behind a later one that supersedes it) is superseded (SupersededError) instead of run;
  * - cached stacks and outputs are reused only while the name's version is the one this process last saw;
  * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left);
  * - locks left by a dead holder are removed: for a single writer at start-up and when an update meets one; with
@@ -28,7 +28,13 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
-import { type NameCoordinator, type NameRecord, setsDesiredState, type Ticket } from "./coordination.js";
+import {
+  type NameCoordinator,
+  type NameRecord,
+  setsDesiredState,
+  type Ticket,
+  type TicketRequest,
+} from "./coordination.js";
 import { removeStaleLocks } from "./locks.js";
 import { Slots } from "./queue.js";
 import {
@@ -36,7 +42,6 @@ import {
   EngineError,
   meaningfulLine,
   StackLockedError,
-  SupersededError,
   UnknownStackError,
 } from "./stack-errors.js";
 
@@ -62,7 +67,11 @@ export type Operation = Omit<Ticket, "order">;
 
 export interface SessionOptions {
   signal?: AbortSignal;
-  /** Position among the operations waiting on the same stack (Colonies' priority time). */
+  /**
+   * Position among the operations on the same name: the Colonies server's submission time of the call, in
+   * nanoseconds since the epoch. Without it (the executor's own operations, reads), the operation is placed after
+   * everything the name already holds.
+   */
   order?: number;
   /** Engine output, line by line. */
   onOutput?: (line: string) => void;
@@ -167,10 +176,7 @@ export class StackManager {
     options: SessionOptions,
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
-    const ticket: Ticket = {
-      ...(options.operation ?? READ),
-      order: options.order ?? Number.MAX_SAFE_INTEGER,
-    };
+    const ticket: TicketRequest = { ...(options.operation ?? READ), order: options.order };
     // The deadline covers the wait for the name's turn too: an operation does not wait forever.
     const deadline = AbortSignal.timeout(this.options.deadlineMs);
     const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
@@ -187,7 +193,7 @@ export class StackManager {
    */
   private async inTurn<T>(
     stackName: string,
-    ticket: Ticket,
+    ticket: TicketRequest,
     onOutput: ((line: string) => void) | undefined,
     signal: AbortSignal,
     work: (session: StackSession) => Promise<T>,
@@ -197,12 +203,7 @@ export class StackManager {
     const attempted = { update: false };
     let next: NameRecord | undefined;
     try {
-      // Pointless once a later desired state was applied (by any replica): it would roll the name back.
-      const applied = turn.record.applied;
-      const supersedable = recorded || ticket.effect === "converge";
-      if (supersedable && applied && applied.order > ticket.order) {
-        throw new SupersededError(stackName, applied, "applied");
-      }
+      // (A mutation that a later applied one made pointless never gets here: the coordinator supersedes it.)
       this.adopt(stackName, turn.record.version, turn.takenOver);
       const result = await this.slots.run(() =>
         work(this.makeSession(stackName, AbortSignal.any([signal, turn.lost]), onOutput, attempted)),
@@ -211,7 +212,14 @@ export class StackManager {
         next = {
           version: turn.record.version + 1,
           applied: recorded
-            ? { process: ticket.process, fn: ticket.fn, order: ticket.order, at: new Date().toISOString() }
+            ? {
+                process: ticket.process,
+                fn: ticket.fn,
+                // Never backwards: a re-run of the applied call itself may carry an order a hair earlier (a record
+                // written with its priority time, which has nanoseconds where the submission time has microseconds).
+                order: Math.max(turn.order, turn.record.applied?.order ?? turn.order),
+                at: new Date().toISOString(),
+              }
             : turn.record.applied,
         };
       }

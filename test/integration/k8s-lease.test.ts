@@ -29,13 +29,14 @@ async function replica(
   name: string,
   processOpen?: (processId: string) => Promise<boolean>,
   keepsPlace?: (reason: unknown) => boolean,
+  project = PROJECT,
 ): Promise<LeaseCoordinator> {
   const coordinator = await LeaseCoordinator.start({
     processOpen,
     keepsPlace,
     api: executorApi,
     namespace,
-    project: PROJECT,
+    project,
     replica: name,
     leaseSeconds: LEASE_SECONDS,
     pollMs: 100,
@@ -94,28 +95,54 @@ describe("LeaseCoordinator", () => {
     await record.release();
   });
 
-  it("coalesces waiting desired states across replicas", async () => {
+  it("coalesces waiting desired states across replicas only once the later one was applied", async () => {
     const [a, b] = [await replica("coalesce-a"), await replica("coalesce-b")];
     const held = await a.acquire("api", ticket("d1", 1), forever);
-    const results = await Promise.allSettled([
-      b.acquire("api", ticket("s2", 2, "pods"), forever),
-      a.acquire("api", ticket("s3", 3, "pods"), forever),
-      // d1 deploys the name: only a deployed name's waiting calls coalesce.
-      new Promise((r) => setTimeout(r, 500)).then(() =>
-        held.release({ version: 1, applied: { process: "d1", fn: "deploy", order: 1, at: "t" } }),
-      ),
-    ]);
-    const [s2, s3] = results;
-    expect(s2?.status).toBe("rejected");
-    const error = (s2 as PromiseRejectedResult).reason as SupersededError;
-    expect(error).toBeInstanceOf(SupersededError);
-    expect(error.by.process).toBe("s3");
-    expect(s3?.status).toBe("fulfilled");
-    await (s3 as PromiseFulfilledResult<NameTurn>).value.release();
+    const outcomes: string[] = [];
+    /** Takes the turn and ends it applied (recorded) or failed (nothing recorded), or reports the supersession. */
+    const take = (coordinator: LeaseCoordinator, t: Ticket, applied: boolean) =>
+      coordinator.acquire("api", t, forever).then(
+        async (turn) => {
+          outcomes.push(`turn ${t.process}`);
+          await turn.release({
+            version: turn.record.version + 1,
+            ...(applied
+              ? { applied: { process: t.process, fn: t.fn, order: turn.order, at: new Date().toISOString() } }
+              : { applied: turn.record.applied }),
+          });
+        },
+        (error: unknown) => {
+          expect(error).toBeInstanceOf(SupersededError);
+          const superseded = error as SupersededError;
+          outcomes.push(`${t.process}: ${superseded.how} by ${superseded.by.process}`);
+        },
+      );
+    // s5, the latest, goes first; once it was applied, the calls it superseded (on either replica) are closed.
+    const waiting = [
+      take(b, ticket("s2", 2, "pods"), true),
+      take(a, ticket("s3", 3, "pods"), true),
+      take(b, ticket("s4", 4, "pods"), true),
+      take(a, ticket("s5", 5, "pods"), true),
+    ];
+    await new Promise((r) => setTimeout(r, 500));
+    // d1 deploys the name: only a deployed name's waiting calls coalesce.
+    await held.release({ version: 1, applied: { process: "d1", fn: "deploy", order: 1, at: "t" } });
+    await Promise.all(waiting);
+    expect(outcomes[0]).toBe("turn s5");
+    expect(outcomes.slice(1).sort()).toEqual(["s2: waited by s5", "s3: waited by s5", "s4: waited by s5"]);
     // No ticket is left behind.
     const lease = await leases.readNamespacedLease({ name: a.nameLease("api"), namespace });
     expect(JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]")).toEqual([]);
     expect(lease.spec?.holderIdentity).toBeUndefined();
+
+    // A later scale that fails (over a budget) supersedes nothing: the earlier one gets its own turn after it.
+    const again = await a.acquire("api", ticket("h6", 6, "none"), forever);
+    outcomes.length = 0;
+    const second = [take(b, ticket("s7", 7, "pods"), true), take(a, ticket("s8", 8, "pods"), false)];
+    await new Promise((r) => setTimeout(r, 500));
+    await again.release();
+    await Promise.all(second);
+    expect(outcomes).toEqual(["turn s8", "turn s7"]);
   });
 
   it("takes over from a replica killed mid-turn only after its Lease went unrenewed for its duration", async () => {
@@ -313,9 +340,10 @@ describe("LeaseCoordinator", () => {
     // A clean shutdown hands the role on at once.
     await a.close();
     expect(await b.leads("autoscaler")).toBe(true);
-    // A leader killed with -9: its Lease stops being renewed, and the role moves once it is proven gone.
-    const c = await replica("lead-c");
-    expect(await c.leads("drift")).toBe(false);
+    // A leader killed with -9: its Lease stops being renewed, and the role moves once it is proven gone (in a
+    // project of its own, whose drift role the dead replica holds).
+    const ORPHANS = "orphans";
+    const c = await replica("lead-c", undefined, undefined, ORPHANS);
     await leases.createNamespacedLease({
       namespace,
       body: {
@@ -329,10 +357,11 @@ describe("LeaseCoordinator", () => {
     });
     await leases.createNamespacedLease({
       namespace,
-      body: { metadata: { name: `orphan.${PROJECT}` }, spec: { holderIdentity: "lead-dead" } },
+      body: { metadata: { name: `drift.${ORPHANS}` }, spec: { holderIdentity: "lead-dead" } },
     });
     const started = Date.now();
-    while (!(await c.leads("orphan"))) await new Promise((r) => setTimeout(r, 200));
+    expect(await c.leads("drift")).toBe(false);
+    while (!(await c.leads("drift"))) await new Promise((r) => setTimeout(r, 200));
     const waited = Date.now() - started;
     expect(waited).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 500);
     expect(waited).toBeLessThan(LEASE_SECONDS * 1000 + 5_000);

@@ -62,15 +62,12 @@ describe("KeyedQueue", () => {
     expect(queue.busyKeys).toEqual([]);
   });
 
-  it("drops waiting operations that a later waiting one supersedes, and runs the rest in order", async () => {
+  it("lets a waiting operation defer to a later waiting one, and runs it once that one has gone", async () => {
     type Tag = { name: string; kind: "scale" | "deploy" | "preview" };
     const queue = new KeyedQueue<Tag>({
       limit: 4,
-      // A scale supersedes earlier scales; previews neither supersede nor are superseded.
-      supersede: (earlier, later) =>
-        earlier.kind === "scale" && later.kind === "scale"
-          ? new Error(`${earlier.name} < ${later.name}`)
-          : undefined,
+      // A scale defers to later scales; previews neither defer nor are deferred to.
+      defers: (earlier, later) => earlier.kind === "scale" && later.kind === "scale",
     });
     const ran: string[] = [];
     const op = (tag: Tag, order: number) =>
@@ -91,13 +88,19 @@ describe("KeyedQueue", () => {
       op({ name: "scale-2", kind: "scale" }, 4),
       op({ name: "scale-3", kind: "scale" }, 5),
     ]);
-    expect(ran).toEqual(["deploy", "preview", "scale-3"]);
-    expect(results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as Error).message))).toEqual([
-      "deploy",
-      "scale-1 < scale-3",
-      "preview",
-      "scale-2 < scale-3",
-      "scale-3",
-    ]);
+    // Nothing is dropped: the earlier scales run after the last one (their operation decides what to do then).
+    expect(ran).toEqual(["deploy", "preview", "scale-3", "scale-2", "scale-1"]);
+    expect(results.map((r) => r.status)).toEqual(Array(5).fill("fulfilled"));
+    expect(queue.busyKeys).toEqual([]);
+  });
+
+  it("runs operations without an order after every ordered one", async () => {
+    const queue = new KeyedQueue({ gatherMs: 20 });
+    const ran: string[] = [];
+    const op = (name: string) => async () => {
+      ran.push(name);
+    };
+    await Promise.all([queue.run("k", op("unordered")), queue.run("k", op("ordered"), 1.8e18)]);
+    expect(ran).toEqual(["ordered", "unordered"]);
   });
 });

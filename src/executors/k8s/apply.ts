@@ -43,7 +43,7 @@ export async function inSession(
   try {
     return await deps.stacks.session(
       name,
-      { signal: ctx.signal, order: ctx.priorityTime, onOutput: batcher.add, operation },
+      { signal: ctx.signal, order: ctx.order, onOutput: batcher.add, operation },
       work,
     );
   } catch (error) {
@@ -53,9 +53,11 @@ export async function inSession(
       {
         deployment: name,
         superseded: true,
-        supersededBy: { process: error.by.process, function: error.by.fn, priorityTime: error.by.order },
+        supersededBy: { process: error.by.process, function: error.by.fn, order: error.by.order },
         reason:
-          error.how === "applied" ? "a later operation was already applied" : "a later operation was queued",
+          error.how === "applied"
+            ? "a later operation was already applied"
+            : "a later operation was applied while this one waited for its outcome",
       },
     ];
   } finally {
@@ -64,15 +66,15 @@ export async function inSession(
 }
 
 /**
- * The context of an operation the executor starts itself (the autoscaler, the drift check): no Colonies process,
- * its place among the calls on the name is now (Colonies' priority time is in nanoseconds), its log is ours.
+ * The context of an operation the executor starts itself (the autoscaler, the drift check): no Colonies process
+ * and no order of its own (no clock to compare with the server's): its ticket is placed after everything the name
+ * holds when it is put down. Its log is ours.
  */
 export function ownContext(logger: Logger, funcName: string, deployment: string, signal: AbortSignal) {
   const scoped = logger.child({ deployment, function: funcName });
   const ctx: ProcessContext = {
     processId: "",
     funcName,
-    priorityTime: Date.now() * 1e6,
     signal,
     logger: scoped,
     log: async (message) => scoped.info(message),

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
 import { ColoniesError } from "../../colonies/errors.js";
 import { type Process, ProcessState } from "../../colonies/types.js";
-import { ReassignedAbort } from "../../executor/process-runner.js";
+import { ReassignedAbort, submissionOrder } from "../../executor/process-runner.js";
 import { ConfigError, type RuntimeIdentity } from "../../executor/types.js";
 import { LocalCoordinator, type NameCoordinator } from "../../k8s/coordination.js";
 import { LeaseCoordinator } from "../../k8s/lease-coordinator.js";
@@ -64,7 +64,8 @@ export async function startCoordinator(
         (p.state === ProcessState.RUNNING || p.retries > 0) &&
         MUTATIONS.has(p.spec?.funcname ?? "") &&
         deploymentOf(p) === name &&
-        Number(p.prioritytime ?? 0) < order,
+        // Submission order, as the tickets: priority time is the caller's to skew.
+        (submissionOrder(p.submissiontime) ?? Number.POSITIVE_INFINITY) < order,
     );
     return earlier?.processid;
   };

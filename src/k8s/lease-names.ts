@@ -1,0 +1,60 @@
+/**
+ * The names of the Leases the lease coordinator keeps in the executor's namespace, in one place:
+ * - a deployment name's Lease: `<name>.<project>`;
+ * - the coordinator's own Leases: `<role>.<project>` for a role (the autoscaler's and the drift check's
+ *   leadership, the budget reservations) and `replica.<id>.<project>` for each replica's liveness.
+ * A deployment named after a role would share that role's Lease (a deployment `autoscaler` would wait for the
+ * autoscaler's leader to end a turn it never holds), so the roles are reserved deployment names.
+ *
+ * Why reserved names rather than a prefix of their own for the names' Leases: a prefix would move every name to
+ * another Lease on upgrade. During a rolling upgrade, old and new replicas would take turns on two Leases for one
+ * name (two updates of one stack at once, each taking the other's Pulumi lock for a dead holder's), and the
+ * records the old Leases carry (the last applied operation, the version caches depend on) would be left behind.
+ * Reserving the role names keeps every existing Lease where it is.
+ */
+
+/**
+ * Every role that names a Lease of the coordinator's own. `leads` refuses a role that is not listed here, so a
+ * new role must be added, and is then reserved as a deployment name too.
+ */
+export const ROLE_LEASES = ["autoscaler", "drift", "sweep", "budget", "replica"] as const;
+
+export type LeaseRole = (typeof ROLE_LEASES)[number];
+
+export function isRole(name: string): name is LeaseRole {
+  return (ROLE_LEASES as readonly string[]).includes(name);
+}
+
+/** Throws when `role` is not one of ROLE_LEASES (a programming error: it would not be reserved). */
+export function assertRole(role: string): asserts role is LeaseRole {
+  if (!isRole(role)) {
+    throw new Error(
+      `"${role}" is not a coordinator role; add it to ROLE_LEASES (${ROLE_LEASES.join(", ")}), which also reserves it as a deployment name`,
+    );
+  }
+}
+
+/** What is wrong with a deployment name that is reserved (a phrase completing "<function>: "). */
+export function reservedNameProblem(name: string): string | undefined {
+  if (!isRole(name)) return undefined;
+  return `deployment name "${name}" is reserved: the executor coordinates its replicas through a Lease named "${name}.<project>", which is also the Lease of a deployment of that name (reserved: ${ROLE_LEASES.join(", ")})`;
+}
+
+/** The project as part of a Lease name (a DNS-1123 subdomain). */
+function projectPart(project: string): string {
+  return project.toLowerCase().replace(/[^a-z0-9-]/g, "-");
+}
+
+/** The Lease of a deployment name: readable, and distinct per project. */
+export function nameLease(name: string, project: string): string {
+  return `${name}.${projectPart(project)}`;
+}
+
+export function roleLease(role: LeaseRole, project: string): string {
+  return `${role}.${projectPart(project)}`;
+}
+
+export function replicaLease(replica: string, project: string): string {
+  const role: LeaseRole = "replica";
+  return `${role}.${replica}.${projectPart(project)}`;
+}
