@@ -1,8 +1,9 @@
 /**
  * The backup executor: verified, streaming PostgreSQL backups (pg_dump -Fc) to a directory or S3-compatible
  * storage, with safe retention; plus list_backups, verify and restore. See backup/ for the parts:
- * config (environment), names, pgtools (pg_dump/pg_restore), database (own connection + lock), targets/
- * (dir, s3), dump/verify/restore (the operations), retention, functions (the Colonies table).
+ * config (environment), names, pgtools (pg_dump/pg_restore), database (own connection + lock), writer (whose
+ * leftovers a backup may remove), targets/ (dir, s3, partial names), dump/verify/restore (the operations),
+ * retention, functions (the Colonies table).
  */
 import type { ExecutorModule } from "../executor/types.js";
 import { BACKUP_ENV, describeConfig, parseBackupConfig } from "./backup/config.js";

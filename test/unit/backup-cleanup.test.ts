@@ -11,13 +11,18 @@ import { PassThrough } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import type { Logger } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ProcessContext } from "../../src/executor/types.js";
 import type { BackupConfig, S3TargetConfig } from "../../src/executors/backup/config.js";
 import { applyRetention, type BackupDeps } from "../../src/executors/backup/dump.js";
+import { encodeMetadata, METADATA_FORMAT } from "../../src/executors/backup/metadata.js";
 import { backupName, metadataNameOf } from "../../src/executors/backup/names.js";
 import { ignoreEpipe } from "../../src/executors/backup/streams.js";
 import { DirTarget } from "../../src/executors/backup/targets/dir.js";
@@ -43,14 +48,36 @@ function fakeCtx(): ProcessContext & { lines: string[] } {
 }
 
 const nameOn = (day: number) => backupName("shop", new Date(Date.UTC(2025, 0, day)));
+/** Writer tags (writer.ts): this executor's and another one's. */
+const OURS = "aaaaaaaaaaaa";
+const THEIRS = "bbbbbbbbbbbb";
 
-/** A backup directory holding backups of "shop" made on the given days, each with its metadata document. */
+function metadataOf(name: string, size: number): Buffer {
+  const at = new Date().toISOString();
+  return encodeMetadata({
+    format: METADATA_FORMAT,
+    name,
+    database: "shop",
+    host: "db",
+    port: 5432,
+    user: "u",
+    serverVersion: "17",
+    pgDumpVersion: "17",
+    start: at,
+    end: at,
+    durationMs: 1,
+    size,
+    sha256: "0".repeat(64),
+  });
+}
+
+/** A backup directory holding good backups of "shop" made on the given days, each with its metadata document. */
 async function backupDir(days: number[]): Promise<{ dir: string; names: string[] }> {
   const dir = await fs.mkdtemp(path.join(tmpdir(), "backup-cleanup-"));
   const names = days.map(nameOn);
   for (const name of names) {
     await fs.writeFile(path.join(dir, name), "dump");
-    await fs.writeFile(path.join(dir, metadataNameOf(name)), "{}");
+    await fs.writeFile(path.join(dir, metadataNameOf(name)), metadataOf(name, 4));
   }
   return { dir, names };
 }
@@ -129,14 +156,14 @@ describe("retention on the directory target", () => {
 describe("DirTarget.cleanupStale", () => {
   it("reports only the leftovers it really removed and logs the others", async () => {
     const { dir } = await backupDir([]);
-    const stuck = `.${nameOn(1)}.partial-aaaaaa`;
-    const gone = `.${nameOn(2)}.partial-bbbbbb`;
-    const other = `.${backupName("shop_x", new Date(Date.UTC(2025, 0, 3)))}.partial-cccccc`;
+    const stuck = `.${nameOn(1)}.partial-${OURS}-aaaaaa`;
+    const gone = `.${nameOn(2)}.partial-${OURS}-bbbbbb`;
+    const other = `.${backupName("shop_x", new Date(Date.UTC(2025, 0, 3)))}.partial-${OURS}-cccccc`;
     for (const f of [stuck, gone, other]) await fs.writeFile(path.join(dir, f), "");
     failRm((file) => file === path.join(dir, stuck));
     const logger = fakeLogger();
 
-    expect(await new DirTarget(dir, logger).cleanupStale("shop")).toEqual([gone]);
+    expect(await new DirTarget(dir, logger).cleanupStale("shop", OURS)).toEqual([gone]);
 
     expect((await fs.readdir(dir)).sort()).toEqual([other, stuck].sort());
     expect(logger.warn).toHaveBeenCalledTimes(1);
@@ -146,13 +173,46 @@ describe("DirTarget.cleanupStale", () => {
     );
   });
 
+  it("removes this writer's and untagged (earlier versions') leftovers, never another writer's", async () => {
+    const { dir, names } = await backupDir([1]);
+    const ours = `.${nameOn(2)}.partial-${OURS}-0a0a0a0a0a0a`;
+    const oursMeta = `${ours}.json`;
+    const legacy = `.${nameOn(3)}.partial-0b0b0b0b0b0b`;
+    const theirs = `.${nameOn(4)}.partial-${THEIRS}-0c0c0c0c0c0c`;
+    const notOurs = [".hidden", "notes.txt", `.${nameOn(5)}.partial-XYZ`];
+    for (const f of [ours, oursMeta, legacy, theirs, ...notOurs]) await fs.writeFile(path.join(dir, f), "");
+
+    const removed = await new DirTarget(dir, fakeLogger()).cleanupStale("shop", OURS);
+
+    expect(removed.sort()).toEqual([ours, oursMeta, legacy].sort());
+    const [good] = names as [string];
+    expect((await fs.readdir(dir)).sort()).toEqual([good, metadataNameOf(good), theirs, ...notOurs].sort());
+  });
+
+  it("removes metadata published without its backup (killed between the two), keeps a published backup's", async () => {
+    const { dir } = await backupDir([]);
+    const [orphan, published] = [nameOn(1), nameOn(2)];
+    // Killed after publishing the metadata of `orphan`, and after linking `published` but before unlinking.
+    await fs.writeFile(path.join(dir, metadataNameOf(orphan)), metadataOf(orphan, 4));
+    await fs.writeFile(path.join(dir, `.${orphan}.partial-${OURS}-0d0d0d0d0d0d`), "dump");
+    await fs.writeFile(path.join(dir, published), "dump");
+    await fs.writeFile(path.join(dir, metadataNameOf(published)), metadataOf(published, 4));
+    await fs.link(path.join(dir, published), path.join(dir, `.${published}.partial-${OURS}-0e0e0e0e0e0e`));
+
+    const removed = await new DirTarget(dir, fakeLogger()).cleanupStale("shop", OURS);
+
+    expect(removed).toContain(metadataNameOf(orphan));
+    expect((await fs.readdir(dir)).sort()).toEqual([published, metadataNameOf(published)].sort());
+    expect(await fs.readFile(path.join(dir, published), "utf8")).toBe("dump");
+  });
+
   it("a missing directory has no leftovers; a directory it cannot read is an error, not an empty list", async () => {
     const { dir } = await backupDir([]);
     const logger = fakeLogger();
-    expect(await new DirTarget(path.join(dir, "missing"), logger).cleanupStale("shop")).toEqual([]);
+    expect(await new DirTarget(path.join(dir, "missing"), logger).cleanupStale("shop", OURS)).toEqual([]);
     const file = path.join(dir, "a-file");
     await fs.writeFile(file, "");
-    await expect(new DirTarget(file, logger).cleanupStale("shop")).rejects.toThrow(
+    await expect(new DirTarget(file, logger).cleanupStale("shop", OURS)).rejects.toThrow(
       `backup directory ${file}: cannot look for unfinished writes: a component of the path is not a directory (ENOTDIR)`,
     );
   });
@@ -161,7 +221,7 @@ describe("DirTarget.cleanupStale", () => {
     const { dir } = await backupDir([]);
     const logger = fakeLogger();
     const target = new DirTarget(dir, logger);
-    const pending = await target.begin(nameOn(1));
+    const pending = await target.begin(nameOn(1), OURS);
     failRm((file) => file.includes(".partial-") && !file.endsWith(".json"));
     await pending.abort();
     const [temp] = await fs.readdir(dir);
@@ -193,12 +253,15 @@ describe("S3 target: failed multipart aborts are logged", () => {
     const target = new S3Target(cfg, logger);
     const send = vi.spyOn(target.client, "send").mockImplementation((async (command: unknown) => {
       if (command instanceof CreateMultipartUploadCommand) return { UploadId: "upload-1" };
+      if (command instanceof PutObjectCommand) return {};
       throw refused();
     }) as never);
     const name = nameOn(1);
-    const pending = await target.begin(name);
+    const pending = await target.begin(name, OURS);
     await pending.abort();
+    // The marker recording the upload stays: it is how the next backup finds the upload to abort.
     expect(send.mock.calls.at(-1)?.[0]).toBeInstanceOf(AbortMultipartUploadCommand);
+    expect(send.mock.calls.some(([c]) => c instanceof DeleteObjectCommand)).toBe(false);
     expect(logger.warn).toHaveBeenCalledWith(
       { bucket: "b", key: `backups/${name}`, uploadId: "upload-1", err: "connect ECONNREFUSED 127.0.0.1:9" },
       "could not abort a multipart upload; its parts stay in the bucket until it is aborted",
@@ -206,24 +269,66 @@ describe("S3 target: failed multipart aborts are logged", () => {
     await target.close();
   });
 
-  it("cleanupStale reports only the uploads it aborted and logs the others", async () => {
+  /**
+   * A bucket in memory, with MinIO's listing of unfinished uploads: a prefix names one key, so only a
+   * cleanup that knows the exact key (from its marker) finds an upload.
+   */
+  function fakeBucket(target: S3Target, objects: Set<string>, uploads: Map<string, string>, failing: string) {
+    return vi.spyOn(target.client, "send").mockImplementation((async (command: unknown) => {
+      if (command instanceof ListObjectsV2Command) {
+        const prefix = command.input.Prefix ?? "";
+        return { Contents: [...objects].filter((k) => k.startsWith(prefix)).map((Key) => ({ Key })) };
+      }
+      if (command instanceof ListMultipartUploadsCommand) {
+        const key = command.input.Prefix;
+        const found = [...uploads].filter(([, k]) => k === key);
+        return { Uploads: found.map(([UploadId, Key]) => ({ Key, UploadId })), IsTruncated: false };
+      }
+      if (command instanceof AbortMultipartUploadCommand) {
+        if (command.input.UploadId === failing) throw refused();
+        uploads.delete(command.input.UploadId as string);
+        return {};
+      }
+      if (command instanceof HeadObjectCommand) {
+        if (objects.has(command.input.Key as string)) return { ContentLength: 4 };
+        throw Object.assign(new Error("NotFound"), { name: "NotFound", $metadata: { httpStatusCode: 404 } });
+      }
+      if (command instanceof DeleteObjectCommand) {
+        objects.delete(command.input.Key as string);
+        return {};
+      }
+      throw new Error(`unexpected ${String(command)}`);
+    }) as never);
+  }
+
+  it("cleanupStale aborts this writer's recorded uploads only, and keeps the marker of one it could not abort", async () => {
     const logger = fakeLogger();
     const target = new S3Target(cfg, logger);
-    const [a, b] = [nameOn(1), nameOn(2)];
-    vi.spyOn(target.client, "send").mockImplementation((async (command: unknown) => {
-      if (command instanceof ListMultipartUploadsCommand) {
-        return {
-          Uploads: [
-            { Key: `backups/${a}`, UploadId: "u-a" },
-            { Key: `backups/${b}`, UploadId: "u-b" },
-          ],
-          IsTruncated: false,
-        };
-      }
-      if (command instanceof AbortMultipartUploadCommand && command.input.UploadId === "u-a") throw refused();
-      return {};
-    }) as never);
-    expect(await target.cleanupStale("shop")).toEqual([`backups/${b}`]);
+    const [a, b, c] = [nameOn(1), nameOn(2), nameOn(3)];
+    const marker = (name: string, tag: string) => `backups/.${name}.partial-${tag}`;
+    const objects = new Set([
+      marker(a, OURS),
+      marker(b, OURS),
+      `backups/${metadataNameOf(b)}`, // stored just before the kill, the upload never completed
+      marker(c, THEIRS),
+      "backups/other-app/file",
+    ]);
+    const uploads = new Map([
+      ["u-a", `backups/${a}`],
+      ["u-b", `backups/${b}`],
+      ["u-c", `backups/${c}`],
+    ]);
+    fakeBucket(target, objects, uploads, "u-a");
+
+    expect(await target.cleanupStale("shop", OURS)).toEqual([
+      `backups/${b} (unfinished upload)`,
+      `backups/${metadataNameOf(b)}`,
+      marker(b, OURS),
+    ]);
+    expect([...uploads.keys()].sort()).toEqual(["u-a", "u-c"]);
+    expect([...objects].sort()).toEqual(
+      [marker(a, OURS), marker(c, THEIRS), "backups/other-app/file"].sort(),
+    );
     expect(logger.warn).toHaveBeenCalledWith(
       expect.objectContaining({
         key: `backups/${a}`,
@@ -232,6 +337,18 @@ describe("S3 target: failed multipart aborts are logged", () => {
       }),
       expect.stringContaining("could not abort a multipart upload"),
     );
+    await target.close();
+  });
+
+  it("cleanupStale keeps a completed backup whose marker was left, and removes the marker", async () => {
+    const target = new S3Target(cfg, fakeLogger());
+    const name = nameOn(1);
+    const marker = `backups/.${name}.partial-${OURS}`;
+    const done = [`backups/${name}`, `backups/${metadataNameOf(name)}`];
+    const objects = new Set([marker, ...done]);
+    fakeBucket(target, objects, new Map(), "");
+    expect(await target.cleanupStale("shop", OURS)).toEqual([marker]);
+    expect([...objects].sort()).toEqual(done.sort());
     await target.close();
   });
 });

@@ -3,10 +3,11 @@
  * when pg_dump exited 0 and the stored size matches; then retention.
  *
  * Order of events:
- *   connect (credentials checked) → take the database's backup lock → remove leftovers of killed runs →
- *   begin (temp file / multipart upload) → pg_dump | meter | sink → pg_dump exit 0? → commit (sizes checked,
- *   metadata stored, backup published) → retention → unlock.
- * Any failure or cancellation before the commit finished aborts the write: nothing partial remains.
+ *   connect (credentials checked) → take the database's backup lock → remove this writer's leftovers of
+ *   killed runs (writer.ts) → begin (temp file / multipart upload) → pg_dump | meter | sink → pg_dump exit 0?
+ *   → commit (sizes checked, metadata stored, backup published) → retention → unlock.
+ * Any failure or cancellation before the commit finished aborts the write: nothing partial remains. A kill -9
+ * leaves a temporary write that nothing lists or counts; the next backup under the same lock removes it.
  */
 import type { Logger } from "pino";
 import { type ProcessContext, ProcessError } from "../../executor/types.js";
@@ -20,6 +21,7 @@ import { createOutputPump } from "./pump.js";
 import { planRetention } from "./retention.js";
 import { formatBytes } from "./streams.js";
 import type { PendingBackup, Target } from "./targets/target.js";
+import { ownWriterTag } from "./writer.js";
 
 export interface BackupDeps {
   config: BackupConfig;
@@ -142,10 +144,19 @@ export async function applyRetention(
   if (keep <= 0) return outcome;
   const errors: string[] = [];
   try {
-    const existing = (await deps.target.list(database))
+    const stored = await deps.target.list(database);
+    const existing = stored
       .map((b) => parseBackupName(b.name))
       .filter((p): p is ParsedName => p !== undefined);
-    const plan = planRetention(existing, keep, justMade, database);
+    const sizes = new Map(stored.map((b) => [b.name, b.size]));
+    // Good: its metadata is there and records the stored size. A metadata document that cannot be read makes
+    // the backup count as not good, which only ever keeps more.
+    const isGood = (name: string) =>
+      deps.target.readMetadata(name).then(
+        (meta) => meta !== undefined && meta.size === sizes.get(name),
+        () => false,
+      );
+    const plan = await planRetention(existing, keep, justMade, database, isGood);
     for (const old of plan.delete) {
       try {
         await deps.target.remove(old);
@@ -185,9 +196,10 @@ export async function runBackup(deps: BackupDeps, ctx: ProcessContext): Promise<
   try {
     await lockForBackup(session, pgc, database);
     const [version, dumpVersion] = await Promise.all([serverVersion(session, pgc), deps.pgDumpVersion()]);
+    const writer = await ownWriterTag(session, pgc);
     // Best effort: a store may not allow listing unfinished uploads; the backup itself does not need it.
     try {
-      const stale = await target.cleanupStale(database);
+      const stale = await target.cleanupStale(database, writer);
       if (stale.length > 0) await ctx.log(`removed unfinished writes of earlier runs: ${stale.join(", ")}`);
     } catch (err) {
       deps.logger.warn({ err: messageOf(err) }, "could not look for unfinished writes of earlier runs");
@@ -201,7 +213,7 @@ export async function runBackup(deps: BackupDeps, ctx: ProcessContext): Promise<
     );
     deps.logger.info({ backup: name, target: target.kind }, "backup started");
 
-    const pending = await target.begin(name);
+    const pending = await target.begin(name, writer);
     let meta: BackupMetadata;
     let storedSize: number;
     try {

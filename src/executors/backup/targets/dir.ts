@@ -1,8 +1,9 @@
 /**
  * Directory target (e.g. a mounted volume). A backup is written to a hidden temporary file in the same
- * directory (`.<name>.partial-<random>`), flushed to disk, then published under its final name with link()
- * (which never replaces an existing file) and the temporary name removed; the metadata document is published
- * first, so a visible backup always has its metadata. Nothing is copied: the temporary file IS the backup.
+ * directory (`.<name>.partial-<writer>-<random>`, see partial.ts), flushed to disk, then published under its
+ * final name with link() (which never replaces an existing file) and the temporary name removed; the metadata
+ * document is published first, so a visible backup always has its metadata. Nothing is copied: the temporary
+ * file IS the backup. A killed executor's temporary files are removed by the next backup of the same writer.
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
@@ -13,10 +14,15 @@ import type { Logger } from "pino";
 import { ProcessError } from "../../../executor/types.js";
 import { fsError, messageOf } from "../errors.js";
 import { type BackupMetadata, decodeMetadata, encodeMetadata } from "../metadata.js";
-import { metadataNameOf, namePrefixOf, parseBackupName } from "../names.js";
-import type { BackupLocation, PendingBackup, StoredBackup, Target } from "./target.js";
-
-const PARTIAL = ".partial-";
+import { metadataNameOf, parseBackupName } from "../names.js";
+import { PARTIAL, type PartialWrite, parsePartial, partialBase, partialPrefixOf } from "./partial.js";
+import {
+  type BackupLocation,
+  type PendingBackup,
+  STALE_LIMIT,
+  type StoredBackup,
+  type Target,
+} from "./target.js";
 
 /**
  * Removes a file for a cleanup that must not fail (abort, leftovers): a failure is logged, not thrown.
@@ -138,8 +144,8 @@ export class DirTarget implements Target {
     }
   }
 
-  async begin(name: string): Promise<PendingBackup> {
-    const tempFile = path.join(this.dir, `.${name}${PARTIAL}${randomBytes(6).toString("hex")}`);
+  async begin(name: string, writer: string): Promise<PendingBackup> {
+    const tempFile = path.join(this.dir, `${partialBase(name, writer)}-${randomBytes(6).toString("hex")}`);
     try {
       await fs.mkdir(this.dir, { recursive: true });
       const sink = createWriteStream(tempFile, { flags: "wx", mode: 0o600, flush: true });
@@ -154,8 +160,7 @@ export class DirTarget implements Target {
     }
   }
 
-  async cleanupStale(database: string): Promise<string[]> {
-    const stale = `.${namePrefixOf(database)}`;
+  async cleanupStale(database: string, writer: string): Promise<string[]> {
     let entries: string[];
     try {
       entries = await fs.readdir(this.dir);
@@ -163,13 +168,28 @@ export class DirTarget implements Target {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw fsError(err, this.dir, "look for unfinished writes");
     }
+    const prefix = partialPrefixOf(database);
+    const stale: { entry: string; partial: PartialWrite }[] = [];
+    for (const entry of entries) {
+      const partial = entry.startsWith(prefix) ? parsePartial(entry) : undefined;
+      if (!partial || parseBackupName(partial.name)?.database !== database) continue;
+      // Ours: this writer's, and untagged ones of earlier versions (which removed every leftover of the database).
+      if (partial.writer !== undefined && partial.writer !== writer) continue;
+      stale.push({ entry, partial });
+      if (stale.length >= STALE_LIMIT) break;
+    }
+    const present = new Set(entries);
     // Only what was really removed is reported; a failed removal is logged (and retried by the next backup).
     const removed: string[] = [];
-    for (const entry of entries) {
-      if (!entry.startsWith(stale) || !entry.includes(PARTIAL)) continue;
-      const original = entry.slice(1, entry.indexOf(PARTIAL));
-      if (parseBackupName(original)?.database !== database) continue;
-      if (await removeLogged(path.join(this.dir, entry), this.logger)) removed.push(entry);
+    for (const { entry, partial } of stale) {
+      if (!(await removeLogged(path.join(this.dir, entry), this.logger))) continue;
+      removed.push(entry);
+      // Killed between publishing the metadata and the backup: the metadata describes nothing.
+      const meta = metadataNameOf(partial.name);
+      if (!partial.metadata && !present.has(partial.name) && present.has(meta)) {
+        if (await removeLogged(path.join(this.dir, meta), this.logger)) removed.push(meta);
+        present.delete(meta);
+      }
     }
     return removed;
   }

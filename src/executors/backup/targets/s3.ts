@@ -5,6 +5,11 @@
  * before completion. Any failure aborts the multipart upload (the parts are discarded by the store) and
  * deletes what was published.
  *
+ * Before the upload starts, a small marker object `<prefix>.<name>.partial-<writer>` (partial.ts) records it;
+ * it is deleted once the backup is published or its upload aborted. A killed executor leaves the marker, and
+ * the next backup of the same writer finds the unfinished upload through it: by listing the uploads of that
+ * exact key, which every store supports (MinIO lists uploads of one key only: a prefix listing finds nothing).
+ *
  * Longer than most files here on purpose: it is one Target (the interface of targets/target.ts) over one SDK
  * client, and its parts (upload, list, read, retention, stale-upload cleanup) share that client and its errors.
  */
@@ -33,7 +38,17 @@ import { messageOf, s3CodeOf, s3Error, s3StatusOf } from "../errors.js";
 import { type BackupMetadata, decodeMetadata, encodeMetadata } from "../metadata.js";
 import { metadataNameOf, NAME_PREFIX, namePrefixOf, parseBackupName } from "../names.js";
 import { MultipartWriter } from "./multipart.js";
-import type { BackupLocation, PendingBackup, StoredBackup, Target } from "./target.js";
+import { parsePartial, partialBase, partialPrefixOf } from "./partial.js";
+import {
+  type BackupLocation,
+  type PendingBackup,
+  STALE_LIMIT,
+  type StoredBackup,
+  type Target,
+} from "./target.js";
+
+/** Pages of a listing read at most for one cleanup (1000 keys each): a crowded prefix cannot stall a backup. */
+const STALE_PAGES = 10;
 
 function isNotFound(err: unknown): boolean {
   const code = s3CodeOf(err);
@@ -72,6 +87,8 @@ class S3Pending implements PendingBackup {
     private readonly name: string,
     private readonly uploadId: string,
     readonly sink: MultipartWriter,
+    /** The key of the marker object recording this upload. */
+    private readonly marker: string,
   ) {}
 
   async commit(meta: BackupMetadata): Promise<{ storedSize: number }> {
@@ -119,6 +136,8 @@ class S3Pending implements PendingBackup {
           `S3 bucket "${t.bucket}": ${key} has ${head.ContentLength} bytes but pg_dump wrote ${meta.size}; backup discarded`,
         );
       }
+      // Published: a marker left behind (the delete failed) is removed by the next backup, which keeps the backup.
+      await t.deleteLogged(this.marker);
       return { storedSize: head.ContentLength };
     } catch (err) {
       await this.abort();
@@ -136,12 +155,10 @@ class S3Pending implements PendingBackup {
     if (!this.sink.destroyed) this.sink.destroy();
     if (!this.sink.closed) await new Promise<void>((resolve) => this.sink.once("close", () => resolve()));
     const key = t.keyOf(this.name);
-    if (!this.completed) {
-      await t.abortUpload(key, this.uploadId);
-    } else {
-      await t.deleteLogged(key);
-    }
-    if (this.metaPut) await t.deleteLogged(t.keyOf(metadataNameOf(this.name)));
+    const gone = this.completed ? await t.deleteLogged(key) : await t.abortUpload(key, this.uploadId);
+    const metaGone = this.metaPut ? await t.deleteLogged(t.keyOf(metadataNameOf(this.name))) : true;
+    // The marker is how the next backup finds what is left, so it goes only when nothing is.
+    if (gone && metaGone) await t.deleteLogged(this.marker);
   }
 }
 
@@ -190,8 +207,21 @@ export class S3Target implements Target {
     await this.call("check the bucket", (c) => c.send(new HeadBucketCommand({ Bucket: this.bucket })));
   }
 
-  async begin(name: string): Promise<PendingBackup> {
+  async begin(name: string, writer: string): Promise<PendingBackup> {
     const key = this.keyOf(name);
+    const marker = this.keyOf(partialBase(name, writer));
+    // Recorded first: an upload that exists always has its marker. If the upload cannot be started, the marker
+    // stays for the next backup to remove (the store may have started it even though the answer was lost).
+    await this.call(`record the upload of ${name}`, (c) =>
+      c.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: marker,
+          Body: JSON.stringify({ name, writer, started: new Date().toISOString() }),
+          ContentType: "application/json",
+        }),
+      ),
+    );
     const created = await this.call(`start the upload of ${name}`, (c) =>
       c.send(
         new CreateMultipartUploadCommand({
@@ -212,7 +242,7 @@ export class S3Target implements Target {
       partSizeBytes: this.cfg.partSizeBytes,
       queueSize: this.cfg.queueSize,
     });
-    return new S3Pending(this, name, created.UploadId, sink);
+    return new S3Pending(this, name, created.UploadId, sink, marker);
   }
 
   /** Aborts a multipart upload; resolves whether that worked, and logs the upload id and error if not. */
@@ -231,12 +261,14 @@ export class S3Target implements Target {
     }
   }
 
-  /** Deletes an object for a cleanup that must not fail; a failure is logged. */
-  async deleteLogged(key: string): Promise<void> {
+  /** Deletes an object for a cleanup that must not fail; resolves whether that worked, and logs why not. */
+  async deleteLogged(key: string): Promise<boolean> {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
     } catch (err) {
       this.logger.warn({ bucket: this.bucket, key, err: messageOf(err) }, "could not delete an object");
+      return false;
     }
   }
 
@@ -260,30 +292,92 @@ export class S3Target implements Target {
     }
   }
 
-  async cleanupStale(database: string): Promise<string[]> {
-    const prefix = this.keyOf(namePrefixOf(database));
+  async cleanupStale(database: string, writer: string): Promise<string[]> {
+    const markers: { key: string; name: string }[] = [];
+    for await (const key of this.keys(this.keyOf(partialPrefixOf(database)), "look for unfinished uploads")) {
+      const partial = parsePartial(key.slice(this.prefix.length), true);
+      if (partial?.writer !== writer || parseBackupName(partial.name)?.database !== database) continue;
+      markers.push({ key, name: partial.name });
+      if (markers.length >= STALE_LIMIT) break;
+    }
     const removed: string[] = [];
+    for (const marker of markers) {
+      try {
+        removed.push(...(await this.removeUnfinished(marker.name, marker.key)));
+      } catch (err) {
+        // This one is tried again next time; the others need not wait for it.
+        this.logger.warn(
+          { bucket: this.bucket, marker: marker.key, err: messageOf(err) },
+          "unfinished upload kept",
+        );
+      }
+    }
+    return removed;
+  }
+
+  /** What a killed write of `name` left: its unfinished uploads, metadata without a backup, then the marker. */
+  private async removeUnfinished(name: string, marker: string): Promise<string[]> {
+    const key = this.keyOf(name);
+    const removed: string[] = [];
+    let clean = true;
+    for (const uploadId of await this.uploadsOf(key)) {
+      if (await this.abortUpload(key, uploadId)) removed.push(`${key} (unfinished upload)`);
+      else clean = false;
+    }
+    if (!clean) return removed;
+    // Killed between storing the metadata and completing the upload: the metadata describes nothing.
+    const metaKey = this.keyOf(metadataNameOf(name));
+    if (!(await this.stat(name)) && (await this.exists(metaKey)) && (await this.deleteLogged(metaKey))) {
+      removed.push(metaKey);
+    }
+    if (await this.deleteLogged(marker)) removed.push(marker);
+    return removed;
+  }
+
+  /** Upload ids of unfinished uploads of exactly `key`. */
+  private async uploadsOf(key: string): Promise<string[]> {
+    const ids: string[] = [];
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
-    for (;;) {
-      const page = await this.call("list unfinished uploads", (c) =>
+    for (let page = 0; page < STALE_PAGES; page++) {
+      const res = await this.call(`list the unfinished uploads of ${key}`, (c) =>
         c.send(
           new ListMultipartUploadsCommand({
             Bucket: this.bucket,
-            Prefix: prefix,
+            Prefix: key,
             KeyMarker: keyMarker,
             UploadIdMarker: uploadIdMarker,
           }),
         ),
       );
-      for (const u of page.Uploads ?? []) {
-        const name = u.Key?.slice(this.prefix.length);
-        if (!u.Key || !u.UploadId || !name || parseBackupName(name)?.database !== database) continue;
-        if (await this.abortUpload(u.Key, u.UploadId)) removed.push(u.Key);
-      }
-      if (!page.IsTruncated) return removed;
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
+      for (const u of res.Uploads ?? []) if (u.Key === key && u.UploadId) ids.push(u.UploadId);
+      if (!res.IsTruncated) break;
+      keyMarker = res.NextKeyMarker;
+      uploadIdMarker = res.NextUploadIdMarker;
+    }
+    return ids;
+  }
+
+  private async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw s3Error(err, { bucket: this.bucket, endpoint: this.endpointLabel }, `look up ${key}`);
+    }
+  }
+
+  /** Keys under `prefix`, page by page, at most STALE_PAGES pages. */
+  private async *keys(prefix: string, doing: string): AsyncGenerator<string> {
+    let token: string | undefined;
+    for (let page = 0; page < STALE_PAGES; page++) {
+      const res = await this.call(doing, (c) =>
+        c.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })),
+      );
+      for (const obj of res.Contents ?? []) if (obj.Key) yield obj.Key;
+      if (!res.IsTruncated || !res.NextContinuationToken) return;
+      token = res.NextContinuationToken;
     }
   }
 

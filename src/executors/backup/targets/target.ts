@@ -8,6 +8,9 @@ import type { Readable, Writable } from "node:stream";
 import type { ProcessError } from "../../../executor/types.js";
 import type { BackupMetadata } from "../metadata.js";
 
+/** Leftovers one backup removes at most before it starts: the rest wait for the next one. */
+export const STALE_LIMIT = 100;
+
 export interface StoredBackup {
   name: string;
   size: number;
@@ -44,12 +47,15 @@ export interface Target {
   locate(name: string): BackupLocation;
   /** Throws when the target cannot be used (missing bucket, unwritable directory). */
   check(): Promise<void>;
-  begin(name: string): Promise<PendingBackup>;
+  /** Starts writing backup `name`; its temporary parts carry `writer` (writer.ts) until it is published. */
+  begin(name: string, writer: string): Promise<PendingBackup>;
   /**
-   * Removes leftovers of writes that never finished (a killed executor) for one database. Only called while
-   * holding that database's backup lock, so no write of ours can be in progress.
+   * Removes what writes of one database tagged `writer` left unfinished (a killed executor): temporary files,
+   * unfinished uploads, metadata published without its backup; at most STALE_LIMIT of them per call. Only
+   * called while holding the backup lock of that tag's scope, so none of them can still be in progress; other
+   * tags are never touched. Resolves with what was removed; what could not be is logged and tried next time.
    */
-  cleanupStale(database: string): Promise<string[]>;
+  cleanupStale(database: string, writer: string): Promise<string[]>;
   /** Backups in our name pattern, optionally of one database (unordered). */
   list(database?: string): Promise<StoredBackup[]>;
   /** undefined when the backup does not exist. */
