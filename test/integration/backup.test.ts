@@ -273,22 +273,25 @@ describe("backup to a directory", () => {
     expect(verified).toMatchObject({ ok: true, name: out.name, size: out.size, sha256: out.sha256 });
     expect(verified.entries).toBeGreaterThan(5);
 
-    const restored = await ex.call<RestoreOutput>("restore", { name: out.name, database: "shop_copy_dir" });
-    expect(restored).toMatchObject({ name: out.name, database: "shop_copy_dir", created: true });
+    const restored = await ex.call<RestoreOutput>("restore", {
+      name: out.name,
+      database: "restore_shop_dir",
+    });
+    expect(restored).toMatchObject({ name: out.name, database: "restore_shop_dir", created: true });
     const source = await tableChecksums("shop");
     expect(Object.keys(source)).toEqual(["public.customers", "public.empty_table", "sales.orders"]);
     expect(source["sales.orders"]?.rows).toBe(20000);
-    expect(await tableChecksums("shop_copy_dir")).toEqual(source);
-    const view = await sql("shop_copy_dir", "SELECT count(*)::int AS n FROM big_spenders");
+    expect(await tableChecksums("restore_shop_dir")).toEqual(source);
+    const view = await sql("restore_shop_dir", "SELECT count(*)::int AS n FROM big_spenders");
     expect(view.rows[0].n).toBe(2000);
 
     // Restoring over an existing database needs the operator's BACKUP_ALLOW_RESTORE_EXISTING=true and the
     // explicit kwarg; with both the data is replaced.
-    await expect(ex.call("restore", { name: out.name, database: "shop_copy_dir" })).rejects.toThrow(
-      /database "shop_copy_dir" already exists.*\(choose a new name\)/,
+    await expect(ex.call("restore", { name: out.name, database: "restore_shop_dir" })).rejects.toThrow(
+      /database "restore_shop_dir" already exists.*\(choose a new name\)/,
     );
     await expect(
-      ex.call("restore", { name: out.name, database: "shop_copy_dir", allow_existing: true }),
+      ex.call("restore", { name: out.name, database: "restore_shop_dir", allow_existing: true }),
     ).rejects.toThrow(
       /allow_existing=true is not allowed on this executor: .*BACKUP_ALLOW_RESTORE_EXISTING=true/,
     );
@@ -297,18 +300,19 @@ describe("backup to a directory", () => {
       BACKUP_DIR: dir,
       BACKUP_ALLOW_RESTORE_EXISTING: "true",
     });
-    await expect(allowing.call("restore", { name: out.name, database: "shop_copy_dir" })).rejects.toThrow(
-      /database "shop_copy_dir" already exists.*pass allow_existing=true to restore into it/,
+    await expect(allowing.call("restore", { name: out.name, database: "restore_shop_dir" })).rejects.toThrow(
+      /database "restore_shop_dir" already exists.*pass allow_existing=true to restore into it/,
     );
-    await sql("shop_copy_dir", "DELETE FROM sales.orders WHERE id > 100");
+    await sql("restore_shop_dir", "DELETE FROM sales.orders WHERE id > 100");
     const again = await allowing.call<RestoreOutput>("restore", {
       name: out.name,
-      database: "shop_copy_dir",
+      database: "restore_shop_dir",
       allow_existing: true,
     });
     expect(again.created).toBe(false);
-    expect(await tableChecksums("shop_copy_dir")).toEqual(source);
+    expect(await tableChecksums("restore_shop_dir")).toEqual(source);
     expectNoSecrets(JSON.stringify(out), ...ctx.lines);
+    await sql("postgres", "DROP DATABASE restore_shop_dir");
   });
 
   it("reports progress to the process log during a long dump; the password is in no argv", async () => {
@@ -446,10 +450,10 @@ describe("backup to a directory", () => {
         `verify: backup ${out.name.replace(/\./g, "\\.")} is damaged: ${out.size} bytes with sha256 [0-9a-f]{64}, the metadata records`,
       ),
     );
-    await expect(ex.call("restore", { name: out.name, database: "shop_damaged" })).rejects.toThrow(
+    await expect(ex.call("restore", { name: out.name, database: "restore_damaged" })).rejects.toThrow(
       /restore: backup \S+ is damaged \(.* has sha256 [0-9a-f]{64}, the metadata records [0-9a-f]{64}\); nothing was restored/,
     );
-    const exists = await sql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'shop_damaged'");
+    const exists = await sql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'restore_damaged'");
     expect(exists.rowCount).toBe(0);
   });
 
@@ -475,7 +479,7 @@ describe("backup to a directory", () => {
       /restore: argument database must be a plain database name .*: 64 bytes long/,
     );
     await expect(ex.call("restore", { name: good.name, database: "shop" })).rejects.toThrow(
-      /restore: database "shop" already exists/,
+      'restore: database "shop" must start with BACKUP_RESTORE_PREFIX (restore_)',
     );
     await expect(
       ex.call("restore", { name: good.name, database: "fresh_db", allow_existing: "maybe" }),
@@ -495,6 +499,11 @@ describe("backup to a directory", () => {
     );
     await expect(backupExecutor.create({ BACKUP_TARGET: "s3" }, logger)).rejects.toThrow(
       /AWS_S3_BUCKET_NAME is required/,
+    );
+    await expect(
+      backupExecutor.create({ BACKUP_RESTORE_PREFIX: "copy-", BACKUP_MAX_RESTORED: "-1" }, logger),
+    ).rejects.toThrow(
+      "invalid backup executor configuration:\n  - BACKUP_RESTORE_PREFIX must be letters, digits and _, starting with a letter or _\n  - BACKUP_MAX_RESTORED must be a whole number",
     );
   });
 });
@@ -563,9 +572,9 @@ describe("backup to S3 (MinIO)", () => {
       ok: true,
       sha256: out.sha256,
     });
-    await ex.call<RestoreOutput>("restore", { name: out.name, database: "bigdb_copy" });
-    expect(await tableChecksums("bigdb_copy")).toEqual(await tableChecksums("bigdb"));
-    await sql("postgres", "DROP DATABASE bigdb_copy");
+    await ex.call<RestoreOutput>("restore", { name: out.name, database: "restore_bigdb" });
+    expect(await tableChecksums("restore_bigdb")).toEqual(await tableChecksums("bigdb"));
+    await sql("postgres", "DROP DATABASE restore_bigdb");
     expectNoSecrets(JSON.stringify(out), ...ctx.lines);
   });
 
@@ -573,8 +582,9 @@ describe("backup to S3 (MinIO)", () => {
     const ex = await executor({ ...pgEnv("shop"), ...s3Env("small") });
     const out = await ex.backup();
     expect(out.key).toBe(`small/${out.name}`);
-    await ex.call<RestoreOutput>("restore", { name: out.name, database: "shop_copy_s3" });
-    expect(await tableChecksums("shop_copy_s3")).toEqual(await tableChecksums("shop"));
+    await ex.call<RestoreOutput>("restore", { name: out.name, database: "restore_shop_s3" });
+    expect(await tableChecksums("restore_shop_s3")).toEqual(await tableChecksums("shop"));
+    await sql("postgres", "DROP DATABASE restore_shop_s3");
   });
 
   it("a missing bucket fails with the bucket named and leaves nothing", async () => {
@@ -650,6 +660,122 @@ describe("backup to S3 (MinIO)", () => {
   });
 });
 
+describe("restore is bounded: BACKUP_RESTORE_PREFIX and BACKUP_MAX_RESTORED", () => {
+  let dir: string;
+  let good: string;
+  const where = () => `${server.host}:${server.port}`;
+
+  beforeAll(async () => {
+    dir = await tempDir("bound");
+    good = (await (await executor({ ...pgEnv("shop"), BACKUP_DIR: dir })).backup()).name;
+  });
+
+  /** The names of the server's databases, sorted. */
+  async function names(): Promise<string[]> {
+    const res = await sql("postgres", "SELECT datname FROM pg_database ORDER BY datname");
+    return (res.rows as { datname: string }[]).map((r) => r.datname);
+  }
+
+  /** Drops the databases named with `prefix` (a test's own, so the next test starts from none). */
+  async function dropAll(prefix: string): Promise<void> {
+    for (const name of (await names()).filter((n) => n.startsWith(prefix))) {
+      await sql("postgres", `DROP DATABASE ${name}`);
+    }
+  }
+
+  it("a name without the prefix is refused with the message; nothing is created or replaced", async () => {
+    const ex = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir, BACKUP_ALLOW_RESTORE_EXISTING: "true" });
+    await sql("postgres", "CREATE DATABASE bound_other");
+    const before = await names();
+    await expect(ex.call("restore", { name: good, database: "copy_of_shop" })).rejects.toThrow(
+      'restore: database "copy_of_shop" must start with BACKUP_RESTORE_PREFIX (restore_): this executor creates only databases with that prefix, e.g. "restore_copy_of_shop"',
+    );
+    await expect(
+      ex.call("restore", { name: good, database: "bound_other", allow_existing: true }),
+    ).rejects.toThrow(
+      'restore: allow_existing=true may not target "bound_other": its name does not start with BACKUP_RESTORE_PREFIX (restore_); this executor replaces only databases with that prefix',
+    );
+    const none = await executor({ ...pgEnv("shop"), BACKUP_DIR: dir, BACKUP_MAX_RESTORED: "0" });
+    await expect(none.call("restore", { name: good, database: "restore_none" })).rejects.toThrow(
+      "restore: this executor creates no databases (BACKUP_MAX_RESTORED=0)",
+    );
+    expect(await names()).toEqual(before);
+    expect(await tableChecksums("bound_other")).toEqual({});
+    await sql("postgres", "DROP DATABASE bound_other");
+  });
+
+  it("BACKUP_MAX_RESTORED=1: a second restore is refused while the first restored database exists", async () => {
+    const ex = await executor({
+      ...pgEnv("shop"),
+      BACKUP_DIR: dir,
+      BACKUP_RESTORE_PREFIX: "bound_",
+      BACKUP_MAX_RESTORED: "1",
+    });
+    const first = await ex.call<RestoreOutput>("restore", { name: good, database: "bound_one" });
+    expect(first).toMatchObject({ database: "bound_one", created: true });
+    const before = await names();
+    await expect(ex.call("restore", { name: good, database: "bound_two" })).rejects.toThrow(
+      `restore: 1 database with prefix bound_ already exists on ${where()}, the most BACKUP_MAX_RESTORED allows (1); drop one first`,
+    );
+    expect(await names()).toEqual(before);
+    // Once the first is dropped there is room again.
+    await sql("postgres", "DROP DATABASE bound_one");
+    const second = await ex.call<RestoreOutput>("restore", { name: good, database: "bound_two" });
+    expect(second).toMatchObject({ database: "bound_two", created: true });
+    expect(await tableChecksums("bound_two")).toEqual(await tableChecksums("shop"));
+    await dropAll("bound_");
+  });
+
+  it("two restores at once with room for one: exactly one succeeds, every round", async () => {
+    const env = {
+      ...pgEnv("shop"),
+      BACKUP_DIR: dir,
+      BACKUP_RESTORE_PREFIX: "race_",
+      BACKUP_MAX_RESTORED: "1",
+    };
+    // Two executors of one database, as two replicas would be.
+    const [a, b] = [await executor(env), await executor(env)];
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled([
+        a.call<RestoreOutput>("restore", { name: good, database: `race_a${round}` }),
+        b.call<RestoreOutput>("restore", { name: good, database: `race_b${round}` }),
+      ]);
+      const ok = results.filter((r) => r.status === "fulfilled") as PromiseFulfilledResult<RestoreOutput>[];
+      const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+      expect(ok, `round ${round}`).toHaveLength(1);
+      expect(String(failed[0]?.reason?.message)).toBe(
+        `restore: 1 database with prefix race_ already exists on ${where()}, the most BACKUP_MAX_RESTORED allows (1); drop one first`,
+      );
+      expect((await names()).filter((n) => n.startsWith("race_"))).toEqual([ok[0]?.value.database]);
+      await dropAll("race_");
+    }
+  });
+
+  it("executors of different databases (not under one lock): never both past the bound", async () => {
+    const env = { BACKUP_DIR: dir, BACKUP_RESTORE_PREFIX: "span_", BACKUP_MAX_RESTORED: "1" };
+    const a = await executor({ ...pgEnv("shop"), ...env });
+    const b = await executor({ ...pgEnv("bigdb"), ...env });
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled([
+        a.call<RestoreOutput>("restore", { name: good, database: `span_a${round}` }),
+        b.call<RestoreOutput>("restore", { name: good, database: `span_b${round}` }),
+      ]);
+      const ok = results.filter((r) => r.status === "fulfilled") as PromiseFulfilledResult<RestoreOutput>[];
+      expect(ok.length, `round ${round}`).toBeLessThanOrEqual(1);
+      for (const r of results) {
+        if (r.status === "rejected") {
+          expect(String(r.reason?.message)).toMatch(
+            /^restore: 1 database with prefix span_ already exists on .*, the most BACKUP_MAX_RESTORED allows \(1\); drop one first$/,
+          );
+        }
+      }
+      // A refused restore dropped what it had created.
+      expect((await names()).filter((n) => n.startsWith("span_"))).toEqual(ok.map((r) => r.value.database));
+      await dropAll("span_");
+    }
+  });
+});
+
 describe("restore is not a way in: the attack table through a real Colonies server", () => {
   let colonies: ColoniesServer;
   const runtimes: ExecutorRuntime[] = [];
@@ -714,12 +840,15 @@ describe("restore is not a way in: the attack table through a real Colonies serv
     "restore: allow_existing=true is not allowed on this executor: the operator must set BACKUP_ALLOW_RESTORE_EXISTING=true to allow restoring into an existing database; restore into a new database instead";
   const never = (database: string, why: string) =>
     `restore: allow_existing=true may not target "${database}": ${why}`;
+  const unprefixed = (database: string) =>
+    `restore: database "${database}" must start with BACKUP_RESTORE_PREFIX (restore_): this executor creates only databases with that prefix, e.g. "restore_${database}"`;
 
   it("each attack fails with a specific message, creates or drops no database, and the executors keep serving", async () => {
     const good = await backupThroughColonies();
-    await sql("postgres", "CREATE DATABASE shop_victim");
-    await sql("shop_victim", "CREATE TABLE precious (x int); INSERT INTO precious VALUES (42)");
-    await sql("postgres", "CREATE DATABASE shop_tpl IS_TEMPLATE true");
+    await sql("postgres", "CREATE DATABASE restore_victim");
+    await sql("restore_victim", "CREATE TABLE precious (x int); INSERT INTO precious VALUES (42)");
+    await sql("postgres", "CREATE DATABASE restore_tpl IS_TEMPLATE true");
+    await sql("postgres", "CREATE DATABASE other_app");
     const before = await databases();
 
     const redirect = `host=127.0.0.1 port=${trapPort} dbname=x`;
@@ -756,7 +885,7 @@ describe("restore is not a way in: the attack table through a real Colonies serv
     }
     cases.push(
       // allow_existing without the operator's consent: refused whatever the database.
-      [STRICT, [good, "shop_victim"], { allow_existing: "true" }, OFF],
+      [STRICT, [good, "restore_victim"], { allow_existing: "true" }, OFF],
       [STRICT, [good, "shop"], { allow_existing: "true" }, OFF],
       [STRICT, [good, "fresh_db"], { allow_existing: true }, OFF],
       // With it: never the backed-up database, postgres or a template.
@@ -789,34 +918,50 @@ describe("restore is not a way in: the attack table through a real Colonies serv
       ],
       [
         LENIENT,
-        [good, "shop_tpl"],
+        [good, "restore_tpl"],
         { allow_existing: "true" },
-        never("shop_tpl", "it is a template database (pg_database.datistemplate)"),
+        never("restore_tpl", "it is a template database (pg_database.datistemplate)"),
+      ],
+      // The bound: restore writes only into databases named with BACKUP_RESTORE_PREFIX, new or existing.
+      [STRICT, [good, "fresh_db"], {}, unprefixed("fresh_db")],
+      [LENIENT, [good, "other_app"], {}, unprefixed("other_app")],
+      [LENIENT, [good, "postgres"], {}, unprefixed("postgres")],
+      [
+        LENIENT,
+        [good, "other_app"],
+        { allow_existing: "true" },
+        never(
+          "other_app",
+          "its name does not start with BACKUP_RESTORE_PREFIX (restore_); this executor replaces only databases with that prefix",
+        ),
+      ],
+      [
+        LENIENT,
+        [good, "fresh_db"],
+        { allow_existing: "true" },
+        never(
+          "fresh_db",
+          "its name does not start with BACKUP_RESTORE_PREFIX (restore_); this executor replaces only databases with that prefix",
+        ),
       ],
       // Existing databases without allow_existing: the hint says what would work.
       [
         STRICT,
-        [good, "shop_victim"],
+        [good, "restore_victim"],
         {},
-        `restore: database "shop_victim" already exists on ${where}; restore creates a new database (choose a new name)`,
+        `restore: database "restore_victim" already exists on ${where}; restore creates a new database (choose a new name)`,
       ],
       [
         LENIENT,
-        [good, "postgres"],
+        [good, "restore_tpl"],
         {},
-        `restore: database "postgres" already exists on ${where}; restore creates a new database (choose a new name)`,
+        `restore: database "restore_tpl" already exists on ${where}; restore creates a new database (choose a new name)`,
       ],
       [
         LENIENT,
-        [good, "shop_tpl"],
+        [good, "restore_victim"],
         {},
-        `restore: database "shop_tpl" already exists on ${where}; restore creates a new database (choose a new name)`,
-      ],
-      [
-        LENIENT,
-        [good, "shop_victim"],
-        {},
-        `restore: database "shop_victim" already exists on ${where}; restore creates a new database (pass allow_existing=true to restore into it)`,
+        `restore: database "restore_victim" already exists on ${where}; restore creates a new database (pass allow_existing=true to restore into it)`,
       ],
     );
     const submitted = await Promise.all(
@@ -833,29 +978,30 @@ describe("restore is not a way in: the attack table through a real Colonies serv
     // Nothing created, dropped or re-created; nobody connected to the attacker; the victim untouched.
     expect(await databases()).toEqual(before);
     expect(trapped).toBe(0);
-    expect((await sql("shop_victim", "SELECT x FROM precious")).rows).toEqual([{ x: 42 }]);
+    expect((await sql("restore_victim", "SELECT x FROM precious")).rows).toEqual([{ x: 42 }]);
     expect((await fs.readdir(dir)).sort()).toEqual([good, `${good}.json`]);
 
     // Both executors still serve: a legitimate restore into a fresh name, and (where allowed) into an existing one.
-    const fresh = await run(STRICT, "restore", [good, "shop_after_attacks"]);
+    const fresh = await run(STRICT, "restore", [good, "restore_after_attacks"]);
     expect(fresh.state, JSON.stringify(fresh.errors)).toBe(ProcessState.SUCCESS);
     expect(fresh.out).toEqual([
-      expect.objectContaining({ name: good, database: "shop_after_attacks", created: true }),
+      expect.objectContaining({ name: good, database: "restore_after_attacks", created: true }),
     ]);
-    expect(await tableChecksums("shop_after_attacks")).toEqual(await tableChecksums("shop"));
-    const over = await run(LENIENT, "restore", [good, "shop_victim"], { allow_existing: "true" });
+    expect(await tableChecksums("restore_after_attacks")).toEqual(await tableChecksums("shop"));
+    const over = await run(LENIENT, "restore", [good, "restore_victim"], { allow_existing: "true" });
     expect(over.state, JSON.stringify(over.errors)).toBe(ProcessState.SUCCESS);
-    expect(over.out).toEqual([expect.objectContaining({ database: "shop_victim", created: false })]);
+    expect(over.out).toEqual([expect.objectContaining({ database: "restore_victim", created: false })]);
     // --clean replaced what the backup holds; a table of the database's own is left alone.
-    const { "public.precious": precious, ...replaced } = await tableChecksums("shop_victim");
+    const { "public.precious": precious, ...replaced } = await tableChecksums("restore_victim");
     expect(replaced).toEqual(await tableChecksums("shop"));
     expect(precious?.rows).toBe(1);
     expect(trapped).toBe(0);
 
-    await sql("postgres", "DROP DATABASE shop_after_attacks");
-    await sql("postgres", "DROP DATABASE shop_victim");
-    await sql("postgres", "ALTER DATABASE shop_tpl IS_TEMPLATE false");
-    await sql("postgres", "DROP DATABASE shop_tpl");
+    await sql("postgres", "DROP DATABASE restore_after_attacks");
+    await sql("postgres", "DROP DATABASE restore_victim");
+    await sql("postgres", "ALTER DATABASE restore_tpl IS_TEMPLATE false");
+    await sql("postgres", "DROP DATABASE restore_tpl");
+    await sql("postgres", "DROP DATABASE other_app");
   });
 
   it("pg_restore gets the database as a connection string of our own: a name cannot redirect it", async () => {

@@ -240,6 +240,54 @@ describe("parseBackupConfig", () => {
     expect(describeConfig(parseBackupConfig({}, CWD))).toMatchObject({ allowRestoreExisting: false });
   });
 
+  it("BACKUP_RESTORE_PREFIX and BACKUP_MAX_RESTORED: bounded by default, validated, documented for --help", () => {
+    const cfg = parseBackupConfig({}, CWD);
+    expect(cfg.restorePrefix).toBe("restore_");
+    expect(cfg.maxRestored).toBe(5);
+    expect(describeConfig(cfg)).toMatchObject({ restorePrefix: "restore_", maxRestored: 5 });
+    const set = parseBackupConfig({ BACKUP_RESTORE_PREFIX: " Copy_ ", BACKUP_MAX_RESTORED: "0" }, CWD);
+    expect(set).toMatchObject({ restorePrefix: "Copy_", maxRestored: 0 });
+    expect(parseBackupConfig({ BACKUP_RESTORE_PREFIX: "", BACKUP_MAX_RESTORED: "" }, CWD)).toMatchObject({
+      restorePrefix: "restore_",
+      maxRestored: 5,
+    });
+    expect(
+      parseBackupConfig({ BACKUP_RESTORE_PREFIX: "r".repeat(62), BACKUP_MAX_RESTORED: "1000" }, CWD),
+    ).toMatchObject({ restorePrefix: "r".repeat(62), maxRestored: 1000 });
+
+    const prefixRule = "BACKUP_RESTORE_PREFIX must be letters, digits and _, starting with a letter or _";
+    for (const prefix of ["restore-", "1restore_", "re store", "r%", "café_", "x=y"]) {
+      expect(problems({ BACKUP_RESTORE_PREFIX: prefix }), prefix).toBe(
+        `invalid backup executor configuration:\n  - ${prefixRule}`,
+      );
+    }
+    expect(problems({ BACKUP_RESTORE_PREFIX: "r".repeat(63) })).toBe(
+      "invalid backup executor configuration:\n  - BACKUP_RESTORE_PREFIX must be at most 62 bytes long",
+    );
+    expect(problems({ BACKUP_MAX_RESTORED: "-1" })).toContain("BACKUP_MAX_RESTORED must be a whole number");
+    expect(problems({ BACKUP_MAX_RESTORED: "many" })).toContain("BACKUP_MAX_RESTORED must be a whole number");
+    expect(problems({ BACKUP_MAX_RESTORED: "1001" })).toContain(
+      "BACKUP_MAX_RESTORED must be between 0 and 1000",
+    );
+    // Both reported at once, like every other problem.
+    expect(problems({ BACKUP_RESTORE_PREFIX: "a-", BACKUP_MAX_RESTORED: "x" })).toBe(
+      [
+        "invalid backup executor configuration:",
+        prefixRule,
+        "BACKUP_MAX_RESTORED must be a whole number",
+      ].join("\n  - "),
+    );
+
+    const prefixDoc = BACKUP_ENV.find((e) => e.name === "BACKUP_RESTORE_PREFIX");
+    expect(prefixDoc).toMatchObject({ default: "restore_" });
+    expect(prefixDoc?.description).toMatch(
+      /restore creates, and with allow_existing replaces, only databases/,
+    );
+    const maxDoc = BACKUP_ENV.find((e) => e.name === "BACKUP_MAX_RESTORED");
+    expect(maxDoc).toMatchObject({ default: "5" });
+    expect(maxDoc?.description).toMatch(/BACKUP_RESTORE_PREFIX.*0: restore creates no databases/);
+  });
+
   it("booleans are the shared grammar: true or false in any case; 1/0, yes/no and on/off are refused", () => {
     const bucket = { AWS_S3_BUCKET_NAME: "b" };
     expect(s3({ ...bucket, AWS_S3_INSECURE_SKIP_VERIFY: "TRUE" }).insecureSkipVerify).toBe(true);

@@ -186,15 +186,24 @@ describe("restore policy: refusals before anything is read or connected", () => 
         `restore: allow_existing=true may not target "${database}": it is a template database`,
       );
     }
-    // Database names are case-sensitive: these are other databases.
-    expect(restoreRefusal(allowing, req("Shop", true))).toBeUndefined();
-    expect(restoreRefusal(allowing, req("shop_copy", true))).toBeUndefined();
-    expect(restoreRefusal(allowing, req("constructor", true))).toBeUndefined();
-    expect(restoreRefusal(allowing, req("toString", true))).toBeUndefined();
+    // Database names are case-sensitive: these are other databases (prefixed, so only the rules above apply).
+    const prefixed = parseBackupConfig(
+      { DB_DATABASE: "shop", BACKUP_ALLOW_RESTORE_EXISTING: "true", BACKUP_RESTORE_PREFIX: "S" },
+      "/srv",
+    );
+    expect(restoreRefusal(prefixed, req("Shop", true))).toBeUndefined();
+    expect(restoreRefusal(allowing, req("restore_shop", true))).toBeUndefined();
+    expect(restoreRefusal(allowing, req("restore_constructor", true))).toBeUndefined();
+    const anyCase = parseBackupConfig(
+      { BACKUP_ALLOW_RESTORE_EXISTING: "true", BACKUP_RESTORE_PREFIX: "t" },
+      "/",
+    );
+    expect(restoreRefusal(anyCase, req("toString", true))).toBeUndefined();
+    expect(restoreRefusal(anyCase, req("template1", true))).toMatch(/it is a template database$/);
   });
 
-  it("a new database needs no permission (existence is checked on the server)", () => {
-    for (const database of ["shop_copy", "shop", "postgres"]) {
+  it("a new database needs no permission, only the prefix (existence and the count are checked on the server)", () => {
+    for (const database of ["restore_shop_copy", "restore_shop", "restore_"]) {
       expect(restoreRefusal(base, req(database, false))).toBeUndefined();
     }
   });
@@ -219,7 +228,7 @@ describe("restore policy: refusals before anything is read or connected", () => 
       /may not target "shop": it is the database this executor backs up/,
     );
     // Without a refusal it does go to the target first (the proxy says so): the refusals above came earlier.
-    await expect(runRestore(untouchable(allowing), ctx, req("shop_copy", true))).rejects.toThrow(
+    await expect(runRestore(untouchable(allowing), ctx, req("restore_copy", true))).rejects.toThrow(
       /the target was used \(readMetadata\) before the refusal/,
     );
   });

@@ -67,6 +67,10 @@ export interface BackupConfig {
    * turns it on; even then never the source database, `postgres` or a template database (see restore.ts).
    */
   allowRestoreExisting: boolean;
+  /** restore writes only into databases whose name starts with this (a plain identifier). */
+  restorePrefix: string;
+  /** Databases with restorePrefix that may exist at once before restore refuses to create one; 0: none. */
+  maxRestored: number;
 }
 
 const MiB = 1024 * 1024;
@@ -84,7 +88,12 @@ export const DEFAULTS = {
   keep: 0,
   progressIntervalMs: 10_000,
   connectTimeoutMs: 10_000,
+  restorePrefix: "restore_",
+  maxRestored: 5,
 } as const;
+
+/** The most BACKUP_MAX_RESTORED may say: a bound, not a way around one. */
+export const MAX_RESTORED_LIMIT = 1000;
 
 /** Documented for `--help`; one entry per setting, aliases named in the description. */
 export const BACKUP_ENV: readonly EnvDoc[] = [
@@ -132,6 +141,20 @@ export const BACKUP_ENV: readonly EnvDoc[] = [
       "let restore(..., allow_existing=true) replace the contents of an existing database; never the backed-up " +
       "database (DB_DATABASE), postgres or a template database",
     default: "false",
+  },
+  {
+    name: "BACKUP_RESTORE_PREFIX",
+    description:
+      "restore creates, and with allow_existing replaces, only databases whose name starts with this " +
+      "(letters, digits and _, starting with a letter or _)",
+    default: DEFAULTS.restorePrefix,
+  },
+  {
+    name: "BACKUP_MAX_RESTORED",
+    description:
+      `databases starting with BACKUP_RESTORE_PREFIX that may exist on the server before restore refuses to ` +
+      `create another (0-${MAX_RESTORED_LIMIT}); 0: restore creates no databases`,
+    default: `${DEFAULTS.maxRestored}`,
   },
   {
     name: "AWS_S3_ENDPOINT",
@@ -268,9 +291,26 @@ export function parseBackupConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): 
     compression: e.int("BACKUP_COMPRESSION", 0, 9),
     progressIntervalMs: e.int("BACKUP_PROGRESS_INTERVAL_MS", 100, 86_400_000) ?? DEFAULTS.progressIntervalMs,
     allowRestoreExisting: e.bool("BACKUP_ALLOW_RESTORE_EXISTING") ?? false,
+    restorePrefix: restorePrefix(e),
+    maxRestored: e.int("BACKUP_MAX_RESTORED", 0, MAX_RESTORED_LIMIT) ?? DEFAULTS.maxRestored,
   };
   e.check("backup executor configuration");
   return config;
+}
+
+/**
+ * BACKUP_RESTORE_PREFIX: the start of a plain database name (see checks.ts), leaving room for at least one more
+ * byte. It cannot be empty (empty means unset): an empty prefix would count every database on the server.
+ */
+function restorePrefix(e: EnvReader): string {
+  const prefix = e.string("BACKUP_RESTORE_PREFIX", {
+    pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+    expected: "letters, digits and _, starting with a letter or _",
+  });
+  if (prefix !== undefined && Buffer.byteLength(prefix) > 62) {
+    e.problems.push("BACKUP_RESTORE_PREFIX must be at most 62 bytes long");
+  }
+  return prefix ?? DEFAULTS.restorePrefix;
 }
 
 /** The configuration without secrets, for the start-up log line. */
@@ -285,5 +325,7 @@ export function describeConfig(config: BackupConfig): Record<string, unknown> {
     target,
     keep: config.keep,
     allowRestoreExisting: config.allowRestoreExisting,
+    restorePrefix: config.restorePrefix,
+    maxRestored: config.maxRestored,
   };
 }

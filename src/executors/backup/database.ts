@@ -5,7 +5,8 @@
  *
  * The backup lock is a session advisory lock. Advisory locks are scoped to the database they are taken in,
  * so one fixed key means "a backup of THIS database is running", across every executor that backs it up.
- * It is released when the session ends, also when the executor dies.
+ * It is released when the session ends, also when the executor dies. The restore lock (another key) works the
+ * same way: it serializes counting and creating restored databases (see bound.ts).
  */
 import { readFileSync } from "node:fs";
 import pg from "pg";
@@ -15,6 +16,8 @@ import { pgError } from "./errors.js";
 
 /** "cbak" */
 const BACKUP_LOCK_KEY = 0x6362616b;
+/** "crst" */
+const RESTORE_LOCK_KEY = 0x63727374;
 
 export interface Session {
   client: pg.Client;
@@ -129,6 +132,36 @@ export async function dropDatabase(session: Session, cfg: PgConfig, database: st
     await session.client.query(
       `DROP DATABASE IF EXISTS ${session.client.escapeIdentifier(database)} WITH (FORCE)`,
     );
+  } catch (err) {
+    throw pgError(err, cfg);
+  }
+}
+
+/**
+ * Runs `fn` holding the restore lock of the session's database, waiting for it (it is held only while counting
+ * and creating, not during pg_restore). The lock goes with the session if the unlock cannot be sent.
+ */
+export async function withRestoreLock<T>(session: Session, cfg: PgConfig, fn: () => Promise<T>): Promise<T> {
+  try {
+    await session.client.query("SELECT pg_advisory_lock($1)", [RESTORE_LOCK_KEY]);
+  } catch (err) {
+    throw pgError(err, cfg);
+  }
+  try {
+    return await fn();
+  } finally {
+    await session.client.query("SELECT pg_advisory_unlock($1)", [RESTORE_LOCK_KEY]).catch(() => undefined);
+  }
+}
+
+/** How many databases of the server have a name starting with `prefix` (compared as text: no LIKE wildcards). */
+export async function countWithPrefix(session: Session, cfg: PgConfig, prefix: string): Promise<number> {
+  try {
+    const res = await session.client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_database WHERE left(datname::text, char_length($1::text)) = $1::text",
+      [prefix],
+    );
+    return res.rows[0]?.n ?? 0;
   } catch (err) {
     throw pgError(err, cfg);
   }

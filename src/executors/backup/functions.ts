@@ -70,14 +70,15 @@ export function backupFunctions(deps: BackupDeps): FunctionDef[] {
     {
       name: "restore",
       description:
-        "Restores a backup into a NEW database on the configured server (checked against its sha256 while streaming). " +
+        `Restores a backup into a NEW database named ${deps.config.restorePrefix}... on the configured server (at ` +
+        `most ${deps.config.maxRestored} such at once; checked against its sha256 while streaming). ` +
         "Output: {name, database, created, size, sha256, sourceDatabase, durationMs}",
       args: [
         BACKUP_NAME_ARG,
         {
           name: "database",
           type: "string",
-          description: `database to create and restore into: ${DATABASE_RULE}`,
+          description: `database to create and restore into, starting with ${deps.config.restorePrefix}: ${DATABASE_RULE}`,
           check: checkDatabaseName,
         },
       ],
@@ -87,7 +88,8 @@ export function backupFunctions(deps: BackupDeps): FunctionDef[] {
           type: "bool",
           description:
             "restore into an existing database, replacing the objects the backup contains; only where the operator " +
-            "set BACKUP_ALLOW_RESTORE_EXISTING=true, never the backed-up database, postgres or a template",
+            "set BACKUP_ALLOW_RESTORE_EXISTING=true, only databases with the prefix, never the backed-up database, " +
+            "postgres or a template",
         },
       ],
       handler: async (args, ctx) => [

@@ -5,6 +5,8 @@
  * Who may call it: anyone who may submit processes to the colony, so the arguments are untrusted. `database`
  * is a plain identifier (checked by the parser, see checks.ts) and reaches pg_restore only as the dbname of a
  * connection string we build (pgtools.dbnameConninfo): host, port, user and password are the executor's own.
+ * Restore writes only into databases named with BACKUP_RESTORE_PREFIX and creates one only while fewer than
+ * BACKUP_MAX_RESTORED of those exist (bound.ts), so calls cannot fill the server with databases.
  * allow_existing=true is refused unless the operator set BACKUP_ALLOW_RESTORE_EXISTING=true, and never targets
  * the database this executor backs up, `postgres` or a template database. Every refusal happens before a
  * database is created or touched.
@@ -16,8 +18,9 @@
  */
 import { pipeline } from "node:stream/promises";
 import { type ProcessContext, ProcessError } from "../../executor/types.js";
+import { createBounded, limitRefusal, prefixRefusal } from "./bound.js";
 import type { BackupConfig } from "./config.js";
-import { connect, createDatabase, dropDatabase, existingDatabase } from "./database.js";
+import { connect, dropDatabase, existingDatabase } from "./database.js";
 import { type BackupDeps, cancelled } from "./dump.js";
 import { messageOf } from "./errors.js";
 import { dbnameConninfo, startTool, toolEnv, toolFailure } from "./pgtools.js";
@@ -50,13 +53,19 @@ const BUILT_IN: Readonly<Record<string, string>> = {
 };
 
 /**
- * Why a restore is refused before anything is read or connected, or undefined. allow_existing=true replaces
- * the contents of a database, so it needs the operator's consent (BACKUP_ALLOW_RESTORE_EXISTING) and never
- * reaches the database this executor backs up, the maintenance database or a template (templates are copied
- * into every new database). Template databases by flag (datistemplate) are checked on the server.
+ * Why a restore is refused before anything is read or connected, or undefined. Every database restore writes
+ * into carries BACKUP_RESTORE_PREFIX: the prefix marks the databases restore manages, so even with allow_existing
+ * it cannot replace another application's database. allow_existing=true replaces the contents of a database,
+ * so it needs the operator's consent (BACKUP_ALLOW_RESTORE_EXISTING) and never reaches the database this
+ * executor backs up, the maintenance database or a template (templates are copied into every new database).
+ * Template databases by flag (datistemplate) and the number of restored databases are checked on the server.
  */
 export function restoreRefusal(config: BackupConfig, request: RestoreRequest): string | undefined {
-  if (!request.allowExisting) return undefined;
+  if (!request.allowExisting) {
+    // BACKUP_MAX_RESTORED=0 first: no name would do.
+    const none = config.maxRestored === 0 ? limitRefusal(config, 0, "") : undefined;
+    return none ?? prefixRefusal(config, request.database, false);
+  }
   if (!config.allowRestoreExisting) {
     return "restore: allow_existing=true is not allowed on this executor: the operator must set BACKUP_ALLOW_RESTORE_EXISTING=true to allow restoring into an existing database; restore into a new database instead";
   }
@@ -66,7 +75,7 @@ export function restoreRefusal(config: BackupConfig, request: RestoreRequest): s
     return `${never}: it is the database this executor backs up (DB_DATABASE); restore into a new database instead`;
   }
   const builtIn = Object.hasOwn(BUILT_IN, database) ? BUILT_IN[database] : undefined;
-  return builtIn === undefined ? undefined : `${never}: it is ${builtIn}`;
+  return builtIn === undefined ? prefixRefusal(config, database, true) : `${never}: it is ${builtIn}`;
 }
 
 export async function runRestore(
@@ -104,8 +113,9 @@ export async function runRestore(
     }
     if (ctx.signal.aborted) throw cancelled(`restore ${name}`, ctx.signal);
     if (!exists) {
-      await createDatabase(session, pgc, database);
-      created = true;
+      await createBounded(session, config, database, () => {
+        created = true;
+      });
     }
     await ctx.log(`restore ${name} into ${created ? "new" : "existing"} database "${database}"`);
 
