@@ -12,7 +12,7 @@
  * Two implementations: {@link LocalCoordinator} for a single writer (one process owns the state backend), and
  * `LeaseCoordinator` (Kubernetes Leases) for replicas sharing a backend.
  */
-import { assertRole } from "./lease-names.js";
+import { assertLeaderRole } from "./lease-names.js";
 import { KeyedQueue } from "./queue.js";
 import { SupersededError } from "./stack-errors.js";
 
@@ -93,7 +93,7 @@ export interface NameCoordinator {
    */
   acquire(name: string, ticket: TicketRequest, signal: AbortSignal): Promise<NameTurn>;
   /**
-   * Whether this replica leads `role` (one of ROLE_LEASES, e.g. the autoscaler): exactly one live replica does
+   * Whether this replica leads `role` (one of LEADER_ROLES, e.g. the autoscaler): exactly one live replica does
    * at a time; it keeps the role until it is gone or closes. Asked again before each round of the role's work.
    */
   leads(role: string): Promise<boolean>;
@@ -266,7 +266,7 @@ export class LocalCoordinator implements NameCoordinator {
 
   /** The only writer leads every role. */
   async leads(role: string): Promise<boolean> {
-    assertRole(role);
+    assertLeaderRole(role);
     return true;
   }
 

@@ -39,7 +39,7 @@ import {
   type TicketRequest,
 } from "./coordination.js";
 import { ownedLabels } from "./labels.js";
-import { assertRole, nameLease, replicaLease, roleLease } from "./lease-names.js";
+import { assertLeaderRole, nameLease, replicaLease, roleLease } from "./lease-names.js";
 import { SupersededError } from "./stack-errors.js";
 
 export interface LeaseCoordinatorOptions {
@@ -281,7 +281,7 @@ export class LeaseCoordinator implements NameCoordinator {
    * renewing of its own.
    */
   async leads(role: string): Promise<boolean> {
-    assertRole(role);
+    assertLeaderRole(role);
     if (this.alive.signal.aborted) return false;
     const leaseName = roleLease(role, this.options.project);
     const lease = await this.read(leaseName);

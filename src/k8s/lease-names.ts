@@ -14,22 +14,26 @@
  */
 
 /**
- * Every role that names a Lease of the coordinator's own. `leads` refuses a role that is not listed here, so a
- * new role must be added, and is then reserved as a deployment name too.
+ * The roles one replica leads at a time (`leads`), each a Lease whose holder is the leader. `leads` refuses a role
+ * that is not listed here, so a new role must be added, and is then reserved as a deployment name too.
  */
-export const ROLE_LEASES = ["autoscaler", "drift", "sweep", "budget", "replica"] as const;
+export const LEADER_ROLES = ["autoscaler", "drift", "sweep"] as const;
 
+/** The first part of every Lease of the coordinator's own: the leader roles, the budget, the replicas. */
+export const ROLE_LEASES = [...LEADER_ROLES, "budget", "replica"] as const;
+
+export type LeaderRole = (typeof LEADER_ROLES)[number];
 export type LeaseRole = (typeof ROLE_LEASES)[number];
 
-export function isRole(name: string): name is LeaseRole {
+function isRole(name: string): name is LeaseRole {
   return (ROLE_LEASES as readonly string[]).includes(name);
 }
 
-/** Throws when `role` is not one of ROLE_LEASES (a programming error: it would not be reserved). */
-export function assertRole(role: string): asserts role is LeaseRole {
-  if (!isRole(role)) {
+/** Throws when `role` is not one of LEADER_ROLES (a programming error: it would not be reserved). */
+export function assertLeaderRole(role: string): asserts role is LeaderRole {
+  if (!(LEADER_ROLES as readonly string[]).includes(role)) {
     throw new Error(
-      `"${role}" is not a coordinator role; add it to ROLE_LEASES (${ROLE_LEASES.join(", ")}), which also reserves it as a deployment name`,
+      `"${role}" is not a leader role; add it to LEADER_ROLES (${LEADER_ROLES.join(", ")}), which also reserves it as a deployment name`,
     );
   }
 }

@@ -196,6 +196,6 @@ describe("LeaseCoordinator: conditional coalescing across replicas", () => {
   it("leads only the roles that are reserved", async () => {
     const [a] = await replicas(new FakeLeases(), "a");
     expect(await a.leads("drift")).toBe(true);
-    await expect(a.leads("orphan")).rejects.toThrow(/not a coordinator role/);
+    await expect(a.leads("orphan")).rejects.toThrow(/not a leader role/);
   });
 });

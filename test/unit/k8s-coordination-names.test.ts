@@ -6,7 +6,8 @@ import { deploymentName } from "../../src/executors/k8s/arguments.js";
 import { AUTOSCALER_ROLE } from "../../src/executors/k8s/autoscale/autoscaler.js";
 import { DRIFT_ROLE } from "../../src/executors/k8s/drift/check.js";
 import {
-  assertRole,
+  assertLeaderRole,
+  LEADER_ROLES,
   nameLease,
   ROLE_LEASES,
   replicaLease,
@@ -37,9 +38,12 @@ describe("reserved deployment names", () => {
   });
 
   it("covers every role the executor leads or keeps a Lease for", () => {
-    expect(ROLE_LEASES).toContain(AUTOSCALER_ROLE);
-    expect(ROLE_LEASES).toContain(DRIFT_ROLE);
-    expect(() => assertRole("orphan")).toThrow(/add it to ROLE_LEASES/);
+    expect(LEADER_ROLES).toContain(AUTOSCALER_ROLE);
+    expect(LEADER_ROLES).toContain(DRIFT_ROLE);
+    for (const role of LEADER_ROLES) expect(ROLE_LEASES).toContain(role);
+    expect(() => assertLeaderRole("orphan")).toThrow(/add it to LEADER_ROLES/);
+    // The budget's Lease holds reservations, not a leader.
+    expect(() => assertLeaderRole("budget")).toThrow(/not a leader role/);
     // A replica's Lease starts with a reserved role, and no deployment name (no dots) reaches its shape.
     expect(replicaLease("host-1-abc", PROJECT)).toBe(`replica.host-1-abc.${PROJECT}`);
     expect(roleLease("budget", PROJECT)).toBe(`budget.${PROJECT}`);

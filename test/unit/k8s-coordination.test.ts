@@ -280,6 +280,6 @@ describe("LocalCoordinator", () => {
   it("leads only the roles that are reserved", async () => {
     const coordinator = new LocalCoordinator();
     expect(await coordinator.leads("autoscaler")).toBe(true);
-    await expect(coordinator.leads("orphan")).rejects.toThrow(/not a coordinator role/);
+    await expect(coordinator.leads("orphan")).rejects.toThrow(/not a leader role/);
   });
 });

@@ -9,7 +9,7 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { NameCoordinator } from "../../../k8s/coordination.js";
-import type { LeaseRole } from "../../../k8s/lease-names.js";
+import type { LeaderRole } from "../../../k8s/lease-names.js";
 import { applySpec, inSession, ownContext } from "../apply.js";
 import type { K8sDeps } from "../deps.js";
 import { LeaderLoop } from "../leader-loop.js";
@@ -17,7 +17,7 @@ import { AUTOSCALE_ANNOTATION, recorded } from "../spec.js";
 import { type AutoscalePolicy, isAutoscalePolicy, podsFor, Stabilizer, withDecision } from "./policy.js";
 import type { QueueLoad } from "./queue-load.js";
 
-export const AUTOSCALER_ROLE: LeaseRole = "autoscaler";
+export const AUTOSCALER_ROLE: LeaderRole = "autoscaler";
 const EXECUTOR_TYPE_LABEL = "colonyos.io/executor-type";
 
 /** What the autoscaler last saw of one deployment: the load, the size it asks for, the live size. */

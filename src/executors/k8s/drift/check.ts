@@ -6,7 +6,7 @@
  */
 import type { Logger } from "pino";
 import type { NameCoordinator } from "../../../k8s/coordination.js";
-import type { LeaseRole } from "../../../k8s/lease-names.js";
+import type { LeaderRole } from "../../../k8s/lease-names.js";
 import { driftOf, inSession, ownContext } from "../apply.js";
 import type { K8sDeps } from "../deps.js";
 import { LeaderLoop } from "../leader-loop.js";
@@ -14,7 +14,7 @@ import { recorded } from "../spec.js";
 import { describeDrift } from "./compare.js";
 import { type ReconcileReport, reconcileIn } from "./reconcile.js";
 
-export const DRIFT_ROLE: LeaseRole = "drift";
+export const DRIFT_ROLE: LeaderRole = "drift";
 
 export interface DriftView {
   /** Drifted fields per deployment at the last check (0: none). */
