@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { ColoniesApi } from "../colonies/client.js";
 import { idOf } from "../colonies/crypto.js";
 import { ColoniesError } from "../colonies/errors.js";
-import type { ColoniesFunction, FunctionArg } from "../colonies/types.js";
+import { type ColoniesFunction, ExecutorState, type FunctionArg } from "../colonies/types.js";
 import type { RuntimeConfig } from "./config.js";
 import type { ArgSpec, FunctionDef } from "./types.js";
 
@@ -116,9 +116,39 @@ async function addAndApprove(
       "executor name already registered (set COLONIES_ALLOW_EXECUTOR_REREGISTER=true on the server to reuse names); using a suffixed name",
     );
     await client.addExecutor(executor, colonyPrvKey);
+    await removeEarlierIncarnations(client, config, executor.executorname, colonyPrvKey, logger);
   }
   await client.approveExecutor(config.colonyName, executor.executorname, colonyPrvKey);
   return executor.executorname;
+}
+
+/**
+ * Removes the records of this name's earlier runs that registered under a suffixed name (`<name>-<6 hex>`), as the
+ * base name's record was removed above: an executor restarted under its name takes their place, and Colonies
+ * re-queues what they were running at once instead of after its stale-executor timeout (600 s by default).
+ * Only records of the same type; the new record (added, not yet approved) is a member and may list them.
+ */
+async function removeEarlierIncarnations(
+  client: ColoniesApi,
+  config: RuntimeConfig,
+  current: string,
+  colonyPrvKey: string,
+  logger: Logger,
+): Promise<void> {
+  const incarnation = new RegExp(
+    `^${config.executorName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[0-9a-f]{6}$`,
+  );
+  try {
+    const executors = await client.getExecutors(config.colonyName, config.executorPrvKey);
+    for (const e of executors) {
+      if (e.executorname === current || e.executortype !== config.executorType) continue;
+      if (!incarnation.test(e.executorname) || e.state === ExecutorState.UNREGISTERED) continue;
+      await client.removeExecutor(config.colonyName, e.executorname, colonyPrvKey);
+      logger.info({ executor: e.executorname }, "removed the record of an earlier run of this executor");
+    }
+  } catch (error) {
+    logger.warn({ err: error }, "could not remove the records of earlier runs of this executor");
+  }
 }
 
 async function findOwnName(client: ColoniesApi, config: RuntimeConfig, executorId: string): Promise<string> {

@@ -5,12 +5,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { submit, userClient, waitDone } from "../../peers/executor.js";
@@ -42,9 +42,9 @@ function startExecutor(): ChildProcess {
       EXECUTOR_LOG_FORMAT: "json",
     },
     detached: true, // its own process group, so that kill -9 reaches pulumi and the provider too
-    stdio: ["ignore", "ignore", "pipe"],
+    // Its log, for a failing test's diagnosis.
+    stdio: ["ignore", "ignore", openSync(join(dataDir, `executor-${running.length}.log`), "a")],
   });
-  child.stderr?.resume();
   running.push(child);
   return child;
 }
@@ -134,15 +134,41 @@ async function stopExecutor(child: ChildProcess): Promise<void> {
 }
 
 describe("kill -9 leaves no executor identity without a stack", () => {
+  // One executor at a time on the shared backend: the earlier tests' are stopped.
+  beforeAll(async () => {
+    await Promise.all(running.filter((c) => c.exitCode === null && c.signalCode === null).map(stopExecutor));
+  });
+
   it("sweeps the identity of a deploy killed before its stack recorded it", async () => {
+    // Its pods need a node label no node has yet: the update waits for the rollout, and the kill lands before the
+    // stack records anything.
+    const label = `colonyos.io/sweep-${randomBytes(3).toString("hex")}`;
     const first = startExecutor();
-    const deploy = await submit(server, "k8s", "deploy", ["orphan", "1", "1", "false", "busybox:1.36"]);
+    const deploy = await submit(server, "k8s", "deploy", ["orphan", "1", "1", "false", "busybox:1.36"], {
+      nodeselector: `${label}=yes`,
+    });
     // The identity is registered before the update takes its lock.
     await waitFor("the update to hold its lock", async () => lockFiles("orphan").length > 0, 120_000);
     const [leftover] = await identitiesOf("orphan");
     expect(leftover).toBeDefined();
+    await waitFor(
+      "the rollout to wait for a node",
+      async () =>
+        (await core.listNamespacedPod({ namespace })).items.some((p) =>
+          p.metadata?.name?.startsWith("orphan-"),
+        ),
+      60_000,
+    );
     await stopExecutor(first);
 
+    const node = (await core.listNode()).items[0]?.metadata?.name as string;
+    const labelNode = (value: string | null) =>
+      core.patchNode(
+        { name: node, body: { metadata: { labels: { [label]: value } } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    await labelNode("yes");
+    onTestFinished(() => labelNode(null).then(() => undefined));
     const second = startExecutor();
     const done = await waitDone(server, deploy.processid, 300_000);
     expect(done.state, done.errors?.join("; ")).toBe(ProcessState.SUCCESS);
@@ -165,7 +191,7 @@ describe("kill -9 leaves no executor identity without a stack", () => {
     expect(removed.state, removed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     await waitFor("no identity of orphan", async () => (await identitiesOf("orphan")).length === 0, 60_000);
     await stopExecutor(third);
-  });
+  }, 900_000);
 
   it("removes identities at its location that no stack records, and keeps the recorded ones", async () => {
     // What an undeploy killed between destroying the stack and removing the identity leaves: an approved
@@ -185,18 +211,27 @@ describe("kill -9 leaves no executor identity without a stack", () => {
       );
       await client.approveExecutor(server.colonyName, name, server.colonyPrvKey);
     };
+    const first = startExecutor();
+    const deployed = await waitDone(
+      server,
+      (await submit(server, "k8s", "deploy", ["kept", "1", "1", "false", "busybox:1.36"])).processid,
+      300_000,
+    );
+    expect(deployed.state, deployed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+    const [kept] = await identitiesOf("kept");
+    expect(kept).toBeDefined();
+    await stopExecutor(first);
+    // A leftover of this executor's location and one of another project's executor in the same namespace.
     await register("ghost-0a1b2c", `kubernetes/${namespace}/colonyos-executors`);
     await register("ghost-3d4e5f", `kubernetes/${namespace}/another-project`);
-    const kept = (await identitiesOf("crash"))[0];
-    expect(kept).toBeDefined(); // the first test's deployment, still deployed
-    const executor = startExecutor();
+    const second = startExecutor();
     await waitFor("the ghost to be swept", async () => (await identitiesOf("ghost")).length === 0, 60_000);
     const all = await client.getExecutors(server.colonyName, server.userPrvKey);
     const state = (name: string) => all.find((e) => e.executorname === name)?.state;
     expect(state("ghost-3d4e5f")).toBe(ExecutorState.APPROVED);
-    expect(await identitiesOf("crash")).toEqual([kept]);
-    await stopExecutor(executor);
-  });
+    expect(await identitiesOf("kept")).toEqual([kept]);
+    await stopExecutor(second);
+  }, 600_000);
 });
 
 describe("k8s executor shutdown during an update", () => {

@@ -63,6 +63,16 @@ describe("registration", () => {
     expect(lines.some((l) => /could not remove/.test(l.msg))).toBe(false);
   });
 
+  it("removes the records of its name's earlier suffixed runs (their processes are re-queued at once)", async () => {
+    const fake = new FakeColonies();
+    fake.preRegister(generatePrivateKey(), "test-executor");
+    fake.preRegister(generatePrivateKey(), "test-executor-0a1b2c");
+    fake.preRegister(generatePrivateKey(), "test-executor-backup");
+    const { runtime } = await startOnFake({}, fake);
+    expect(runtime.executorName).toMatch(/^test-executor-[0-9a-f]{6}$/);
+    expect([...fake.executors.keys()].sort()).toEqual([runtime.executorName, "test-executor-backup"].sort());
+  });
+
   it("pre-registered, finds its name by its key and only registers its functions", async () => {
     const fake = new FakeColonies();
     const key = generatePrivateKey();

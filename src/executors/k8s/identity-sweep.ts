@@ -5,6 +5,7 @@
  * identity a running deploy just registered (not yet recorded) is never taken for a leftover. Runs once at
  * start-up and then as one replica's loop (K8S_IDENTITY_SWEEP_INTERVAL).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { NameCoordinator } from "../../k8s/coordination.js";
 import type { LeaseRole } from "../../k8s/lease-names.js";
@@ -38,12 +39,23 @@ export class IdentitySweep {
     }
   }
 
-  /** Sweeps once now (in the background: start-up does not wait for it), then leads the loop if it may. */
+  /**
+   * Sweeps once now, in the background (start-up does not wait for it), retrying until one round completes: the
+   * executor may not be registered with Colonies yet, and cannot list the colony's executors until it is. Then
+   * leads the loop if it may.
+   */
   start(signal: AbortSignal): this {
-    this.first = this.round(signal).catch((error: unknown) => {
-      if (!signal.aborted)
-        this.logger.warn({ err: error }, "the start-up sweep of executor identities failed");
-    });
+    this.first = (async () => {
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        try {
+          return await this.round(signal);
+        } catch (error) {
+          if (signal.aborted) return;
+          if (attempt > 0) this.logger.warn({ err: error, attempt }, "the start-up sweep failed; retrying");
+          await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
+        }
+      }
+    })();
     this.loop?.start();
     return this;
   }

@@ -127,7 +127,9 @@ export class IdentityRegistry {
       logger.info({ executor: identity.name }, "removed a deployment's executor identity");
       return true;
     } catch (error) {
-      if (error instanceof ColoniesError && error.notFound) return true;
+      // Colonies 1.9.12 answers an unknown name with 500 "executor is nil".
+      if (error instanceof ColoniesError && (error.notFound || /executor is nil/.test(error.serverMessage)))
+        return true;
       logger.error(
         { err: error, executor: identity.name },
         "could not remove a deployment's executor identity; remove it with `colonies executor remove`",
