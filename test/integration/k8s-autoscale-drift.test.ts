@@ -227,69 +227,69 @@ describe("autoscaling from the Colonies queue", () => {
 
 describe("drift", () => {
   it("reports a kubectl scale and an image edit with reconcile dryrun:true and in the metrics, and undoes them", async () => {
-    await cli("deploy", `drift,2,1,false,${TEST_IMAGE}`, "executortype:drift-sleep,cmd:sleep");
-    await kubectlScale("drift", 4);
-    await kubectlSetImage("drift", OTHER_IMAGE);
+    await cli("deploy", `drifty,2,1,false,${TEST_IMAGE}`, "executortype:drift-sleep,cmd:sleep");
+    await kubectlScale("drifty", 4);
+    await kubectlSetImage("drifty", OTHER_IMAGE);
 
-    const report = await cli("reconcile", "drift", "dryrun:true");
-    expect(report).toMatchObject({ deployment: "drift", drifted: true, dryrun: true });
+    const report = await cli("reconcile", "drifty", "dryrun:true");
+    expect(report).toMatchObject({ deployment: "drifty", drifted: true, dryrun: true });
     expect(report.drift).toEqual(
       expect.arrayContaining([
-        { object: "Deployment/drift", field: "replicas", recorded: 2, live: 4 },
-        { object: "Deployment/drift/executor-0", field: "image", recorded: TEST_IMAGE, live: OTHER_IMAGE },
+        { object: "Deployment/drifty", field: "replicas", recorded: 2, live: 4 },
+        { object: "Deployment/drifty/executor-0", field: "image", recorded: TEST_IMAGE, live: OTHER_IMAGE },
       ]),
     );
     // A dry run changes nothing.
-    expect(await replicas("drift")).toBe(4);
+    expect(await replicas("drifty")).toBe(4);
     // The periodic check (K8S_DRIFT_INTERVAL=2, report only) exports it.
     await waitFor(
       "the drift check to export the drifted fields",
-      async () => /colonyos_k8s_drifted_fields\{[^}]*deployment="drift"[^}]*\} 2/.test(await metrics()),
+      async () => /colonyos_k8s_drifted_fields\{[^}]*deployment="drifty"[^}]*\} 2/.test(await metrics()),
       30_000,
     );
 
-    const fixed = await cli("reconcile", "drift");
+    const fixed = await cli("reconcile", "drifty");
     expect(fixed).toMatchObject({ drifted: true, dryrun: false, remaining: [] });
-    const deployment = await apps.readNamespacedDeployment({ name: "drift", namespace });
+    const deployment = await apps.readNamespacedDeployment({ name: "drifty", namespace });
     expect(deployment.spec?.replicas).toBe(2);
     expect(deployment.spec?.template.spec?.containers[0]?.image).toBe(TEST_IMAGE);
-    expect(await cli("reconcile", "drift", "dryrun:true")).toMatchObject({ drifted: false, drift: [] });
+    expect(await cli("reconcile", "drifty", "dryrun:true")).toMatchObject({ drifted: false, drift: [] });
   }, 300_000);
 
   it("puts back a deleted Secret", async () => {
-    await core.deleteNamespacedSecret({ name: "drift-keys", namespace });
-    const report = await cli("reconcile", "drift", "dryrun:true");
+    await core.deleteNamespacedSecret({ name: "drifty-keys", namespace });
+    const report = await cli("reconcile", "drifty", "dryrun:true");
     expect(report.drift).toEqual([
-      { object: "Secret/drift-keys", field: "(object)", recorded: "present", live: "deleted" },
+      { object: "Secret/drifty-keys", field: "(object)", recorded: "present", live: "deleted" },
     ] satisfies Drift[]);
-    expect(await cli("reconcile", "drift")).toMatchObject({ remaining: [] });
-    const secret = await core.readNamespacedSecret({ name: "drift-keys", namespace });
+    expect(await cli("reconcile", "drifty")).toMatchObject({ remaining: [] });
+    const secret = await core.readNamespacedSecret({ name: "drifty-keys", namespace });
     expect(Object.keys(secret.data ?? {})).toEqual(["COLONIES_PRVKEY"]);
   }, 300_000);
 
   it("refuses to take over someone else's object put in place of a deleted one", async () => {
-    await core.deleteNamespacedSecret({ name: "drift-keys", namespace });
+    await core.deleteNamespacedSecret({ name: "drifty-keys", namespace });
     await core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name: "drift-keys" }, stringData: { theirs: "keep" } },
+      body: { metadata: { name: "drifty-keys" }, stringData: { theirs: "keep" } },
     });
-    const done = await waitDone(server, await submitCli("k8s", "reconcile", "drift"), 120_000);
+    const done = await waitDone(server, await submitCli("k8s", "reconcile", "drifty"), 120_000);
     expect(done.state).toBe(ProcessState.FAILED);
     expect(done.errors?.[0]).toMatch(
-      /a Secret named drift-keys already exists .* not created by this executor/,
+      /a Secret named drifty-keys already exists .* not created by this executor/,
     );
-    const theirs = await core.readNamespacedSecret({ name: "drift-keys", namespace });
+    const theirs = await core.readNamespacedSecret({ name: "drifty-keys", namespace });
     expect(Object.keys(theirs.data ?? {})).toEqual(["theirs"]);
     // Once it is gone, reconcile puts the stack's own back.
-    await core.deleteNamespacedSecret({ name: "drift-keys", namespace });
-    expect(await cli("reconcile", "drift")).toMatchObject({ remaining: [] });
+    await core.deleteNamespacedSecret({ name: "drifty-keys", namespace });
+    expect(await cli("reconcile", "drifty")).toMatchObject({ remaining: [] });
   }, 300_000);
 
   it("scale starts from the live size: previous is what kubectl left", async () => {
-    await kubectlScale("drift", 5);
-    const scaled = await cli("scale", "drift,3");
+    await kubectlScale("drifty", 5);
+    const scaled = await cli("scale", "drifty,3");
     expect(scaled).toMatchObject({ pods: 3, previous: 5 });
-    expect(await replicas("drift")).toBe(3);
+    expect(await replicas("drifty")).toBe(3);
   }, 300_000);
 });
 
@@ -299,17 +299,17 @@ describe("after a restart with K8S_DRIFT_REMEDIATE=true", () => {
     runtime = await startK8sExecutor({ K8S_DRIFT_INTERVAL: "2", K8S_DRIFT_REMEDIATE: "true" });
     expect(await cli("get_autoscale", "burst")).toMatchObject({ enabled: true, min: 0, max: 4 });
 
-    await kubectlScale("drift", 6);
+    await kubectlScale("drifty", 6);
     const started = Date.now();
     await waitFor(
       "the drift check to put the size back",
-      async () => (await replicas("drift")) === 3,
+      async () => (await replicas("drifty")) === 3,
       90_000,
     );
     console.info(`drift: a kubectl scale was undone ${((Date.now() - started) / 1000).toFixed(1)} s later`);
     await waitFor(
       "the drift metric to return to 0",
-      async () => /colonyos_k8s_drifted_fields\{[^}]*deployment="drift"[^}]*\} 0/.test(await metrics()),
+      async () => /colonyos_k8s_drifted_fields\{[^}]*deployment="drifty"[^}]*\} 0/.test(await metrics()),
       30_000,
     );
 
@@ -318,6 +318,6 @@ describe("after a restart with K8S_DRIFT_REMEDIATE=true", () => {
     const deployment = await apps.readNamespacedDeployment({ name: "burst", namespace });
     expect(deployment.metadata?.annotations?.["colonyos.io/autoscale"]).toBeUndefined();
     await cli("undeploy", "burst");
-    await cli("undeploy", "drift");
+    await cli("undeploy", "drifty");
   }, 300_000);
 });
