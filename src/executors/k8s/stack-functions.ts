@@ -3,7 +3,7 @@
  * `dryrun`, previews), each in one turn of that name (shared by every replica). Before an update starts: the
  * operator's policy (declared on the arguments), the name's ownership and the budgets. A deploy runs as an
  * executor identity this executor registers; a first deploy that fails leaves nothing behind. They are desired
- * states: one superseded by a later one (applied already, or queued behind it) succeeds without an update of its
+ * states: one superseded by a later one (applied already, or applied while it waited for it) succeeds without an update of its
  * own, and its output says by what.
  */
 import { defineFunction } from "../../executor/define.js";
