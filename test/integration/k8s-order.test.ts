@@ -7,7 +7,7 @@
  * The executor coordinates with Leases (K8S_COORDINATION=lease), as replicas do: the record outlives a restart.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
@@ -22,6 +22,7 @@ import { submissionOrder } from "../../src/executor/process-runner.js";
 import type { ExecutorRuntime } from "../../src/executor/runtime.js";
 import { k8sExecutor } from "../../src/executors/k8s.js";
 import { nameLease } from "../../src/k8s/lease-names.js";
+import { processIdIn, submitByCli } from "../support/cli-submit.js";
 
 const PROJECT = "colonyos-executors";
 /** Executor containers over all deployments: web fits with 2 pods, not with 50. */
@@ -58,12 +59,6 @@ function startK8sExecutor(): Promise<ExecutorRuntime> {
 }
 
 /** The process id the CLI logged. */
-function processId(stderr: string): string {
-  const id = /ProcessId=([0-9a-f]{64})/.exec(stderr)?.[1];
-  if (!id) throw new Error(`no process id in the CLI's output: ${stderr}`);
-  return id;
-}
-
 /** `colonies function exec` without --wait, as users script calls: the process id. */
 async function exec(func: string, args: string): Promise<string> {
   const { stderr } = await server.cli([
@@ -76,27 +71,12 @@ async function exec(func: string, args: string): Promise<string> {
     "--args",
     args,
   ]);
-  return processId(stderr);
+  return processIdIn(stderr);
 }
 
 /** `colonies function submit --spec <file>`: a raw function spec, with the priority the caller chooses. */
-async function submitSpec(func: string, args: string[], priority: number): Promise<string> {
-  const file = join(dataDir, `spec-${randomBytes(4).toString("hex")}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      funcname: func,
-      args,
-      priority,
-      maxexectime: -1,
-      maxretries: 0,
-      maxwaittime: -1,
-      conditions: { executortype: "k8s" },
-    }),
-  );
-  const { stderr } = await server.cli(["function", "submit", "--spec", file]);
-  return processId(stderr);
-}
+const submitSpec = (func: string, args: string[], priority: number) =>
+  submitByCli(server, dataDir, { funcname: func, args, priority, executortype: "k8s" });
 
 const done = (id: string) => waitDone(server, id, 300_000);
 

@@ -25,6 +25,7 @@ import { selectorLabels } from "../../src/k8s/labels.js";
 import { kubeEnvSources } from "../../src/local/env-sources.js";
 import { resolveContainerEnv } from "../../src/local/pod-env.js";
 import { LocalPodRunner } from "../../src/local/pod-runner.js";
+import { submitByCli } from "../support/cli-submit.js";
 import { k8sCalls } from "../support/k8s-calls.js";
 
 const IMAGE = TEST_IMAGE;
@@ -498,10 +499,15 @@ describe("the attack table: a colony user's calls that must change nothing", () 
 
   it(`fails ${attacks.length} attacks with specific messages, changing nothing and leaking nothing`, async () => {
     const before = await snapshot();
-    const submitted = await Promise.all(attacks.map(([, f, a, k]) => submit(server, "k8s", f, a(), k)));
-    for (const [i, process] of submitted.entries()) {
+    // Through the official CLI, as a colony member submits them (a raw spec: any strings).
+    const submitted = await Promise.all(
+      attacks.map(([, funcname, args, kwargs]) =>
+        submitByCli(server, dataDir, { funcname, args: args(), kwargs, executortype: "k8s" }),
+      ),
+    );
+    for (const [i, processId] of submitted.entries()) {
       const [what, func, , , expected] = attacks[i] as (typeof attacks)[number];
-      const done = await waitDone(server, process.processid, 120_000);
+      const done = await waitDone(server, processId, 120_000);
       expect(done.state, `${what}: ${func} ${JSON.stringify(done.out)}`).toBe(ProcessState.FAILED);
       expect(done.errors?.[0], what).toMatch(expected);
       await expectNoSecrets(done, [server.colonyPrvKey]);
