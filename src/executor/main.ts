@@ -21,6 +21,7 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
   let instance: Awaited<ReturnType<ExecutorModule["create"]>>;
   let fatal: string | undefined;
   let stop = (_reason: string) => {};
+  let executorName = () => config.executorName;
   try {
     instance = await module.create(env, logger, {
       colonyName: config.colonyName,
@@ -31,6 +32,7 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
         logger.fatal({ reason }, "stopping: this executor cannot keep serving");
         stop(reason);
       },
+      executor: () => ({ name: executorName(), selfRegistered: config.colonyPrvKey !== undefined }),
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -40,6 +42,7 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
 
   const runtime = new ExecutorRuntime(config, instance, logger);
   stop = (reason) => void runtime.shutdown(reason);
+  executorName = () => runtime.executorName;
   if (fatal) stop(fatal);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

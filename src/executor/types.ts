@@ -106,6 +106,11 @@ export interface RuntimeIdentity {
    * through (e.g. a k8s-executor replica that lost its Lease), so that its supervisor restarts it.
    */
   fatal?(reason: string): void;
+  /**
+   * Its executor name (the registered one once registered, the configured one before) and whether it registered
+   * itself with the colony owner key: what a k8s-executor replica records for others to remove once it is gone.
+   */
+  executor?(): { name: string; selfRegistered: boolean };
 }
 
 /**

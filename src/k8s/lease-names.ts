@@ -1,8 +1,9 @@
 /**
  * The names of the Leases the lease coordinator keeps in the executor's namespace, in one place:
  * - a deployment name's Lease: `<name>.<project>`;
- * - the coordinator's own Leases: `<role>.<project>` for a role (the autoscaler's and the drift check's
- *   leadership, the budget reservations) and `replica.<id>.<project>` for each replica's liveness.
+ * - the coordinator's own Leases: `<role>.<project>` for a role (the autoscaler's, the drift check's and the
+ *   identity sweep's leadership, the budget reservations, and `replica.<project>`: the list of replicas the others
+ *   watch) and `replica.<id>.<project>` for each replica's liveness.
  * A deployment named after a role would share that role's Lease (a deployment `autoscaler` would wait for the
  * autoscaler's leader to end a turn it never holds), so the roles are reserved deployment names.
  *

@@ -3,53 +3,12 @@
  * the apiserver's optimistic concurrency (a replace with a stale resourceVersion is a 409). The real apiserver is
  * in test/integration/k8s-lease.test.ts.
  */
-import { ApiException, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { testLogger } from "../../peers/executor.js";
 import type { NameRecord, NameTurn, TicketRequest } from "../../src/k8s/coordination.js";
 import { LeaseCoordinator } from "../../src/k8s/lease-coordinator.js";
 import { SupersededError } from "../../src/k8s/stack-errors.js";
-
-/** Leases in memory, with resourceVersions as the apiserver keeps them. */
-class FakeLeases {
-  private readonly leases = new Map<string, V1Lease>();
-  private version = 0;
-
-  get(name: string): V1Lease | undefined {
-    return this.leases.get(name);
-  }
-
-  api(): CoordinationV1Api {
-    const fail = (code: number) => new ApiException(code, `HTTP ${code}`, {}, {});
-    const stored = (body: V1Lease) => {
-      const lease = structuredClone(body);
-      lease.metadata = { ...lease.metadata, resourceVersion: String(++this.version) };
-      this.leases.set(lease.metadata.name as string, lease);
-      return structuredClone(lease);
-    };
-    return {
-      readNamespacedLease: async ({ name }: { name: string }) => {
-        const lease = this.leases.get(name);
-        if (!lease) throw fail(404);
-        return structuredClone(lease);
-      },
-      createNamespacedLease: async ({ body }: { body: V1Lease }) => {
-        if (this.leases.has(body.metadata?.name as string)) throw fail(409);
-        return stored(body);
-      },
-      replaceNamespacedLease: async ({ name, body }: { name: string; body: V1Lease }) => {
-        const lease = this.leases.get(name);
-        if (!lease) throw fail(404);
-        if (lease.metadata?.resourceVersion !== body.metadata?.resourceVersion) throw fail(409);
-        return stored(body);
-      },
-      deleteNamespacedLease: async ({ name }: { name: string }) => {
-        this.leases.delete(name);
-        return {};
-      },
-    } as unknown as CoordinationV1Api;
-  }
-}
+import { FakeLeases } from "./fake-leases.js";
 
 const started: LeaseCoordinator[] = [];
 afterEach(async () => {

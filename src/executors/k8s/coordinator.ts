@@ -8,12 +8,13 @@ import { hostname } from "node:os";
 import { CoordinationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { ColoniesClient } from "../../colonies/client.js";
+import { idOf } from "../../colonies/crypto.js";
 import { ColoniesError } from "../../colonies/errors.js";
-import { type Process, ProcessState } from "../../colonies/types.js";
+import { ExecutorState, type Process, ProcessState } from "../../colonies/types.js";
 import { ReassignedAbort, submissionOrder } from "../../executor/process-runner.js";
 import { ConfigError, type RuntimeIdentity } from "../../executor/types.js";
 import { LocalCoordinator, type NameCoordinator } from "../../k8s/coordination.js";
-import { LeaseCoordinator } from "../../k8s/lease-coordinator.js";
+import { LeaseCoordinator, type ReplicaExecutor } from "../../k8s/lease-coordinator.js";
 import type { K8sConfig } from "./config.js";
 
 /** The functions that take a turn to change a name (reads and previews do not order anything). */
@@ -69,6 +70,29 @@ export async function startCoordinator(
     );
     return earlier?.processid;
   };
+  const ownId = idOf(runtime.executorPrvKey);
+  const executorGone = async (executor: ReplicaExecutor, replica: string) => {
+    // A pre-registered identity is the operator's: only a record the replica made for itself is removed.
+    if (!executor.selfRegistered || executor.id === ownId || !config.ownerKey) return;
+    const options = { timeoutMs: 10_000 };
+    let record: Awaited<ReturnType<ColoniesClient["getExecutor"]>>;
+    try {
+      record = await colonies.getExecutor(runtime.colonyName, executor.name, runtime.executorPrvKey, options);
+    } catch (error) {
+      // Colonies 1.9.12 answers an unknown name with 500 "executor is nil": nothing to remove.
+      if (error instanceof ColoniesError && (error.notFound || /executor is nil/.test(error.serverMessage)))
+        return;
+      throw error;
+    }
+    // The name may be another executor's by now (a restarted replica re-registered under it): only this one.
+    if (record.executorid !== executor.id || record.executortype !== config.ownType) return;
+    if (record.state === ExecutorState.UNREGISTERED) return;
+    await colonies.removeExecutor(runtime.colonyName, executor.name, config.ownerKey, options);
+    logger.warn(
+      { replica, executor: executor.name },
+      "removed the Colonies record of a replica proven gone: Colonies re-queues the processes it was running",
+    );
+  };
   const host = hostname()
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, "-");
@@ -86,6 +110,12 @@ export async function startCoordinator(
     // A call stopped because Colonies re-queued it keeps its place in its name's order for the re-run.
     keepsPlace: (reason) => reason instanceof ReassignedAbort,
     untrackedEarlier,
+    // Recorded on this replica's Lease, so that whoever proves it gone can remove its Colonies record.
+    executor: () => {
+      const executor = runtime.executor?.();
+      return executor && { ...executor, id: ownId };
+    },
+    executorGone,
     logger,
   }).catch((error: unknown) => {
     throw new ConfigError(
