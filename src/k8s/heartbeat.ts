@@ -148,7 +148,7 @@ export class Heartbeat {
     } catch (error) {
       if (!this.stopping.signal.aborted) {
         this.options.logger.warn(
-          { err: error, sinceRenewalMs: Date.now() - this.renewedAt },
+          { err: (error as Error).message, sinceRenewalMs: Date.now() - this.renewedAt },
           "could not renew this replica's Lease; retrying",
         );
       }

@@ -114,7 +114,7 @@ export class NameTurns {
           const state = stateOf(lease);
           const current = lease.spec?.holderIdentity;
           // A write that took the turn went through although its answer did not arrive.
-          if (current === holder) return { lease, takenOver: tookOver };
+          if (current === holder) return { lease, takenOver: tookOver, previous: undefined };
           const gone = await liveness.gone([
             ...state.tickets.map((t) => t.replica),
             ...(current ? [replicaOf(current)] : []),
@@ -137,7 +137,7 @@ export class NameTurns {
             // The ticket stays until the turn ends: if this replica dies, its place in the order stays too.
             tookOver = takenOver;
             const written = await store.replace(this.taking(lease, { ...state, tickets }, holder), signal);
-            return written ? { lease: written, takenOver } : "again";
+            return written ? { lease: written, takenOver, previous: current } : "again";
           }
           if (tickets.length !== state.tickets.length) {
             // Drop the tickets whose place nobody will take (they would otherwise block the name forever).
@@ -151,7 +151,7 @@ export class NameTurns {
           claimed = true;
           if (taken.takenOver) {
             this.options.logger.warn(
-              { deployment: name, previousHolder: taken.lease.spec?.holderIdentity },
+              { deployment: name, previousHolder: taken.previous },
               "took over the turn of a replica proven gone",
             );
           }
@@ -268,7 +268,10 @@ export class NameTurns {
         this.options.lost.throwIfAborted();
         if (!transient(error)) throw error;
         if (failures === 0) {
-          this.options.logger.warn({ err: error }, "the apiserver failed a Lease request; waiting on");
+          this.options.logger.warn(
+            { err: (error as Error).message },
+            "the apiserver failed a Lease request; waiting on",
+          );
         }
         await sleep(Math.min(5_000, this.options.pollMs * 2 ** Math.min(failures, 5)), undefined, { signal });
       }

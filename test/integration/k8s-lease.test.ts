@@ -4,7 +4,7 @@
  * from a replica that died (only after its Lease went unrenewed for its whole duration), and budget reservations
  * that two replicas cannot both pass.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api, type KubeConfig, V1MicroTime } from "@kubernetes/client-node";
@@ -30,6 +30,7 @@ async function replica(
   processOpen?: (processId: string) => Promise<boolean>,
   keepsPlace?: (reason: unknown) => boolean,
   project = PROJECT,
+  leaseSeconds = LEASE_SECONDS,
 ): Promise<LeaseCoordinator> {
   const coordinator = await LeaseCoordinator.start({
     processOpen,
@@ -38,7 +39,7 @@ async function replica(
     namespace,
     project,
     replica: name,
-    leaseSeconds: LEASE_SECONDS,
+    leaseSeconds,
     pollMs: 100,
     logger: testLogger,
   });
@@ -53,6 +54,25 @@ const ticket = (process: string, order: number, effect: Ticket["effect"] = "repl
   effect,
 });
 const forever = new AbortController().signal;
+
+/**
+ * The test cluster's kube-apiserver process (kwokctl runs it as a local binary): the one serving the kubeconfig's
+ * port, so that only this cluster is paused.
+ */
+function apiserverPid(): number {
+  const port = /server:\s*https?:\/\/[^:\s]+:(\d+)/.exec(readFileSync(clusterKubeconfig(), "utf8"))?.[1];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv[0]?.endsWith("/kube-apiserver") && argv.includes(`--secure-port=${port}`)) return Number(entry);
+  }
+  throw new Error(`no kube-apiserver process serves port ${port}`);
+}
 
 beforeAll(async () => {
   admin = loadKubeConfig({ path: clusterKubeconfig() });
@@ -328,6 +348,24 @@ describe("LeaseCoordinator", () => {
     expect(turns).toEqual(["s1", "u2"]);
   });
 
+  it("leaves no Lease behind for calls on names that do not exist", async () => {
+    const [a, b] = [await replica("unknown-names-a"), await replica("unknown-names-b")];
+    const names = async () =>
+      (
+        await leases.listNamespacedLease({ namespace, labelSelector: "colonyos.io/lease=deployment" })
+      ).items.map((l) => l.metadata?.name);
+    const before = await names();
+    // 20 `scale n<i> 1` calls: each takes its turn, fails as an unknown deployment, and ends its turn unrecorded.
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b)
+          .acquire(`n${i}`, ticket(`s${i}`, i + 1, "pods"), forever)
+          .then((turn) => turn.release()),
+      ),
+    );
+    expect(await names()).toEqual(before);
+  });
+
   it("elects one leader per role, and hands the role on when the leader goes", async () => {
     const [a, b] = [await replica("lead-a"), await replica("lead-b")];
     expect(await a.leads("autoscaler")).toBe(true);
@@ -366,6 +404,86 @@ describe("LeaseCoordinator", () => {
     expect(waited).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 500);
     expect(waited).toBeLessThan(LEASE_SECONDS * 1000 + 5_000);
   });
+
+  it("stops a replica that cannot renew through a paused apiserver before another takes its turns", async () => {
+    // "a" gives up 2/3 of its 5 s lease after its last renewal; "b" (a 20 s lease of its own) outlasts the pause,
+    // and takes a's turns once a's Lease went unchanged for 5 s by b's clock.
+    const a = await replica("pause-a");
+    const b = await replica("pause-b", undefined, undefined, PROJECT, 20);
+    const spans: { name: string; replica: string; start: number; end: number }[] = [];
+    /** Takes a turn and works until released, or (as a stack update does) until the replica loses its Lease. */
+    const work = async (c: LeaseCoordinator, name: string, t: Ticket, release = true) => {
+      const turn = await c.acquire(name, t, forever);
+      const span = { name, replica: c.replica, start: Date.now(), end: 0 };
+      spans.push(span);
+      return {
+        turn,
+        ended: new Promise<void>((resolve) =>
+          turn.lost.addEventListener("abort", () => resolve(), { once: true }),
+        ).then(async () => {
+          span.end = Date.now();
+          // p2's holder is wedged after it stopped: only the proof that it is gone frees the name.
+          if (release) await turn.release({ version: turn.record.version + 1 });
+        }),
+        done: async () => {
+          span.end = Date.now();
+          await turn.release({ version: turn.record.version + 1 });
+        },
+      };
+    };
+    const held = [await work(a, "p1", ticket("a1", 1)), await work(a, "p2", ticket("a2", 1), false)];
+    const waiting = ["p1", "p2"].map((name) => work(b, name, ticket(`b-${name}`, 2)));
+    await new Promise((r) => setTimeout(r, 1_500)); // b's tickets are down, and b has seen a's Lease
+    const apiserver = apiserverPid();
+    const pausedAt = Date.now();
+    process.kill(apiserver, "SIGSTOP");
+    let resumedAt: number;
+    try {
+      await new Promise((r) => setTimeout(r, 8_000));
+    } finally {
+      process.kill(apiserver, "SIGCONT");
+      resumedAt = Date.now();
+    }
+    const taken = await Promise.all(waiting);
+    await Promise.all(held.map((h) => h.ended));
+    // a stopped its work on its own clock, while every request hung, within 2/3 of its lease (a renewal sent
+    // just before the pause counts as its last).
+    expect(a.lost.aborted).toBe(true);
+    for (const span of spans.filter((s) => s.replica === a.replica)) {
+      expect(span.end).toBeGreaterThan(pausedAt);
+      expect(span.end - pausedAt).toBeLessThanOrEqual((LEASE_SECONDS * 1000 * 2) / 3 + 500);
+    }
+    expect(b.lost.aborted).toBe(false);
+    // b took p2 over from a proven gone, about a lease after the apiserver came back (a's clock stopped earlier).
+    expect(taken[1]?.turn.takenOver).toBe(true);
+    expect(Date.now() - resumedAt).toBeLessThan(LEASE_SECONDS * 1000 + 8_000);
+    for (const t of taken) await t.done();
+    // Work converges: b and a fresh replica (what Kubernetes starts for a) take the names' turns in order.
+    const c = await replica("pause-c");
+    await expect(a.acquire("p1", ticket("a3", 3), forever)).rejects.toThrow(/lost its Lease/);
+    for (const [i, name] of ["p1", "p2", "p1", "p2"].entries()) {
+      const next = await work(i % 2 ? b : c, name, ticket(`n${i}`, 10 + i));
+      await next.done();
+    }
+    // No two replicas ever worked on one name at once.
+    for (const name of ["p1", "p2"]) {
+      const ordered = spans.filter((s) => s.name === name).sort((x, y) => x.start - y.start);
+      for (let i = 1; i < ordered.length; i++) {
+        expect(ordered[i]?.start, JSON.stringify(ordered)).toBeGreaterThanOrEqual(
+          ordered[i - 1]?.end as number,
+        );
+      }
+    }
+    for (const name of ["p1", "p2"]) {
+      const lease = await leases.readNamespacedLease({ name: a.nameLease(name), namespace });
+      expect(JSON.parse(lease.metadata?.annotations?.["colonyos.io/tickets"] ?? "[]")).toEqual([]);
+      expect(lease.spec?.holderIdentity).toBeUndefined();
+    }
+    // a's Lease is removed by whoever proved it gone.
+    await expect(
+      leases.readNamespacedLease({ name: a.replicaLease(a.replica), namespace }),
+    ).rejects.toThrow();
+  }, 90_000);
 
   it("lets only one of two replicas reserve what only one fits", async () => {
     const [a, b] = [await replica("budget-a"), await replica("budget-b")];
