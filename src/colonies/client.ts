@@ -5,6 +5,7 @@
 import { ColoniesError } from "./errors.js";
 import { type CallOptions, type ServerAddress, Transport } from "./transport.js";
 import type {
+  Blueprint,
   ColoniesFunction,
   Executor,
   FunctionSpec,
@@ -244,6 +245,42 @@ export class ColoniesClient implements ColoniesApi {
       options,
     );
     return executors ?? [];
+  }
+
+  /** A blueprint of the colony by name (any member). */
+  getBlueprint(colonyName: string, name: string, prvKey: string, options?: CallOptions): Promise<Blueprint> {
+    return this.transport.call({ msgtype: "getblueprintmsg", namespace: colonyName, name }, prvKey, options);
+  }
+
+  /** The colony's blueprints of `kind` at `locationName` (empty: every location), as a reconciler lists them. */
+  async getBlueprints(
+    colonyName: string,
+    kind: string,
+    locationName: string,
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<Blueprint[]> {
+    const blueprints = await this.transport.call<Blueprint[] | null>(
+      { msgtype: "getblueprintsmsg", namespace: colonyName, kind, locationname: locationName },
+      prvKey,
+      options,
+    );
+    return blueprints ?? [];
+  }
+
+  /** Replaces a blueprint's status (what `colonies blueprint get` shows); members only. */
+  updateBlueprintStatus(
+    colonyName: string,
+    blueprintName: string,
+    status: Record<string, unknown>,
+    prvKey: string,
+    options?: CallOptions,
+  ): Promise<object> {
+    return this.transport.call(
+      { msgtype: "updateblueprintstatusmsg", colonyname: colonyName, blueprintname: blueprintName, status },
+      prvKey,
+      options,
+    );
   }
 
   async getFunctions(

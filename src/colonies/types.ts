@@ -57,6 +57,32 @@ export interface Executor {
   lastheardfromtime?: string;
   locationname?: string;
   capabilities?: { hardware?: unknown[]; software?: unknown[] };
+  /** The blueprint whose reconciler made this executor, and the generation it was made for. */
+  blueprintid?: string;
+  blueprintgen?: number;
+}
+
+/** A blueprint's metadata (Colonies 1.9.12); `generation` grows with every change of its spec. */
+export interface BlueprintMetadata {
+  name: string;
+  colonyname: string;
+  locationname?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  generation?: number;
+  createdAt?: string;
+  updatedAt?: string;
+  lastReconciliationProcess?: string;
+  lastReconciliationTime?: string;
+}
+
+/** A declarative resource of a kind a BlueprintDefinition names; its status is the reconciler's to write. */
+export interface Blueprint {
+  blueprintid: string;
+  kind: string;
+  metadata: BlueprintMetadata;
+  spec: Record<string, unknown>;
+  status?: Record<string, unknown>;
 }
 
 export interface FunctionArg {
