@@ -45,6 +45,9 @@ export interface ColoniesServer {
   cli(args: string[], extraEnv?: Record<string, string>): Promise<{ stdout: string; stderr: string }>;
   /** Stops the server process only (the database stays), e.g. to test reconnection. */
   stopServer(): Promise<void>;
+  /** Kills the server process with SIGKILL (a crash: no shutdown of its own); the database stays. */
+  killServer(): Promise<void>;
+  /** Starts the server process again on the same port, database and etcd directory. */
   startServer(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -114,19 +117,21 @@ export async function startColoniesServer(options: { colonyName?: string } = {})
     ]);
   }
 
-  async function stopServer(): Promise<void> {
+  /** Ends the server process with `signal` (SIGKILL after 10 s) and waits until it has exited. */
+  async function endServer(signal: NodeJS.Signals): Promise<void> {
     const child = server;
     server = null;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       child.once("exit", () => {
         clearTimeout(timer);
         resolve();
       });
-      child.kill("SIGTERM");
+      child.kill(signal);
     });
   }
+  const stopServer = () => endServer("SIGTERM");
 
   const cli: ColoniesServer["cli"] = (args, extraEnv = {}) =>
     execFileAsync(bin, args, {
@@ -164,6 +169,7 @@ export async function startColoniesServer(options: { colonyName?: string } = {})
     env: { ...base, COLONIES_COLONY_NAME: colonyName },
     cli,
     stopServer,
+    killServer: () => endServer("SIGKILL"),
     startServer,
     async stop() {
       await stopServer();

@@ -28,9 +28,14 @@ export interface RunnerDeps {
   logger: Logger;
   /** What a handler does once Colonies gave its process to another executor (ExecutorInstance.onReassigned). */
   onReassigned: "stop" | "finish";
+  /** Aborted when reports still waiting for the server must give up (the executor is going away). */
+  reportsGiveUp?: AbortSignal;
 }
 
+/** Answers of the server that are errors (5xx) a report is retried after, at most. */
 const REPORT_ATTEMPTS = 5;
+/** The longest wait between two attempts of a report while the server cannot be reached. */
+const REPORT_BACKOFF_MAX_MS = 10_000;
 
 function firstLine(text: string): string {
   const line = text.split("\n").find((l) => l.trim() !== "") ?? text;
@@ -145,9 +150,10 @@ export async function runProcess(
   } finally {
     watch.stop();
   }
-  // Not ours to report any more: the executor Colonies gave it to reports it.
-  if (watch.reassigned) send = async () => undefined;
-  const reported = report(logger, send).then((delivered) => {
+  const reported = report(
+    { client, prvKey, logger, process, giveUp: deps.reportsGiveUp },
+    watch.reassigned ? undefined : send,
+  ).then((delivered) => {
     if (!delivered) metrics.reportUndelivered();
     const seconds = (performance.now() - started) / 1000;
     metrics.processDone(funcName, outcome, seconds);
@@ -231,23 +237,71 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** What a report needs besides the close or fail it sends. */
+interface Reporter {
+  client: ColoniesApi;
+  prvKey: string;
+  logger: Logger;
+  process: Process;
+  giveUp?: AbortSignal;
+}
+
 /**
- * Sends the one close/fail of a process. Transient failures (server unreachable, 5xx) are retried; a
- * rejection (e.g. 403: the process was re-queued to someone else) is final. Never throws: resolves whether the
- * report was delivered; one that was not is logged (and counted by the caller).
+ * Sends the one close/fail of a process (none when `send` is undefined: the process is another executor's now).
+ * While the server cannot be reached (down, restarting) it is retried until the server answers, or until the
+ * executor gives up on shutdown; an error the server answers with is retried REPORT_ATTEMPTS times when it is a
+ * 5xx, and is final otherwise (e.g. 403: the process was re-queued to someone else). Before each retry the
+ * process is read: an attempt whose answer was lost (the server died after closing it) closed it already, and
+ * is not sent twice. Never throws: resolves whether the report was delivered; one that was not is logged.
  */
-async function report(logger: Logger, send: () => Promise<unknown>): Promise<boolean> {
+async function report(reporter: Reporter, send: (() => Promise<unknown>) | undefined): Promise<boolean> {
+  const { logger, giveUp } = reporter;
+  if (!send) return true;
+  let answered = 0;
   for (let attempt = 1; ; attempt++) {
     try {
+      if (attempt > 1 && (await closedByUs(reporter))) {
+        logger.info({ attempt }, "an earlier attempt had closed the process; not sending it again");
+        return true;
+      }
       await send();
       return true;
     } catch (error) {
-      const transient = error instanceof ColoniesError && (error.unreachable || error.status >= 500);
-      if (!transient || attempt >= REPORT_ATTEMPTS) {
+      const unreachable = error instanceof ColoniesError && error.unreachable;
+      const serverError = error instanceof ColoniesError && error.status >= 500;
+      if (serverError) answered++;
+      if ((!unreachable && !serverError) || answered >= REPORT_ATTEMPTS || giveUp?.aborted) {
         logger.error({ err: error, attempt }, "could not report the process outcome to Colonies");
         return false;
       }
-      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      logger.warn(
+        { err: error instanceof Error ? error.message : String(error), attempt },
+        "could not report the process outcome yet; retrying",
+      );
+      await sleep(Math.min(REPORT_BACKOFF_MAX_MS, 200 * 2 ** attempt), giveUp);
     }
   }
+}
+
+/** Whether the process is closed already, by this executor (throws when the server cannot say). */
+async function closedByUs({ client, prvKey, process }: Reporter): Promise<boolean> {
+  const now = await client.getProcess(process.processid, prvKey);
+  return (
+    (now.state === ProcessState.SUCCESS || now.state === ProcessState.FAILED) &&
+    now.assignedexecutorid === process.assignedexecutorid
+  );
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal?.aborted) done();
+    else signal?.addEventListener("abort", done, { once: true });
+  });
 }

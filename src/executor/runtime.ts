@@ -53,6 +53,8 @@ export class ExecutorRuntime {
   private readonly running = new Set<Promise<unknown>>();
   /** Closes and fails on the wire: a slot polls again while its last report is being sent. */
   private readonly reporting = new Set<Promise<unknown>>();
+  /** Aborted when reports still waiting for an unreachable server must give up (shutdown). */
+  private readonly reportsGiveUp = new AbortController();
   private loops: Promise<void>[] = [];
   private lastContactOk = false;
   /** When the last assign request (long-poll or heartbeat) was sent: the server's "last heard from". */
@@ -146,6 +148,7 @@ export class ExecutorRuntime {
       metrics: this.metrics,
       logger: this.logger,
       onReassigned: this.instance.onReassigned ?? "stop",
+      reportsGiveUp: this.reportsGiveUp.signal,
     };
   }
 
@@ -230,6 +233,7 @@ export class ExecutorRuntime {
   shutdown(reason = "shutdown requested"): Promise<void> {
     if (this.stopped) {
       this.abortRunning(`executor forced to stop (${reason})`);
+      this.reportsGiveUp.abort();
       return this.stopped;
     }
     this.stopped = this.drain(reason);
@@ -261,7 +265,11 @@ export class ExecutorRuntime {
     );
     await Promise.allSettled(this.loops);
     clearTimeout(grace);
+    // Reports wait for a server that is away (restarting) for one more grace period, then give up: the server
+    // re-queues what stays unreported once it removes this executor.
+    const reportsDue = setTimeout(() => this.reportsGiveUp.abort(), this.config.shutdownGraceMs);
     await Promise.allSettled([...this.reporting]);
+    clearTimeout(reportsDue);
     if (this.registration) await deregister(this.client, this.config, this.registration, this.logger);
     await this.instance.close?.();
     await this.http?.close();

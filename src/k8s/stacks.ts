@@ -8,7 +8,11 @@
  *   backend take turns too; a mutation older than the one last applied to the name (applied before it arrived,
  *   or while it waited behind a later one that supersedes it) is superseded (SupersededError) instead of run;
  * - cached stacks and outputs are reused only while the name's version is the one this process last saw;
- * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left);
+ * - every operation has a hard deadline, after which it is cancelled cleanly (SIGINT to pulumi: no lock left) and
+ *   its caller gets a DeadlineError even if some of its work does not stop (its turn ends only when it does);
+ * - a name's work directory lives only as long as its stack: a turn that ends with the stack known not to exist
+ *   (a lookup of an unknown name, a destroy, a preview of a new name) removes it; `inspect` reads through a
+ *   scratch directory of its own, since it takes no turn;
  * - locks left by a dead holder are removed: for a single writer at start-up and when an update meets one; with
  *   replicas, when an update meets one during the name's turn (only its holder updates the stack), and an
  *   interrupted stack is refreshed before its next update;
@@ -16,7 +20,7 @@
  * One class on purpose: the queue, the selected stacks, their cached outputs and versions and the interrupted
  * set are one state that only holds together inside it.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   CommandError,
@@ -101,6 +105,11 @@ export interface UpdateRecord {
 
 /** One turn on a stack: everything it does happens before the next operation on that stack starts. */
 export interface StackSession {
+  /**
+   * Aborts when the operation must stop: the caller's signal, the operation's deadline, or the turn lost. Work in
+   * the session passes it to what it waits for (Kubernetes reads, Colonies calls), so that nothing outlives it.
+   */
+  readonly signal: AbortSignal;
   /** The outputs of the stack's last update; undefined when the stack does not exist. */
   current(): Promise<Outputs | undefined>;
   /**
@@ -118,9 +127,20 @@ export interface StackSession {
 
 const NOISE = /^\s*$/;
 const EMPTY_PROGRAM: PulumiFn = async () => ({});
+/** How long work past its deadline gets to stop (Pulumi cancelled cleanly) before its caller is answered anyway. */
+const CANCEL_GRACE_MS = 15_000;
 
 /** A session without an operation (a read): it supersedes nothing and waits behind every mutation. */
 const READ: Operation = { process: "", fn: "read", effect: "none" };
+
+/** Scratch work directories of `inspect`, under the data dir. */
+const LOOKUPS = "lookups";
+
+/** What a turn learned about its stack: whether it attempted an update, and whether the stack exists (if known). */
+interface TurnFacts {
+  update: boolean;
+  exists: boolean | undefined;
+}
 
 export class StackManager {
   private readonly slots: Slots;
@@ -148,6 +168,10 @@ export class StackManager {
       await mkdir(new URL(options.backendUrl), { recursive: true });
     }
     const manager = new StackManager(options, command);
+    // A single writer owns its data dir: scratch directories of lookups a kill cut short are leftovers.
+    if (options.coordinator.kind === "local") {
+      await rm(join(options.dataDir, LOOKUPS), { recursive: true, force: true });
+    }
     // Only a single writer may judge locks at start-up: with replicas, another one may be updating right now.
     const removed =
       options.coordinator.kind === "local"
@@ -180,7 +204,13 @@ export class StackManager {
     // The deadline covers the wait for the name's turn too: an operation does not wait forever.
     const deadline = AbortSignal.timeout(this.options.deadlineMs);
     const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
-    return this.inTurn(stackName, ticket, options.onOutput, signal, work).catch((error: unknown) => {
+    const turn = this.inTurn(stackName, ticket, options.onOutput, signal, work);
+    return settledBy(turn, deadline, CANCEL_GRACE_MS, (error) =>
+      this.options.logger.warn(
+        { stack: stackName, err: error },
+        "an operation ended after its deadline; its caller was answered already",
+      ),
+    ).catch((error: unknown) => {
       if (deadline.aborted && !options.signal?.aborted) {
         throw new DeadlineError(stackName, Math.round(this.options.deadlineMs / 1000));
       }
@@ -200,7 +230,7 @@ export class StackManager {
   ): Promise<T> {
     const turn = await this.options.coordinator.acquire(stackName, ticket, signal);
     const recorded = setsDesiredState(ticket.effect);
-    const attempted = { update: false };
+    const attempted: TurnFacts = { update: false, exists: undefined };
     let next: NameRecord | undefined;
     try {
       // (A mutation that a later applied one made pointless never gets here: the coordinator supersedes it.)
@@ -228,6 +258,8 @@ export class StackManager {
       // A failed update changed the stack too (partly): the version moves on, the applied operation does not.
       if (attempted.update && !next) next = { ...turn.record, version: turn.record.version + 1 };
       if (next) this.versions.set(stackName, next.version);
+      // Still in the turn, so that no operation on the name uses the directory meanwhile.
+      if (attempted.exists === false) await this.removeWorkDir(stackName);
       await turn.release(next).catch((error: unknown) => {
         this.options.logger.error({ err: error, stack: stackName }, "could not end the turn on a name");
       });
@@ -247,52 +279,72 @@ export class StackManager {
     if (takenOver) this.interrupted.add(stackName);
   }
 
+  /** Removes the work directory of a name whose stack does not exist (called in the name's turn only). */
+  private async removeWorkDir(stackName: string): Promise<void> {
+    this.selected.delete(stackName);
+    this.lastOutputs.delete(stackName);
+    await rm(this.workDir(stackName), { recursive: true, force: true }).catch((error: unknown) => {
+      this.options.logger.warn({ err: error, stack: stackName }, "could not remove a stack's work directory");
+    });
+  }
+
   /**
    * The stack's last updates, newest first (kind, result, times, changes), and its outputs with secrets masked.
-   * A read: it does not wait for the stack's queue. Throws UnknownStackError when there is no such stack.
+   * A read: it does not wait for the stack's queue, so it never touches the name's work directory (a turn may be
+   * creating or removing it): it selects the stack in a scratch directory of its own (the state holds everything
+   * reading needs, the passphrase's salt included). Throws UnknownStackError when there is no such stack.
    */
   async inspect(stackName: string, updates = 5): Promise<{ outputs: Outputs; history: UpdateRecord[] }> {
     const args = { projectName: this.options.project, stackName, program: EMPTY_PROGRAM };
-    let stack: Stack;
+    const lookups = join(this.options.dataDir, LOOKUPS);
+    await mkdir(lookups, { recursive: true });
+    const scratch = await mkdtemp(join(lookups, `${stackName}-`));
     try {
-      stack = await LocalWorkspace.selectStack(args, await this.workspaceOptions(stackName));
-    } catch (error) {
-      if (isStackNotFound(error)) throw new UnknownStackError(stackName);
-      throw error;
+      let stack: Stack;
+      try {
+        stack = await LocalWorkspace.selectStack(args, this.workspaceSettings(scratch));
+      } catch (error) {
+        if (isStackNotFound(error)) throw new UnknownStackError(stackName);
+        throw error;
+      }
+      const [outputs, history] = await Promise.all([stack.outputs(), stack.history(updates, 1)]);
+      return {
+        outputs: plainOutputs(outputs, { maskSecrets: true }),
+        history: history.map((u) => ({
+          kind: u.kind,
+          result: u.result,
+          startTime: u.startTime.toISOString(),
+          endTime: u.endTime?.toISOString() ?? null,
+          changes: (u.resourceChanges ?? {}) as ChangeSummary,
+        })),
+      };
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
     }
-    const [outputs, history] = await Promise.all([stack.outputs(), stack.history(updates, 1)]);
-    return {
-      outputs: plainOutputs(outputs, { maskSecrets: true }),
-      history: history.map((u) => ({
-        kind: u.kind,
-        result: u.result,
-        startTime: u.startTime.toISOString(),
-        endTime: u.endTime?.toISOString() ?? null,
-        changes: (u.resourceChanges ?? {}) as ChangeSummary,
-      })),
-    };
   }
 
   private makeSession(
     stackName: string,
     signal: AbortSignal,
     onOutput: ((line: string) => void) | undefined,
-    attempted: { update: boolean },
+    attempted: TurnFacts,
   ) {
     const common = () => ({ onOutput: lineSplitter(onOutput), signal, color: "never" as const });
     const session: StackSession = {
+      signal,
       current: async () => {
         const cached = this.lastOutputs.get(stackName);
         if (cached) return cached;
-        const stack = await this.selectExisting(stackName);
+        const stack = await this.selectExisting(stackName, attempted);
         if (!stack) return undefined;
         const outputs = plainOutputs(await stack.outputs());
         this.lastOutputs.set(stackName, outputs);
         return outputs;
       },
       up: async (program, { dryrun = false, cancel, refresh = false } = {}) => {
-        const existed = dryrun && (await this.selectExisting(stackName)) !== undefined;
+        const existed = dryrun && (await this.selectExisting(stackName, attempted)) !== undefined;
         const stack = await this.stack(stackName, program, true);
+        attempted.exists = true;
         const opts = {
           ...common(),
           ...(cancel ? { signal: AbortSignal.any([signal, cancel]) } : {}),
@@ -302,7 +354,10 @@ export class StackManager {
           if (dryrun) {
             const preview = await stack.preview(opts);
             // A preview of a new name leaves no empty stack behind (it would count as deployed).
-            if (!existed) await this.forget(stackName, stack);
+            if (!existed) {
+              await this.forget(stackName, stack);
+              attempted.exists = false;
+            }
             return { changes: preview.changeSummary, outputs: {} };
           }
           attempted.update = true;
@@ -327,7 +382,7 @@ export class StackManager {
         }
       },
       destroy: async ({ dryrun = false, signal: own } = {}) => {
-        const stack = await this.selectExisting(stackName);
+        const stack = await this.selectExisting(stackName, attempted);
         if (!stack) throw new UnknownStackError(stackName);
         const opts = { ...common(), ...(own ? { signal: own } : {}) };
         try {
@@ -340,6 +395,7 @@ export class StackManager {
           const result = await this.withLockRecovery(stackName, stack, () =>
             stack.destroy({ ...opts, remove: true }),
           );
+          attempted.exists = false;
           this.selected.delete(stackName);
           this.lastOutputs.delete(stackName);
           return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
@@ -353,9 +409,18 @@ export class StackManager {
     return session;
   }
 
+  private workDir(stackName: string): string {
+    return join(this.options.dataDir, "stacks", stackName);
+  }
+
+  /** The settings of the name's workspace, its work directory created. */
   private async workspaceOptions(stackName: string) {
-    const workDir = join(this.options.dataDir, "stacks", stackName);
+    const workDir = this.workDir(stackName);
     await mkdir(workDir, { recursive: true });
+    return this.workspaceSettings(workDir);
+  }
+
+  private workspaceSettings(workDir: string) {
     return {
       workDir,
       pulumiCommand: this.command,
@@ -399,13 +464,16 @@ export class StackManager {
     this.lastOutputs.delete(stackName);
   }
 
-  /** The existing stack, or undefined when there is none. */
-  private async selectExisting(stackName: string): Promise<Stack | undefined> {
+  /** The existing stack, or undefined when there is none; what it learned goes into the turn's facts. */
+  private async selectExisting(stackName: string, facts: TurnFacts): Promise<Stack | undefined> {
     try {
-      return await this.stack(stackName, EMPTY_PROGRAM, false);
+      const stack = await this.stack(stackName, EMPTY_PROGRAM, false);
+      facts.exists = true;
+      return stack;
     } catch (error) {
-      if (isStackNotFound(error)) return undefined;
-      throw error;
+      if (!isStackNotFound(error)) throw error;
+      facts.exists = false;
+      return undefined;
     }
   }
 
@@ -473,5 +541,40 @@ function lineSplitter(onLine?: (line: string) => void): ((chunk: string) => void
       if (!NOISE.test(partial)) onLine?.(partial.trimEnd());
       partial = "";
     },
+  });
+}
+
+/**
+ * The outcome of `work`, or, once `deadline` has aborted and `graceMs` passed without it, a rejection with the
+ * deadline's reason: a caller is answered in time even when some of the work ignores its signal. Work that
+ * settles later goes to `late` with its error, if any (it is never left unhandled).
+ */
+export function settledBy<T>(
+  work: Promise<T>,
+  deadline: AbortSignal,
+  graceMs: number,
+  late: (error: unknown) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let answered = false;
+    const giveUp = () => {
+      timer = setTimeout(() => {
+        answered = true;
+        reject(deadline.reason);
+      }, graceMs);
+    };
+    if (deadline.aborted) giveUp();
+    else deadline.addEventListener("abort", giveUp, { once: true });
+    const settle = (done: () => void, error?: unknown) => {
+      clearTimeout(timer);
+      deadline.removeEventListener("abort", giveUp);
+      if (answered) late(error);
+      else done();
+    };
+    work.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error), error),
+    );
   });
 }

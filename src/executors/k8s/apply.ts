@@ -47,6 +47,9 @@ export async function inSession(
       work,
     );
   } catch (error) {
+    const unanswered = clusterUnreachable(error);
+    if (unanswered)
+      throw new ProcessError(`${ctx.funcName}: the Kubernetes API did not answer (${unanswered})`);
     if (!(error instanceof SupersededError)) throw error;
     await ctx.log(`${ctx.funcName}: ${error.message}; nothing was changed for it`);
     return [
@@ -63,6 +66,20 @@ export async function inSession(
   } finally {
     await batcher.close();
   }
+}
+
+/** Codes of a request to the Kubernetes API that got no answer (Node's and undici's, the client's transport). */
+const UNANSWERED = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|UND_ERR_\w+)$/;
+
+/**
+ * What kept a Kubernetes API request from an answer (connection refused, reset, timed out), or undefined when
+ * `error` is not such a failure. The client (fetch) says only "fetch failed"; the reason is in its cause.
+ */
+export function clusterUnreachable(error: unknown): string | undefined {
+  if (!(error instanceof TypeError) || error.message !== "fetch failed") return undefined;
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+  if (typeof cause?.code !== "string" || !UNANSWERED.test(cause.code)) return undefined;
+  return typeof cause.message === "string" && cause.message ? cause.message : cause.code;
 }
 
 /**
@@ -135,7 +152,7 @@ export async function applySpec(
   // A stack that may not know the live state (someone changed the objects) is refreshed before it is updated,
   // so that the update starts from the truth and puts the rest back.
   const seen = before.spec
-    ? await driftOf(deps, { ...before, spec: before.spec }, ctx.signal)
+    ? await driftOf(deps, { ...before, spec: before.spec }, session.signal)
     : { drift: [], live: {} };
   if (seen.drift.length > 0) {
     // A deleted object may have been replaced by someone else's of the same name: the refresh would read it
@@ -157,13 +174,18 @@ export async function applySpec(
       // A preview must not register anything: it shows the plan with a key that is never used.
       fresh = preview
         ? { name: "(new identity)", type: spec.executortype, prvKey: generatePrivateKey() }
-        : await identities.create(spec.deployment, spec.executortype, ctx.signal);
+        : await identities.create(spec.deployment, spec.executortype, session.signal);
       identity = fresh;
     }
     if (config.identity === "colony") identity = undefined;
     const watch = preview
       ? undefined
-      : watchRollout(deps.pods, ownedLabels(config.pulumi.project, spec.deployment), new Date(), ctx.signal);
+      : watchRollout(
+          deps.pods,
+          ownedLabels(config.pulumi.project, spec.deployment),
+          new Date(),
+          session.signal,
+        );
     try {
       const result = await session
         .up(deploymentProgram(spec, config, identity, autoscale), {

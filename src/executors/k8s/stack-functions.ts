@@ -47,8 +47,8 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
         // land on objects that exist and are someone else's.
         const before = recorded(await session.current());
         if (!before.spec) await deps.ownership.assertNameFree("deploy", name);
-        await deps.ownership.assertSecretsReferable("deploy", useOf(spec).secrets, ctx.signal);
-        if (before.spec?.executortype !== spec.executortype) await assertTypeFree(spec, ctx.signal);
+        await deps.ownership.assertSecretsReferable("deploy", useOf(spec).secrets, session.signal);
+        if (before.spec?.executortype !== spec.executortype) await assertTypeFree(spec, session.signal);
         const { result, identity, drift } = await applySpec(
           deps,
           session,
