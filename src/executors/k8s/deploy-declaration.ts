@@ -7,8 +7,9 @@ import type { ArgsOf } from "../../executor/define.js";
 import { type ArgSpec, ProcessError } from "../../executor/types.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import type { K8sConfig } from "./config.js";
-import type { DeployPolicy, Use } from "./policy.js";
+import type { DeployPolicy } from "./policy.js";
 import type { DeploymentSpec } from "./spec.js";
+import { typeProblem as ownTypeProblem, specProblem } from "./spec-check.js";
 import {
   checkWith,
   type Parsed,
@@ -18,17 +19,7 @@ import {
   parseSecretEnv,
   parseTolerations,
 } from "./spec-kwargs.js";
-import { executorTypeProblem, imageProblem, quantityProblem, SECRET_NAME } from "./validation.js";
-
-/** What of a spec the operator's profiles govern. */
-export function useOf(spec: DeploymentSpec): Use {
-  return {
-    image: spec.image,
-    cmd: spec.cmd?.join(" ") ?? "",
-    secrets: [...new Set([...(spec.secretenv ?? []).map((r) => r.secret), ...(spec.imagepullsecret ?? [])])],
-    env: Object.keys(spec.env ?? {}),
-  };
-}
+import { imageProblem, quantityProblem, SECRET_NAME } from "./validation.js";
 
 export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
   const { namespace, limits } = config;
@@ -47,11 +38,7 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
     return { value: names };
   };
   const tolerations = (text: string) => parseTolerations(text, (key) => policy.tolerationProblem(key));
-  const typeProblem = (type: string) =>
-    executorTypeProblem(type) ??
-    (type === config.ownType
-      ? `executortype "${type}" is this k8s executor's own type: its processes would go to the deployment; choose another`
-      : undefined);
+  const typeProblem = (type: string) => ownTypeProblem(type, config.ownType);
 
   const positional = [
     deploymentName,
@@ -179,15 +166,7 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       ...(args.tolerations ? { tolerations: parsedValue(tolerations, args.tolerations) } : {}),
       ...(policy.isRuntimeImage(args.dockerimage) ? { probes: true } : {}),
     };
-    if (spec.gpu && spec.gpu > config.gpu.max) {
-      throw new ProcessError(
-        `deploy: gpu ${spec.gpu} is more than the operator allows per container (K8S_MAX_GPU=${config.gpu.max})`,
-      );
-    }
-    const refused =
-      typeProblem(spec.executortype) ??
-      policy.executorTypeProblem(spec.executortype, name) ??
-      policy.useProblem(useOf(spec));
+    const refused = specProblem(spec, config, policy);
     if (refused) throw new ProcessError(`deploy: ${refused}`);
     return spec;
   }

@@ -7,36 +7,21 @@
  *   tolerations:gpu=true=NoSchedule;dedicated=NoExecute;spot   key[=value][=effect] (K8S_ALLOWED_TOLERATIONS)
  * Each parser returns the value or what is wrong with the text.
  */
-import { SECRET_NAME } from "./validation.js";
+import {
+  EFFECTS,
+  envNameProblem,
+  LABEL_KEY,
+  LABEL_VALUE,
+  nodeLabelProblem,
+  type SecretRef,
+  secretRefProblem,
+  type Toleration,
+  taintProblem,
+} from "./spec-rules.js";
+
+export type { SecretRef, Toleration } from "./spec-rules.js";
 
 export type Parsed<T> = { value: T } | { problem: string };
-
-export interface SecretRef {
-  name: string;
-  secret: string;
-  key: string;
-}
-
-export interface Toleration {
-  key: string;
-  operator: "Equal" | "Exists";
-  value?: string;
-  effect?: string;
-}
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Variables the executor sets itself; a caller may not replace them (e.g. to send the key elsewhere). */
-const RESERVED_ENV = /^(COLONIES_.*|POD_NAME|PODNAME|POD_NAMESPACE|EXECUTOR_HTTP_PORT|KUBECONFIG)$/;
-/** Variables that change what the container's program loads or opens (a debugger port, preloaded code). */
-const RUNTIME_HOOK_ENV = /^(NODE_OPTIONS|LD_PRELOAD|LD_LIBRARY_PATH|LD_AUDIT)$/;
-/** Taints Kubernetes itself puts on nodes (control plane, not-ready, unreachable...): not for callers to tolerate. */
-const SYSTEM_TAINT =
-  /^(node-role\.kubernetes\.io|node\.kubernetes\.io|node\.cloudprovider\.kubernetes\.io)\//;
-const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-const EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 function items(text: string): string[] {
   return text
@@ -55,21 +40,11 @@ function pairs(what: string, text: string, example: string): Parsed<[string, str
   return { value: out };
 }
 
-function envName(what: string, name: string): string | undefined {
-  if (!ENV_NAME.test(name))
-    return `${what} name "${name}" must be letters, digits and '_', not starting with a digit`;
-  if (RESERVED_ENV.test(name)) return `${what} name "${name}" is set by the executor and cannot be given`;
-  if (RUNTIME_HOOK_ENV.test(name)) {
-    return `${what} name "${name}" changes what the container's program loads and cannot be given`;
-  }
-  return undefined;
-}
-
 export function parseEnv(text: string): Parsed<Record<string, string>> {
   const parsed = pairs("env", text, "env:A=1;B=two");
   if ("problem" in parsed) return parsed;
   for (const [name] of parsed.value) {
-    const problem = envName("env", name);
+    const problem = envNameProblem("env", name);
     if (problem) return { problem };
   }
   return { value: Object.fromEntries(parsed.value) };
@@ -82,17 +57,13 @@ export function parseSecretEnv(
   const parsed = pairs("secretenv", text, "secretenv:DB_PASSWORD=pg-secret/password");
   if ("problem" in parsed) return parsed;
   const refs: SecretRef[] = [];
-  for (const [name, ref] of parsed.value) {
-    const problem = envName("secretenv", name);
+  for (const [name, text] of parsed.value) {
+    const [secret = "", key = "", ...rest] = text.split("/");
+    const problem =
+      rest.length > 0
+        ? `secretenv ${name} must refer to SECRET/KEY (e.g. pg-secret/password), got "${text}"`
+        : secretRefProblem({ name, secret, key }, allowed);
     if (problem) return { problem };
-    const [secret = "", key = "", ...rest] = ref.split("/");
-    if (rest.length > 0 || !SECRET_NAME.test(secret) || secret.length > 253 || !SECRET_KEY.test(key)) {
-      return {
-        problem: `secretenv ${name} must refer to SECRET/KEY (e.g. pg-secret/password), got "${ref}"`,
-      };
-    }
-    const refused = allowed(secret);
-    if (refused) return { problem: refused };
     refs.push({ name, secret, key });
   }
   return { value: refs };
@@ -102,9 +73,8 @@ export function parseNodeSelector(text: string): Parsed<Record<string, string>> 
   const parsed = pairs("nodeselector", text, "nodeselector:disk=ssd;zone=a");
   if ("problem" in parsed) return parsed;
   for (const [key, value] of parsed.value) {
-    if (!LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) {
-      return { problem: `nodeselector "${key}=${value}" is not a valid node label` };
-    }
+    const problem = nodeLabelProblem(key, value);
+    if (problem) return { problem };
   }
   return { value: Object.fromEntries(parsed.value) };
 }
@@ -124,12 +94,7 @@ export function parseTolerations(
         problem: `tolerations item "${item}" must be KEY[=VALUE][=EFFECT] with EFFECT one of ${EFFECTS.join(", ")} (e.g. gpu=true=NoSchedule)`,
       };
     }
-    if (SYSTEM_TAINT.test(key)) {
-      return {
-        problem: `tolerations may not name Kubernetes' own taint ${key} (they keep pods off reserved nodes)`,
-      };
-    }
-    const refused = allowed(key);
+    const refused = taintProblem(key, allowed);
     if (refused) return { problem: refused };
     out.push({
       key,

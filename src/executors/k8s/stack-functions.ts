@@ -11,9 +11,10 @@ import { type FunctionDef, ProcessError } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import { applySpec, changed, inSession } from "./apply.js";
 import { deploymentName, dryrun } from "./arguments.js";
-import { deployDeclaration, useOf } from "./deploy-declaration.js";
+import { deployDeclaration } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
 import { type DeploymentSpec, recorded } from "./spec.js";
+import { useOf } from "./spec-check.js";
 
 export function stackFunctions(deps: K8sDeps): FunctionDef[] {
   const { config } = deps;
