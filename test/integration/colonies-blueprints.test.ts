@@ -1,6 +1,6 @@
 /**
  * The blueprint RPCs a Kubernetes reconciler needs, against a real Colonies server (1.9.12) driven by the official
- * CLI: the owner adds a BlueprintDefinition whose handler is the k8s executor's type, a member adds a blueprint
+ * CLI: the owner adds this project's BlueprintDefinition (handler: the k8s executor's type), a member adds a blueprint
  * with a location and values that `--kwargs` could not carry; the server submits `reconcile {kind, blueprintName}`
  * to the handler's type; the client reads the blueprint back exactly, lists blueprints by kind and location, and
  * writes a status that `colonies blueprint get` shows.
@@ -13,10 +13,10 @@ import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-s
 import { userClient } from "../../peers/executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { ProcessState } from "../../src/colonies/types.js";
+import { executorDeploymentDefinition, KIND } from "../../src/executors/k8s/blueprint/definition.js";
 
 let server: ColoniesServer;
 let dir: string;
-const KIND = "ExecutorDeployment";
 const HANDLER = "k8s-blueprints";
 
 function specFile(name: string, content: unknown): string {
@@ -28,26 +28,8 @@ function specFile(name: string, content: unknown): string {
 beforeAll(async () => {
   server = await startColoniesServer();
   dir = mkdtempSync(join(tmpdir(), "blueprints-"));
-  const definition = specFile("definition.json", {
-    metadata: { name: "executor-deployment" },
-    spec: {
-      group: "compute.colonies.io",
-      version: "v1",
-      names: { kind: KIND, plural: "executordeployments", singular: "executordeployment" },
-      scope: "Namespaced",
-      schema: {
-        type: "object",
-        properties: {
-          image: { type: "string" },
-          replicas: { type: "number", default: 1 },
-          executorType: { type: "string" },
-          env: { type: "object", properties: {} },
-        },
-        required: ["image", "executorType"],
-      },
-      handler: { executorType: HANDLER, functionName: "reconcile" },
-    },
-  });
+  // This project's definition, as infra registers it.
+  const definition = specFile("definition.json", executorDeploymentDefinition(HANDLER));
   // The owner key, as the CLI reads it for owner commands.
   await server.cli(["blueprint", "definition", "add", "--spec", definition], {
     COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
@@ -85,6 +67,22 @@ describe("blueprints on a real Colonies server", () => {
     expect(here.map((b) => b.metadata.name)).toEqual(["web"]);
     const elsewhere = await client.getBlueprints(server.colonyName, KIND, "cluster-b", server.userPrvKey);
     expect(elsewhere).toEqual([]);
+  });
+
+  it("validates blueprints against the definition's schema before anything is submitted", async () => {
+    const file = specFile("bad.json", {
+      kind: KIND,
+      metadata: { name: "bad" },
+      spec: { image: "registry.example.com/colonyos/executors:1", executorType: "bad", replicas: "2" },
+    });
+    const refused = await server.cli(["blueprint", "add", "--spec", file]).then(
+      () => "",
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/field 'replicas' must be a number/);
+    expect(
+      await userClient(server).getBlueprints(server.colonyName, KIND, "", server.userPrvKey),
+    ).toHaveLength(1);
   });
 
   it("submits reconcile {kind, blueprintName} to the handler's type, at the blueprint's location", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Blueprint } from "../../src/colonies/types.js";
-import { blueprintDeployment } from "../../src/executors/k8s/blueprint/spec.js";
+import { executorDeploymentDefinition } from "../../src/executors/k8s/blueprint/definition.js";
+import { blueprintDeployment, SPEC_FIELDS } from "../../src/executors/k8s/blueprint/spec.js";
 import { loadK8sConfig } from "../../src/executors/k8s/config.js";
 import { DeployPolicy } from "../../src/executors/k8s/policy.js";
 
@@ -134,5 +135,17 @@ describe("an ExecutorDeployment blueprint as a deployment spec", () => {
     expect(deployment({ image: IMAGE, executorType: "x" }, "autoscaler")).toEqual({
       problem: expect.stringMatching(/^blueprint name: deployment name "autoscaler" is reserved/),
     });
+  });
+});
+
+describe("this project's BlueprintDefinition", () => {
+  it("describes exactly the fields a blueprint's spec may have, with the k8s executor as handler", () => {
+    const definition = executorDeploymentDefinition("k8s");
+    expect(Object.keys(definition.spec.schema.properties).sort()).toEqual([...SPEC_FIELDS].sort());
+    expect(definition.spec.handler).toEqual({ executorType: "k8s", functionName: "reconcile" });
+    expect(definition.spec.names.kind).toBe("ExecutorDeployment");
+    for (const [field, property] of Object.entries(definition.spec.schema.properties)) {
+      expect(property.description.length, field).toBeGreaterThan(10);
+    }
   });
 });

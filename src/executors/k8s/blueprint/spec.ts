@@ -67,6 +67,9 @@ const specSchema = z.strictObject({
 
 export type BlueprintSpec = z.infer<typeof specSchema>;
 
+/** The fields a spec may have (the BlueprintDefinition's schema lists the same). */
+export const SPEC_FIELDS = Object.keys(specSchema.shape);
+
 /** What a blueprint asks for: the deployment, and its autoscale bounds when it has them. */
 export interface BlueprintDeployment {
   spec: DeploymentSpec;
