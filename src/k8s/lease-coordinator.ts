@@ -11,7 +11,7 @@
 import type { CoordinationV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { BudgetLease } from "./budget-lease.js";
-import type { NameCoordinator, NameTurn, Reservations, TicketRequest } from "./coordination.js";
+import type { NameCoordinator, NameTurn, Reservations, Ticket, TicketRequest } from "./coordination.js";
 import { Heartbeat, type ReplicaExecutor } from "./heartbeat.js";
 import { ownedLabels } from "./labels.js";
 import { Leadership } from "./leadership.js";
@@ -194,6 +194,15 @@ export class LeaseCoordinator implements NameCoordinator {
    */
   leads(role: string): Promise<boolean> {
     return this.leadership.leads(role);
+  }
+
+  /**
+   * Keeps the place of a call that the gone `replica` was running without a ticket on its name (it died just after
+   * Colonies assigned it), for its re-run: call before its Colonies record is removed, which re-queues the call
+   * with nothing to tell it from a new one.
+   */
+  keepPlace(name: string, ticket: Ticket, replica: string): Promise<void> {
+    return this.turns.standIn(name, ticket, replica);
   }
 
   async close(): Promise<void> {

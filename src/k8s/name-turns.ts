@@ -27,6 +27,7 @@ import {
   nextInTurn,
   placedAfter,
   sameApplied,
+  type Ticket,
   type TicketRequest,
 } from "./coordination.js";
 import { type LeaseStore, transient } from "./lease-store.js";
@@ -163,6 +164,20 @@ export class NameTurns {
     } finally {
       if (!claimed) await this.withdraw(leaseName, name, id, this.keepsPlace(signal));
     }
+  }
+
+  /**
+   * Keeps the place of a call a gone replica was running without having put its ticket down (assigned just before
+   * it died): a ticket that stands in for it (abandoned, of the gone replica, changing nothing itself) until its
+   * re-run's ticket takes the place, or its process is closed. Nothing when the call has a ticket on the name.
+   */
+  async standIn(name: string, ticket: Ticket, replica: string): Promise<void> {
+    await this.change(this.options.nameLease(name), name, (state) => {
+      if (state.tickets.some((t) => t.process === ticket.process)) return false;
+      const id = randomBytes(6).toString("hex");
+      state.tickets.push({ ...ticket, effect: "none", id, replica, abandoned: true });
+      return true;
+    });
   }
 
   /** The Lease with the turn given to `holder`. */

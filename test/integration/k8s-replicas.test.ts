@@ -2,10 +2,13 @@
  * Three k8s-executor processes sharing one Pulumi state backend (PostgreSQL, then S3 on MinIO) and the local
  * cluster, driven the way users drive them: 60 interleaved deploy/scale/undeploy calls over 10 names through the
  * official `colonies` CLI, and one replica killed with -9 (its pulumi and provider processes too) while it holds
- * a name's turn. Afterwards every name's Deployment is what the calls, applied in submission order, make it;
- * every process succeeded (some superseded) or failed with a clear validation error; none mentions a lock; the
- * process the dead replica held was re-queued by Colonies and completed once elsewhere; no Pulumi lock and no
- * ticket is left behind.
+ * a name's turn. On PostgreSQL the calls are submitted as the CLI does by default (no exec deadline: Colonies
+ * would wait 600 s for a dead executor), on MinIO with a `--maxexectime`. Either way a survivor proves the dead
+ * replica gone by its Lease and removes its Colonies record, so that its calls are re-run at once: every call is
+ * done long before 600 s. Afterwards each call's outcome is the one submission order gives it (its own result, a
+ * supersession by a later call on the name, or `unknown deployment` on a name not deployed at that point) and every
+ * name's Deployment is what the last calls made it; none mentions a lock; the process the dead replica held was
+ * completed once elsewhere; no Pulumi lock and no ticket is left behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -23,13 +26,15 @@ import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { ExecutorState, type Process, ProcessState } from "../../src/colonies/types.js";
 
 const NAMES = 10;
 const CALLS = 60;
-/** Long enough for any call to finish on a live replica; after it, Colonies re-queues a dead replica's call. */
+/** The MinIO round's exec deadline: long enough for any call to finish on a live replica. */
 const MAX_EXEC_SECONDS = 120;
 const LEASE_SECONDS = 6;
+/** Every call is done within this after the kill (Colonies' stale-executor timeout alone would be 600 s). */
+const DONE_AFTER_KILL_SECONDS = 240;
 
 let admin: KubeConfig;
 let server: ColoniesServer;
@@ -81,8 +86,12 @@ function plan(seed: number): { calls: Call[]; expected: Map<string, number | und
   return { calls, expected };
 }
 
-/** `colonies function exec` without --wait, as a user would script it; returns the process id. */
-async function submit(type: string, call: Call): Promise<string> {
+/**
+ * `colonies function exec` without --wait, as a user would script it; returns the process id. Without
+ * `maxExecSeconds`, with the CLI's defaults (no exec deadline, unlimited retries).
+ */
+async function submit(type: string, call: Call, maxExecSeconds?: number): Promise<string> {
+  const deadline = maxExecSeconds ? ["--maxexectime", String(maxExecSeconds), "--maxretries", "3"] : [];
   const { stderr } = await server.cli([
     "function",
     "exec",
@@ -92,10 +101,7 @@ async function submit(type: string, call: Call): Promise<string> {
     type,
     "--args",
     call.args.join(","),
-    "--maxexectime",
-    String(MAX_EXEC_SECONDS),
-    "--maxretries",
-    "3",
+    ...deadline,
   ]);
   const id = /ProcessId=([0-9a-f]{64})/.exec(stderr)?.[1];
   if (!id) throw new Error(`no process id in the CLI's output: ${stderr}`);
@@ -199,13 +205,23 @@ async function holding(run: Replicas, pid: number): Promise<string | undefined> 
   return undefined;
 }
 
-async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Promise<void> {
+async function runScenario(
+  run: Replicas,
+  lockKeys: () => Promise<string[]>,
+  maxExecSeconds?: number,
+): Promise<void> {
   const { calls, expected } = plan(7);
   const ids: string[] = [];
   let killedHolding: string | undefined;
+  let killedAt = 0;
   const victim = run.replicas[1] as ChildProcess;
+  const client = userClient(server);
+  const victimId = (await client.getExecutors(server.colonyName, server.userPrvKey)).find(
+    (e) => e.executorname === `${run.type}-replica-1`,
+  )?.executorid;
+  expect(victimId).toBeDefined();
   for (const [i, call] of calls.entries()) {
-    ids.push(await submit(run.type, call));
+    ids.push(await submit(run.type, call, maxExecSeconds));
     if (i === CALLS / 2) {
       // Kill one replica while it holds a turn (mid-update, or about to start one).
       await waitFor(
@@ -219,12 +235,34 @@ async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Pr
         throw new Error(`${error.message}\n${await diagnosis(run)}`);
       });
       process.kill(-(victim.pid as number), "SIGKILL");
+      killedAt = Date.now();
     }
   }
+  // A survivor proves the dead replica gone (its Lease unchanged for a lease) and removes its Colonies record:
+  // Colonies re-queues what it was running at once.
+  await waitFor(
+    "the dead replica's Colonies record to be removed",
+    async () =>
+      (await client.getExecutors(server.colonyName, server.userPrvKey)).find((e) => e.executorid === victimId)
+        ?.state !== ExecutorState.APPROVED,
+    (LEASE_SECONDS + 30) * 1000,
+  ).catch(async (error: Error) => {
+    throw new Error(`${error.message}\n${await diagnosis(run)}`);
+  });
+  const removedAfter = Date.now() - killedAt;
   const done: Process[] = [];
-  for (const id of ids) done.push(await waitDone(server, id, (MAX_EXEC_SECONDS + 240) * 1000));
+  for (const id of ids) {
+    const left = killedAt + DONE_AFTER_KILL_SECONDS * 1000 - Date.now();
+    done.push(
+      await waitDone(server, id, Math.max(left, 1_000)).catch(async (error: Error) => {
+        throw new Error(
+          `${error.message} ${DONE_AFTER_KILL_SECONDS} s after the kill\n${await diagnosis(run)}`,
+        );
+      }),
+    );
+  }
+  const doneAfter = Date.now() - killedAt;
 
-  const client = userClient(server);
   const report = done.map((p, i) => `${calls[i]?.fn} ${calls[i]?.args.join(" ")}: ${summary(p)}`).join("\n");
   let superseded = 0;
   for (const [i, p] of done.entries()) {
@@ -250,11 +288,9 @@ async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Pr
   } else {
     expect(held.state, `${heldCall}\n${report}`).toBe(ProcessState.SUCCESS);
   }
-  expect(held.retries, report).toBeGreaterThanOrEqual(1);
-  const victimId = (await client.getExecutors(server.colonyName, server.userPrvKey)).find(
-    (e) => e.executorname === `${run.type}-replica-1`,
-  )?.executorid;
-  expect(held.assignedexecutorid).not.toBe(victimId);
+  expect(held.assignedexecutorid, report).not.toBe(victimId);
+  // Each call's outcome is the one submission order gives it, not only the names' final sizes.
+  expectSubmissionOrder(calls, ids, done, new Set([killedHolding as string]));
 
   for (const [name, pods] of expected) {
     const deployment = await run.apps
@@ -279,7 +315,83 @@ async function runScenario(run: Replicas, lockKeys: () => Promise<string[]>): Pr
     throw new Error(`${error.message}\n${await diagnosis(run)}`);
   });
   expect(await lockKeys()).toEqual([]);
-  console.info(`${superseded} of ${CALLS} calls superseded\n${report}`);
+  console.info(
+    `dead replica's record removed ${Math.round(removedAfter / 1000)} s and every call done ${Math.round(doneAfter / 1000)} s after the kill (it held #${heldAt} ${heldCall}); ${superseded} of ${CALLS} calls superseded\n${report}`,
+  );
+}
+
+/** `scale n<i> 1` over 20 names that do not exist: each fails, and no Lease is left behind (etcd does not grow). */
+async function callsOnUnknownNames(run: Replicas): Promise<void> {
+  const count = async () => (await run.leases.listNamespacedLease({ namespace: run.namespace })).items.length;
+  const before = await count();
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++)
+    ids.push(await submit(run.type, { name: `n${i}`, fn: "scale", args: [`n${i}`, "1"] }));
+  for (const id of ids) {
+    const p = await waitDone(server, id, 60_000);
+    expect(p.errors?.join("; ")).toMatch(/unknown deployment/);
+  }
+  expect(await count()).toBe(before);
+}
+
+/**
+ * Walks the calls in submission order with each name's state (pods, or not deployed) and checks every outcome
+ * against it: a superseded call names a later applied call on its name, and only on a deployed name; a failed one
+ * met a name not deployed; a scale reports the size before it as `previous`; a deploy changed something exactly
+ * when the size differed. A call whose update a dead replica may have begun (`rerun`) converges again on its re-run,
+ * so what it reports as before is either state.
+ */
+function expectSubmissionOrder(
+  calls: Call[],
+  ids: string[],
+  done: Process[],
+  rerun: ReadonlySet<string>,
+): void {
+  const state = new Map<string, number | undefined>();
+  const applied = new Set<number>();
+  const superseding: [number, number][] = [];
+  for (const [i, call] of calls.entries()) {
+    const p = done[i] as Process;
+    const before = state.get(call.name);
+    const where = `#${i} ${call.fn} ${call.args.slice(0, 2).join(" ")} (before: ${before ?? "not deployed"}): ${summary(p)}`;
+    const out = p.out?.[0] as
+      | {
+          superseded?: boolean;
+          supersededBy?: { process: string };
+          pods?: number;
+          previous?: number;
+          changed?: boolean;
+        }
+      | undefined;
+    if (out?.superseded) {
+      const by = ids.indexOf(out.supersededBy?.process ?? "");
+      expect(by, where).toBeGreaterThan(i);
+      expect(calls[by]?.name, where).toBe(call.name);
+      expect(before, `${where}: only a deployed name's calls coalesce`).toBeDefined();
+      superseding.push([i, by]);
+      continue;
+    }
+    if (p.state === ProcessState.FAILED) {
+      expect(before, `${where}: failed on a deployed name`).toBeUndefined();
+      continue;
+    }
+    applied.add(i);
+    const pods = call.fn === "undeploy" ? undefined : Number(call.args[1]);
+    const again = rerun.has(ids[i] as string);
+    if (call.fn === "scale") {
+      expect(before, where).toBeDefined();
+      expect(again ? [before, pods] : [before], where).toContain(out?.previous);
+    }
+    if (call.fn === "undeploy") expect(before, where).toBeDefined();
+    if (call.fn === "deploy") {
+      expect(out?.pods, where).toBe(pods);
+      if (!again) expect(out?.changed, where).toBe(before !== pods);
+    }
+    state.set(call.name, pods);
+  }
+  // What superseded a call was applied itself (a call is never closed as superseded by one that then failed).
+  for (const [i, by] of superseding)
+    expect(applied.has(by), `#${i} superseded by #${by}, which was not applied`).toBe(true);
 }
 
 function summary(p: Process): string {
@@ -307,7 +419,7 @@ afterAll(async () => {
 });
 
 describe("three k8s-executor replicas on a PostgreSQL state backend", () => {
-  it("apply 60 interleaved CLI calls over 10 names in submission order through a kill -9", async () => {
+  it("apply 60 interleaved CLI calls (no exec deadline) over 10 names in submission order through a kill -9", async () => {
     database = await startPostgres({ password: randomBytes(12).toString("hex") });
     await query(database, "postgres", "CREATE DATABASE pulumi_state");
     const table = "pulumi_state";
@@ -321,11 +433,12 @@ describe("three k8s-executor replicas on a PostgreSQL state backend", () => {
       );
       return result.rows.map((row: { key: string }) => row.key);
     });
+    await callsOnUnknownNames(run);
   }, 900_000);
 });
 
 describe("three k8s-executor replicas on an S3 state backend (MinIO)", () => {
-  it("apply 60 interleaved CLI calls over 10 names in submission order through a kill -9", async () => {
+  it("apply 60 interleaved CLI calls (--maxexectime) over 10 names in submission order through a kill -9", async () => {
     minio = await startMinio();
     const bucket = "pulumi-state";
     const s3 = new S3Client({
@@ -342,9 +455,13 @@ describe("three k8s-executor replicas on an S3 state backend (MinIO)", () => {
       AWS_SECRET_ACCESS_KEY: minio.secretKey,
       AWS_REGION: minio.region,
     });
-    await runScenario(run, async () => {
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ".pulumi/locks/" }));
-      return (listed.Contents ?? []).map((o) => o.Key as string);
-    });
+    await runScenario(
+      run,
+      async () => {
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: ".pulumi/locks/" }));
+        return (listed.Contents ?? []).map((o) => o.Key as string);
+      },
+      MAX_EXEC_SECONDS,
+    );
   }, 900_000);
 });

@@ -14,8 +14,13 @@ afterEach(async () => {
   for (const coordinator of started.splice(0)) await coordinator.close();
 });
 
-async function replica(leases: FakeLeases, name: string): Promise<LeaseCoordinator> {
+async function replica(
+  leases: FakeLeases,
+  name: string,
+  processOpen?: (id: string) => Promise<boolean>,
+): Promise<LeaseCoordinator> {
   const coordinator = await LeaseCoordinator.start({
+    processOpen,
     api: leases.api(),
     namespace: "ns",
     project: "p",
@@ -109,6 +114,32 @@ describe("a name's Lease", () => {
     const next = await b.acquire("x", scale("s3", 3), forever);
     await next.release();
     expect(nameLeases(leases)).toEqual([]);
+  });
+
+  it("keeps the place of a call a gone replica ran without a ticket, until its re-run takes it", async () => {
+    const leases = new FakeLeases();
+    let open = true;
+    const a = await replica(leases, "a", async (id) => id === "p1" && open);
+    // Assigned to "dead" just before it died, p1 had no ticket yet; its Colonies record is about to be removed.
+    await a.keepPlace("web", { process: "p1", fn: "scale", order: 1, effect: "none" }, "dead");
+    await a.keepPlace("web", { process: "p1", fn: "scale", order: 1, effect: "none" }, "dead"); // once only
+    const events: string[] = [];
+    const later = a.acquire("web", scale("p2", 2), forever).then(async (turn) => {
+      events.push("p2");
+      await turn.release();
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    expect(events).toEqual([]);
+    // Colonies re-queued p1 and it runs again: its ticket takes the place, first.
+    const rerun = await a.acquire("web", scale("p1", 1), forever);
+    events.push("p1");
+    await rerun.release();
+    await later;
+    expect(events).toEqual(["p1", "p2"]);
+    // A stand-in whose call was closed meanwhile holds nothing up.
+    await a.keepPlace("web", { process: "p3", fn: "scale", order: 3, effect: "none" }, "dead");
+    open = false;
+    await (await a.acquire("web", scale("p4", 4), forever)).release();
   });
 
   it("waits through apiserver failures and lost answers instead of failing the call", async () => {

@@ -87,6 +87,27 @@ export async function startCoordinator(
     // The name may be another executor's by now (a restarted replica re-registered under it): only this one.
     if (record.executorid !== executor.id || record.executortype !== config.ownType) return;
     if (record.state === ExecutorState.UNREGISTERED) return;
+    // Colonies re-queues its calls as if new (no retry counted): the ones it had put no ticket down for yet would
+    // look like calls still to be assigned, which a later call on the name does not wait for. Their places first.
+    const running = await colonies.getProcesses(
+      {
+        colonyName: runtime.colonyName,
+        state: ProcessState.RUNNING,
+        executorType: config.ownType,
+        count: 100,
+      },
+      runtime.executorPrvKey,
+      options,
+    );
+    for (const p of running) {
+      const name = deploymentOf(p);
+      const order = submissionOrder(p.submissiontime);
+      const fn = p.spec?.funcname ?? "";
+      if (p.assignedexecutorid !== executor.id || !MUTATIONS.has(fn) || !name || order === undefined)
+        continue;
+      if (!coordinator) throw new Error("the coordinator is still starting");
+      await coordinator.keepPlace(name, { process: p.processid, fn, order, effect: "none" }, replica);
+    }
     await colonies.removeExecutor(runtime.colonyName, executor.name, config.ownerKey, options);
     logger.warn(
       { replica, executor: executor.name },
@@ -96,7 +117,8 @@ export async function startCoordinator(
   const host = hostname()
     .toLowerCase()
     .replace(/[^a-z0-9-]/g, "-");
-  return LeaseCoordinator.start({
+  let coordinator: LeaseCoordinator | undefined;
+  coordinator = await LeaseCoordinator.start({
     api: kubeConfig.makeApiClient(CoordinationV1Api),
     namespace: config.namespace,
     project: config.pulumi.project,
@@ -122,4 +144,5 @@ export async function startCoordinator(
       `K8S_COORDINATION=lease: cannot create this replica's Lease in namespace ${config.namespace}: ${(error as Error).message}`,
     );
   });
+  return coordinator;
 }
