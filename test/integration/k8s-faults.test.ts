@@ -17,11 +17,12 @@ import { AppsV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { submit, userClient, waitDone } from "../../peers/executor.js";
+import { submit, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv } from "../../peers/k8s-executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { ExecutorState, type Process, ProcessState } from "../../src/colonies/types.js";
+import { type Process, ProcessState } from "../../src/colonies/types.js";
+import { identitiesOf, lockFiles } from "../support/k8s-leftovers.js";
 
 /** The executor's hard deadline of one operation (K8S_OPERATION_TIMEOUT): no deploy may end later. */
 const DEADLINE_S = 120;
@@ -77,25 +78,6 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 // What the tests look at: lock files of the file backend, registered identities, the executor's own log.
-
-function lockFiles(stack: string): string[] {
-  const dir = join(dataDir, "state", ".pulumi", "locks", "organization", "colonyos-executors", stack);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".json")) : [];
-}
-
-/** Approved identities of a deployment at the executor's location. */
-async function identitiesOf(deployment: string): Promise<string[]> {
-  const executors = await userClient(server).getExecutors(server.colonyName, server.userPrvKey);
-  return executors
-    .filter(
-      (e) =>
-        e.state !== ExecutorState.UNREGISTERED &&
-        e.locationname === `kubernetes/${namespace}/colonyos-executors` &&
-        new RegExp(`^${deployment}-[0-9a-f]{6}$`).test(e.executorname),
-    )
-    .map((e) => e.executorname)
-    .sort();
-}
 
 /** The executor's log records about one process. */
 function logOf(processId: string): { msg: string; outcome?: string; err?: { message?: string } }[] {
@@ -260,7 +242,7 @@ describe("faults in the middle of a deploy", () => {
     const started = Date.now();
     // One deploy is in its Pulumi update when the API server stops; another one arrives while it is stopped.
     const deploys = [await submit(server, "k8s", "deploy", ["paused", "2", "1", "false", "busybox:1.36"])];
-    await waitFor("the update to hold its lock", async () => lockFiles("paused").length > 0, 60_000);
+    await waitFor("the update to hold its lock", async () => lockFiles(dataDir, "paused").length > 0, 60_000);
     const supervisor = await pauseApiServer(PAUSE_MS, async () => {
       deploys.push(await submit(server, "k8s", "deploy", ["arrived", "1", "1", "false", "busybox:1.36"]));
     });
@@ -275,22 +257,22 @@ describe("faults in the middle of a deploy", () => {
           expect(error).toMatch(/^deploy: .*(Kubernetes API|timed out|timeout|deadline|connect|unable)/i);
           expect(error).not.toMatch(/lock/i);
           // Nothing half-made: a first deploy that failed registered no identity that stays.
-          expect(await identitiesOf(name)).toEqual([]);
+          expect(await identitiesOf(server, namespace, name)).toEqual([]);
         } else {
           expect(done.state).toBe(ProcessState.SUCCESS);
           const [out] = done.out as [{ executor: string }];
-          expect(await identitiesOf(name)).toEqual([out.executor]);
+          expect(await identitiesOf(server, namespace, name)).toEqual([out.executor]);
         }
         await expectEndedOnce(done);
-        expect(lockFiles(name)).toEqual([]);
+        expect(lockFiles(dataDir, name)).toEqual([]);
 
         const again = await call("deploy", [name, "1", "1", "false", "busybox:1.36"]);
         expect(again.state, again.errors?.join("; ")).toBe(ProcessState.SUCCESS);
         await expectEndedOnce(again);
         await expectDeployment(name, 1);
-        expect(lockFiles(name)).toEqual([]);
+        expect(lockFiles(dataDir, name)).toEqual([]);
         const [out] = again.out as [{ executor: string }];
-        expect(await identitiesOf(name)).toEqual([out.executor]);
+        expect(await identitiesOf(server, namespace, name)).toEqual([out.executor]);
       }
     } finally {
       await supervisor.stop();
@@ -299,11 +281,11 @@ describe("faults in the middle of a deploy", () => {
 
   it("the Colonies server killed -9 and started again: the deploy is closed once, the executor serves on", async () => {
     const deploy = await submit(server, "k8s", "deploy", ["outage", "2", "1", "false", "busybox:1.36"]);
-    await waitFor("the update to hold its lock", async () => lockFiles("outage").length > 0, 60_000);
+    await waitFor("the update to hold its lock", async () => lockFiles(dataDir, "outage").length > 0, 60_000);
     await server.killServer();
     // The update goes on without Colonies; its close is then on the wire while the server is away (3 s and the
     // time the server takes to start).
-    await waitFor("the update to end", async () => lockFiles("outage").length === 0, 60_000);
+    await waitFor("the update to end", async () => lockFiles(dataDir, "outage").length === 0, 60_000);
     await sleep(3000);
     await server.startServer();
 
@@ -322,9 +304,9 @@ describe("faults in the middle of a deploy", () => {
     expect(scaled.state, scaled.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     await expectEndedOnce(scaled);
     await expectDeployment("outage", 1);
-    expect(lockFiles("outage")).toEqual([]);
+    expect(lockFiles(dataDir, "outage")).toEqual([]);
     const [out] = done.out as [{ executor: string }];
-    expect(await identitiesOf("outage")).toEqual([out.executor]);
+    expect(await identitiesOf(server, namespace, "outage")).toEqual([out.executor]);
   }, 240_000);
 });
 
@@ -362,7 +344,7 @@ describe("a name's work directory lives as long as its stack", () => {
     const undeployed = await call("undeploy", ["outage"]);
     expect(undeployed.state, undeployed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect(existsSync(join(dataDir, "stacks", "outage"))).toBe(false);
-    expect(await identitiesOf("outage")).toEqual([]);
+    expect(await identitiesOf(server, namespace, "outage")).toEqual([]);
     // And the name can be deployed again.
     const again = await call("deploy", ["outage", "1", "1", "false", "busybox:1.36"]);
     expect(again.state, again.errors?.join("; ")).toBe(ProcessState.SUCCESS);

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { ExecutorState, ProcessState } from "../../src/colonies/types.js";
+import { identitiesOf, lockDir, lockFiles } from "../support/k8s-leftovers.js";
 
 let server: ColoniesServer;
 let apps: AppsV1Api;
@@ -49,14 +50,6 @@ function startExecutor(): ChildProcess {
   return child;
 }
 
-function lockDir(stack = "crash"): string {
-  return join(dataDir, "state", ".pulumi", "locks", "organization", "colonyos-executors", stack);
-}
-
-function lockFiles(stack = "crash"): string[] {
-  return existsSync(lockDir(stack)) ? readdirSync(lockDir(stack)).filter((f) => f.endsWith(".json")) : [];
-}
-
 beforeAll(async () => {
   kubeconfig = clusterKubeconfig();
   const kc = loadKubeConfig({ path: kubeconfig });
@@ -85,18 +78,18 @@ describe("k8s executor after kill -9", () => {
   it("recovers the stale lock and converges the interrupted deploy", async () => {
     const first = startExecutor();
     const deploy = await submit(server, "k8s", "deploy", ["crash", "3", "1", "false", "busybox:1.36"]);
-    await waitFor("the update to hold its lock", async () => lockFiles().length > 0, 120_000);
+    await waitFor("the update to hold its lock", async () => lockFiles(dataDir, "crash").length > 0, 120_000);
     process.kill(-(first.pid as number), "SIGKILL");
     await new Promise((resolve) => first.once("exit", resolve));
-    expect(lockFiles().length).toBeGreaterThan(0); // left behind: its holder is dead
+    expect(lockFiles(dataDir, "crash").length).toBeGreaterThan(0); // left behind: its holder is dead
 
     startExecutor();
     const done = await waitDone(server, deploy.processid, 300_000);
     expect(done.state, done.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect(
-      lockFiles(),
-      lockFiles()
-        .map((f) => readFileSync(join(lockDir(), f), "utf8"))
+      lockFiles(dataDir, "crash"),
+      lockFiles(dataDir, "crash")
+        .map((f) => readFileSync(join(lockDir(dataDir, "crash"), f), "utf8"))
         .join("\n"),
     ).toEqual([]);
     const deployment = await apps.readNamespacedDeployment({ name: "crash", namespace });
@@ -113,20 +106,6 @@ describe("k8s executor after kill -9", () => {
     expect((await apps.readNamespacedDeployment({ name: "crash", namespace })).spec?.replicas).toBe(1);
   });
 });
-
-/** Registered identities of a deployment at the executor's location (what the sweep may remove). */
-async function identitiesOf(deployment: string): Promise<string[]> {
-  const executors = await userClient(server).getExecutors(server.colonyName, server.userPrvKey);
-  return executors
-    .filter(
-      (e) =>
-        e.state !== ExecutorState.UNREGISTERED &&
-        e.locationname === `kubernetes/${namespace}/colonyos-executors` &&
-        new RegExp(`^${deployment}-[0-9a-f]{6}$`).test(e.executorname),
-    )
-    .map((e) => e.executorname)
-    .sort();
-}
 
 async function stopExecutor(child: ChildProcess): Promise<void> {
   process.kill(-(child.pid as number), "SIGKILL");
@@ -148,8 +127,12 @@ describe("kill -9 leaves no executor identity without a stack", () => {
       nodeselector: `${label}=yes`,
     });
     // The identity is registered before the update takes its lock.
-    await waitFor("the update to hold its lock", async () => lockFiles("orphan").length > 0, 120_000);
-    const [leftover] = await identitiesOf("orphan");
+    await waitFor(
+      "the update to hold its lock",
+      async () => lockFiles(dataDir, "orphan").length > 0,
+      120_000,
+    );
+    const [leftover] = await identitiesOf(server, namespace, "orphan");
     expect(leftover).toBeDefined();
     await waitFor(
       "the rollout to wait for a node",
@@ -178,18 +161,26 @@ describe("kill -9 leaves no executor identity without a stack", () => {
     // The re-run registered its own identity; the killed run's is swept (at start-up, in the name's turn).
     await waitFor(
       "only the recorded identity to be left",
-      async () => (await identitiesOf("orphan")).join() === recorded,
+      async () => (await identitiesOf(server, namespace, "orphan")).join() === recorded,
       60_000,
     );
 
     // An undeploy killed mid-destroy, re-run: neither the stack nor any identity is left.
     const undeploy = await submit(server, "k8s", "undeploy", ["orphan"]);
-    await waitFor("the destroy to hold its lock", async () => lockFiles("orphan").length > 0, 120_000);
+    await waitFor(
+      "the destroy to hold its lock",
+      async () => lockFiles(dataDir, "orphan").length > 0,
+      120_000,
+    );
     await stopExecutor(second);
     const third = startExecutor();
     const removed = await waitDone(server, undeploy.processid, 300_000);
     expect(removed.state, removed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
-    await waitFor("no identity of orphan", async () => (await identitiesOf("orphan")).length === 0, 60_000);
+    await waitFor(
+      "no identity of orphan",
+      async () => (await identitiesOf(server, namespace, "orphan")).length === 0,
+      60_000,
+    );
     await stopExecutor(third);
   }, 900_000);
 
@@ -218,18 +209,22 @@ describe("kill -9 leaves no executor identity without a stack", () => {
       300_000,
     );
     expect(deployed.state, deployed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
-    const [kept] = await identitiesOf("kept");
+    const [kept] = await identitiesOf(server, namespace, "kept");
     expect(kept).toBeDefined();
     await stopExecutor(first);
     // A leftover of this executor's location and one of another project's executor in the same namespace.
     await register("ghost-0a1b2c", `kubernetes/${namespace}/colonyos-executors`);
     await register("ghost-3d4e5f", `kubernetes/${namespace}/another-project`);
     const second = startExecutor();
-    await waitFor("the ghost to be swept", async () => (await identitiesOf("ghost")).length === 0, 60_000);
+    await waitFor(
+      "the ghost to be swept",
+      async () => (await identitiesOf(server, namespace, "ghost")).length === 0,
+      60_000,
+    );
     const all = await client.getExecutors(server.colonyName, server.userPrvKey);
     const state = (name: string) => all.find((e) => e.executorname === name)?.state;
     expect(state("ghost-3d4e5f")).toBe(ExecutorState.APPROVED);
-    expect(await identitiesOf("kept")).toEqual([kept]);
+    expect(await identitiesOf(server, namespace, "kept")).toEqual([kept]);
     await stopExecutor(second);
   }, 600_000);
 });
@@ -254,7 +249,7 @@ describe("k8s executor shutdown during an update", () => {
         cpu: "1000",
       },
     );
-    await waitFor("the update to hold its lock", async () => lockFiles("stuck").length > 0, 120_000);
+    await waitFor("the update to hold its lock", async () => lockFiles(dataDir, "stuck").length > 0, 120_000);
     const started = Date.now();
     await runtime.shutdown("test");
     // Far below the rollout it would otherwise wait for (K8S_ROLLOUT_TIMEOUT, 300 s): a loaded machine cannot
@@ -263,7 +258,7 @@ describe("k8s executor shutdown during an update", () => {
     const failed = await waitDone(server, stuck.processid);
     expect(failed.state).toBe(ProcessState.FAILED);
     expect(failed.errors?.[0]).toMatch(/executor shut down \(test\)/);
-    expect(lockFiles("stuck")).toEqual([]); // cancelled, not abandoned
+    expect(lockFiles(dataDir, "stuck")).toEqual([]); // cancelled, not abandoned
 
     const again = await startRuntime(server, k8sExecutor, env);
     try {
