@@ -34,6 +34,7 @@ export async function startRuntime(
   const instance = await module.create(fullEnv, testLogger, {
     colonyName: config.colonyName,
     executorPrvKey: config.executorPrvKey,
+    locationName: config.locationName,
   });
   const runtime = new ExecutorRuntime(config, instance, testLogger);
   await runtime.start();

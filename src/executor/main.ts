@@ -26,6 +26,7 @@ export async function runExecutor(module: ExecutorModule, env: NodeJS.ProcessEnv
     instance = await module.create(env, logger, {
       colonyName: config.colonyName,
       executorPrvKey: config.executorPrvKey,
+      locationName: config.locationName,
       fatal(reason) {
         if (fatal) return;
         fatal = reason;

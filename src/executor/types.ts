@@ -101,6 +101,8 @@ export interface ExecutorModule {
 export interface RuntimeIdentity {
   colonyName: string;
   executorPrvKey: string;
+  /** The location it registers at (EXECUTOR_LOCATION): a k8s executor reconciles the blueprints there. */
+  locationName?: string;
   /**
    * Stops the executor as a first SIGTERM would, and makes it exit non-zero: for a failure it cannot keep serving
    * through (e.g. a k8s-executor replica that lost its Lease), so that its supervisor restarts it.

@@ -7,6 +7,7 @@ import { ConfigError, type ExecutorModule } from "../executor/types.js";
 import { StackManager } from "../k8s/stacks.js";
 import { Autoscaler } from "./k8s/autoscale/autoscaler.js";
 import { coloniesLoad } from "./k8s/autoscale/queue-load.js";
+import { coloniesBlueprints } from "./k8s/blueprint/source.js";
 import { Budget } from "./k8s/budget.js";
 import { K8S_ENV, loadK8sConfig } from "./k8s/config.js";
 import { startCoordinator } from "./k8s/coordinator.js";
@@ -91,6 +92,16 @@ export const k8sExecutor: ExecutorModule = {
             throw new Error("the Colonies queue cannot be read without the runtime's executor identity");
           },
       logger,
+      ...(runtime
+        ? {
+            blueprints: coloniesBlueprints(
+              colonies,
+              runtime.colonyName,
+              runtime.executorPrvKey,
+              runtime.locationName ?? env.EXECUTOR_LOCATION?.trim() ?? "",
+            ),
+          }
+        : {}),
     };
     // One replica runs each loop (the coordinator elects it); with one replica, this one.
     const autoscaler =

@@ -18,7 +18,13 @@ import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
 import type { LiveObjects } from "./ownership.js";
 import { watchRollout } from "./rollout-watch.js";
-import { type DeploymentSpec, deploymentProgram, type Recorded, recorded } from "./spec.js";
+import {
+  type BlueprintRecord,
+  type DeploymentSpec,
+  deploymentProgram,
+  type Recorded,
+  recorded,
+} from "./spec.js";
 
 /** How long removing what a failed first deploy created may take (after the deploy's own deadline). */
 const ROLLBACK_MS = 120_000;
@@ -121,6 +127,8 @@ export interface Application {
   preview: boolean;
   /** What the stack keeps about autoscaling afterwards: unchanged unless given; null removes it. */
   autoscale?: AutoscaleState | null;
+  /** The blueprint the stack is made from: unchanged unless given (every later update keeps the owner). */
+  blueprint?: BlueprintRecord;
   /** Refresh the stack before the update even when no drift was seen (reconcile). */
   refresh?: boolean;
 }
@@ -188,7 +196,7 @@ export async function applySpec(
         );
     try {
       const result = await session
-        .up(deploymentProgram(spec, config, identity, autoscale), {
+        .up(deploymentProgram(spec, config, identity, autoscale, application.blueprint ?? before.blueprint), {
           dryrun: preview,
           cancel: watch?.signal,
           refresh: application.refresh || seen.drift.length > 0,

@@ -18,12 +18,13 @@ import { LeaseCoordinator, type ReplicaExecutor } from "../../k8s/lease-coordina
 import type { K8sConfig } from "./config.js";
 
 /** The functions that take a turn to change a name (reads and previews do not order anything). */
-const MUTATIONS = new Set(["deploy", "undeploy", "scale", "reconcile", "autoscale"]);
+const MUTATIONS = new Set(["deploy", "undeploy", "scale", "reconcile", "autoscale", "cleanup"]);
 
-/** The deployment name a call is about: its first positional argument, or the kwarg. */
+/** The deployment name a call is about: its first positional argument, or the kwarg (a blueprint's name). */
 function deploymentOf(process: Process): string | undefined {
   const first = process.spec?.args?.[0];
-  const named = process.spec?.kwargs?.deploymentname;
+  const kwargs = process.spec?.kwargs;
+  const named = kwargs?.deploymentname ?? kwargs?.blueprintName;
   return typeof first === "string" ? first : typeof named === "string" ? named : undefined;
 }
 

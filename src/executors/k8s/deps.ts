@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Engine } from "../../atoms/engine.js";
 import type { StackManager } from "../../k8s/stacks.js";
 import type { LoadProbe } from "./autoscale/queue-load.js";
+import type { BlueprintSource } from "./blueprint/source.js";
 import type { Budget } from "./budget.js";
 import type { K8sConfig } from "./config.js";
 import type { IdentityRegistry } from "./identity.js";
@@ -20,4 +21,6 @@ export interface K8sDeps {
   /** The Colonies queue's load for an executor type (the autoscaler's input). */
   load: LoadProbe;
   logger: Logger;
+  /** Blueprints and their status (absent without the runtime's identity: the blueprint calls then fail). */
+  blueprints?: BlueprintSource;
 }

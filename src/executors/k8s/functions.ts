@@ -7,7 +7,7 @@ import type { FunctionDef } from "../../executor/types.js";
 import { autoscaleFunctions } from "./autoscale/functions.js";
 import { clusterFunctions } from "./cluster-functions.js";
 import type { K8sDeps } from "./deps.js";
-import { reconcileFunction } from "./drift/reconcile.js";
+import { cleanupFunction, reconcileFunction } from "./drift/reconcile.js";
 import { guarded } from "./errors.js";
 import { stackFunctions } from "./stack-functions.js";
 import { statusFunction } from "./status.js";
@@ -16,6 +16,7 @@ export function k8sFunctions(deps: K8sDeps): FunctionDef[] {
   return [
     ...stackFunctions(deps),
     reconcileFunction(deps),
+    cleanupFunction(deps),
     ...autoscaleFunctions(deps),
     ...clusterFunctions(deps),
     statusFunction(deps),

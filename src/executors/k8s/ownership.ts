@@ -3,7 +3,7 @@
  * src/k8s/labels.ts). Everything else in the namespace — the bootstrap's executors, anyone's objects, objects
  * that merely wear the managed-by label — is invisible to callers, and deploy refuses a name taken by them.
  */
-import type { AppsV1Api, CoreV1Api, V1Deployment, V1Secret } from "@kubernetes/client-node";
+import type { AppsV1Api, CoreV1Api, V1Deployment, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { isApiStatus, withSignal } from "../../atoms/kube-api.js";
 import { ProcessError } from "../../executor/types.js";
 import {
@@ -145,5 +145,17 @@ export class Ownership {
       ours(core.readNamespacedSecret({ name: `${name}-keys`, namespace }, options)),
     ]);
     return { deployment, secret };
+  }
+
+  /** The pods of deployment `name` that are not being deleted, sorted by name (a blueprint's instances). */
+  async pods(name: string, signal?: AbortSignal): Promise<V1Pod[]> {
+    const { core, namespace, project } = this.deps;
+    const list = await core.listNamespacedPod(
+      { namespace, labelSelector: selector(ownedLabels(project, name)) },
+      signal ? withSignal(signal) : undefined,
+    );
+    return list.items
+      .filter((p) => !p.metadata?.deletionTimestamp && this.owns(p.metadata?.labels, name))
+      .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
   }
 }

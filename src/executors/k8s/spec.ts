@@ -44,6 +44,22 @@ export interface Recorded {
   identity?: ExecutorIdentity;
   /** Autoscaling of the deployment (absent: its size changes only when asked). */
   autoscale?: AutoscaleState;
+  /** The blueprint the deployment is made from (absent: a deploy function made it): the name's owner. */
+  blueprint?: BlueprintRecord;
+}
+
+/** Which blueprint, and which generation of it, a stack was last converged to. */
+export interface BlueprintRecord {
+  id: string;
+  name: string;
+  generation: number;
+}
+
+function isBlueprintRecord(value: unknown): value is BlueprintRecord {
+  const v = value as Partial<BlueprintRecord> | null;
+  return (
+    typeof v === "object" && v !== null && typeof v.name === "string" && typeof v.generation === "number"
+  );
 }
 
 export function recorded(outputs: Outputs | undefined): Recorded {
@@ -51,6 +67,7 @@ export function recorded(outputs: Outputs | undefined): Recorded {
     spec: isDeploymentSpec(outputs?.spec) ? outputs.spec : undefined,
     identity: isExecutorIdentity(outputs?.identity) ? outputs.identity : undefined,
     autoscale: isAutoscaleState(outputs?.autoscale) ? outputs.autoscale : undefined,
+    blueprint: isBlueprintRecord(outputs?.blueprint) ? outputs.blueprint : undefined,
   };
 }
 
@@ -61,6 +78,12 @@ export function recorded(outputs: Outputs | undefined): Recorded {
 export const AUTOSCALE_ANNOTATION = "colonyos.io/autoscale";
 
 /**
+ * The annotation naming the blueprint a Deployment is made from: the cron's reconcile finds the stacks of removed
+ * blueprints with one list of Deployments. The stack's outputs stay the record (checked before anything goes).
+ */
+export const BLUEPRINT_ANNOTATION = "colonyos.io/blueprint";
+
+/**
  * An inline program deploying one spec as the given executor identity (or, when the operator chose so, with the
  * colony key); keys reach the containers only through the stack's Secret and are secret outputs in the state.
  */
@@ -69,6 +92,7 @@ export function deploymentProgram(
   config: K8sConfig,
   identity: ExecutorIdentity | undefined,
   autoscale?: AutoscaleState,
+  blueprint?: BlueprintRecord,
 ): PulumiFn {
   return async () => {
     const executors = new ExecutorDeployment(spec.deployment, {
@@ -99,7 +123,10 @@ export function deploymentProgram(
       args: spec.cmd,
       imagePullPolicy: config.defaults.imagePullPolicy,
       rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
-      annotations: autoscale ? { [AUTOSCALE_ANNOTATION]: JSON.stringify(autoscale.policy) } : undefined,
+      annotations: {
+        ...(autoscale ? { [AUTOSCALE_ANNOTATION]: JSON.stringify(autoscale.policy) } : {}),
+        ...(blueprint ? { [BLUEPRINT_ANNOTATION]: blueprint.name } : {}),
+      },
     });
     return {
       spec,
@@ -108,6 +135,7 @@ export function deploymentProgram(
       executor: identity?.name ?? null,
       identity: identity ? pulumi.secret(identity) : null,
       autoscale: autoscale ?? null,
+      blueprint: blueprint ?? null,
     };
   };
 }

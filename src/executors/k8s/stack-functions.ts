@@ -9,28 +9,63 @@
 import { defineFunction } from "../../executor/define.js";
 import { type FunctionDef, ProcessError } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
+import type { StackSession } from "../../k8s/stacks.js";
 import { applySpec, changed, inSession } from "./apply.js";
 import { deploymentName, dryrun } from "./arguments.js";
+import { assertNotBlueprints } from "./blueprint/owner.js";
 import { deployDeclaration } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
 import { type DeploymentSpec, recorded } from "./spec.js";
 import { useOf } from "./spec-check.js";
 
+/** A new executor type must not be one that executors this executor did not create already serve. */
+export async function assertTypeFree(
+  deps: K8sDeps,
+  fn: string,
+  spec: DeploymentSpec,
+  signal: AbortSignal,
+): Promise<void> {
+  const ours = [...(await deps.ownership.deploymentNames()), spec.deployment];
+  const others = await deps.identities.othersOfType(spec.executortype, ours, signal);
+  if (others.length === 0) return;
+  throw new ProcessError(
+    `${fn}: executortype "${spec.executortype}" is served by executors this executor did not create (${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}): its processes are theirs; choose another type`,
+  );
+}
+
+/** Removes a deployment's stack and its executor identity in an open session (undeploy, a blueprint's cleanup). */
+export async function undeployIn(
+  deps: K8sDeps,
+  session: StackSession,
+  fn: string,
+  name: string,
+  preview: boolean,
+) {
+  const outputs = await session.current();
+  if (!outputs) throw new UnknownStackError(name);
+  const { identity } = recorded(outputs);
+  // The stack's objects were deleted and others made under their names: Pulumi would delete those.
+  await deps.ownership.assertNameFree(
+    fn,
+    name,
+    `it is not deleted; once its owner removes it, ${fn} removes the rest`,
+  );
+  const result = await session.destroy({ dryrun: preview });
+  const removed = !preview && identity ? await deps.identities.remove(identity) : false;
+  return {
+    deployment: name,
+    namespace: deps.config.namespace,
+    dryrun: preview,
+    changes: result.changes,
+    executor: identity?.name ?? null,
+    executorRemoved: removed,
+  };
+}
+
 export function stackFunctions(deps: K8sDeps): FunctionDef[] {
   const { config } = deps;
-  const { namespace } = config;
   const limits = config.limits;
   const declaration = deployDeclaration(config, deps.policy);
-
-  /** A new executor type must not be one that executors this executor did not create already serve. */
-  async function assertTypeFree(spec: DeploymentSpec, signal: AbortSignal): Promise<void> {
-    const ours = [...(await deps.ownership.deploymentNames()), spec.deployment];
-    const others = await deps.identities.othersOfType(spec.executortype, ours, signal);
-    if (others.length === 0) return;
-    throw new ProcessError(
-      `deploy: executortype "${spec.executortype}" is served by executors this executor did not create (${others.slice(0, 5).join(", ")}${others.length > 5 ? ", ..." : ""}): its processes are theirs; choose another type`,
-    );
-  }
 
   const deploy = defineFunction({
     name: "deploy",
@@ -47,9 +82,11 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
         // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
         // land on objects that exist and are someone else's.
         const before = recorded(await session.current());
+        assertNotBlueprints("deploy", name, before);
         if (!before.spec) await deps.ownership.assertNameFree("deploy", name);
         await deps.ownership.assertSecretsReferable("deploy", useOf(spec).secrets, session.signal);
-        if (before.spec?.executortype !== spec.executortype) await assertTypeFree(spec, session.signal);
+        if (before.spec?.executortype !== spec.executortype)
+          await assertTypeFree(deps, "deploy", spec, session.signal);
         const { result, identity, drift } = await applySpec(
           deps,
           session,
@@ -81,28 +118,9 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const preview = args.dryrun === true;
       const started = performance.now();
       return inSession(deps, name, ctx, preview ? "none" : "replace", async (session) => {
-        const outputs = await session.current();
-        if (!outputs) throw new UnknownStackError(name);
-        const { identity } = recorded(outputs);
-        // The stack's objects were deleted and others made under their names: Pulumi would delete those.
-        await deps.ownership.assertNameFree(
-          "undeploy",
-          name,
-          "it is not deleted; once its owner removes it, undeploy removes the rest",
-        );
-        const result = await session.destroy({ dryrun: preview });
-        const removed = !preview && identity ? await deps.identities.remove(identity) : false;
-        return [
-          {
-            deployment: name,
-            namespace,
-            dryrun: preview,
-            changes: result.changes,
-            executor: identity?.name ?? null,
-            executorRemoved: removed,
-            durationMs: Math.round(performance.now() - started),
-          },
-        ];
+        assertNotBlueprints("undeploy", name, recorded(await session.current()));
+        const removed = await undeployIn(deps, session, "undeploy", name, preview);
+        return [{ ...removed, durationMs: Math.round(performance.now() - started) }];
       });
     },
   });
@@ -122,7 +140,9 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       return inSession(deps, name, ctx, preview ? "none" : "pods", async (session) => {
         const outputs = await session.current();
         if (!outputs) throw new UnknownStackError(name);
-        const { spec } = recorded(outputs);
+        const record = recorded(outputs);
+        assertNotBlueprints("scale", name, record);
+        const { spec } = record;
         if (!spec) throw new UnknownStackError(name);
         const { result, drift, livePods } = await applySpec(
           deps,

@@ -9,6 +9,7 @@ import { type FunctionDef, ProcessError } from "../../../executor/types.js";
 import { UnknownStackError } from "../../../k8s/stack-errors.js";
 import { applySpec, inSession } from "../apply.js";
 import { deploymentName, dryrun } from "../arguments.js";
+import { assertNotBlueprints } from "../blueprint/owner.js";
 import type { K8sDeps } from "../deps.js";
 import { recorded } from "../spec.js";
 import {
@@ -82,6 +83,8 @@ export function autoscaleFunctions(deps: K8sDeps): FunctionDef[] {
       return inSession(deps, name, ctx, preview ? "none" : "policy", async (session) => {
         const record = recorded(await session.current());
         if (!record.spec) throw new UnknownStackError(name);
+        // A blueprint's bounds are its spec.autoscale: its reconcile would put them back.
+        assertNotBlueprints("autoscale", name, record);
         const { spec } = record;
         let state: AutoscaleState | null = null;
         let pods = spec.pods;

@@ -5,11 +5,13 @@
  * the cluster and `status` agree afterwards. A later deploy/scale/undeploy supersedes a waiting reconcile.
  */
 import { defineFunction } from "../../../executor/define.js";
-import type { FunctionDef, ProcessContext } from "../../../executor/types.js";
+import { type FunctionDef, type ProcessContext, ProcessError } from "../../../executor/types.js";
 import { UnknownStackError } from "../../../k8s/stack-errors.js";
 import type { StackSession } from "../../../k8s/stacks.js";
 import { applySpec, driftOf, inSession } from "../apply.js";
 import { deploymentName, dryrun } from "../arguments.js";
+import { KIND } from "../blueprint/definition.js";
+import { assertKind, cleanupIn, reconcileAll, reconcileBlueprint, sourceOf } from "../blueprint/reconcile.js";
 import type { K8sDeps } from "../deps.js";
 import { recorded } from "../spec.js";
 import { type Drift, describeDrift } from "./compare.js";
@@ -65,19 +67,84 @@ export function reconcileFunction(deps: K8sDeps): FunctionDef {
   return defineFunction({
     name: "reconcile",
     description:
-      "Report where a deployment's live objects differ from its stack's record (kubectl scale, an edited image, a deleted Secret...) and put them back; dryrun:true only reports: [{deployment, drifted, drift, changes, remaining}]",
-    args: [deploymentName],
-    kwargs: [dryrun],
+      "Report where a deployment's live objects differ from its stack's record (kubectl scale, an edited image, a deleted Secret...) and put them back; dryrun:true only reports: [{deployment, drifted, drift, changes, remaining}]. With kind (the Colonies server's blueprint calls): converge blueprint blueprintName (force: then restart its pods one by one), or every blueprint of the kind at this executor's location",
+    args: [{ ...deploymentName, optional: true }],
+    kwargs: [
+      dryrun,
+      { name: "kind", type: "string", description: `blueprint kind (${KIND})` },
+      {
+        name: "blueprintName",
+        type: "string",
+        description: "the blueprint to converge (default: every one)",
+      },
+      { name: "force", type: "bool", description: "blueprint: restart its pods one by one after converging" },
+    ],
     async handler(args, ctx) {
-      const name = args.deploymentname;
-      const preview = args.dryrun === true;
       const started = performance.now();
+      const took = () => Math.round(performance.now() - started);
+      if (args.kind !== undefined) {
+        if (args.deploymentname !== undefined || args.dryrun !== undefined)
+          throw new ProcessError(
+            "reconcile: a blueprint's reconcile takes kind, blueprintName and force only",
+          );
+        assertKind("reconcile", args.kind);
+        const source = sourceOf(deps, "reconcile");
+        if (args.blueprintName === undefined)
+          return [{ ...(await reconcileAll(deps, source, ctx)), durationMs: took() }];
+        const blueprint = await source.get(args.blueprintName, ctx.signal).catch((error: unknown) => {
+          throw new ProcessError(
+            `reconcile: could not read blueprint ${args.blueprintName}: ${(error as Error).message}`,
+          );
+        });
+        if (!blueprint) throw new ProcessError(`reconcile: blueprint ${args.blueprintName} does not exist`);
+        assertKind("reconcile", blueprint.kind);
+        const out = await reconcileBlueprint(deps, source, blueprint, args.force === true, ctx);
+        return [{ ...(out as object), durationMs: took() }];
+      }
+      if (args.blueprintName !== undefined || args.force !== undefined)
+        throw new ProcessError("reconcile: blueprintName and force need kind");
+      const name = args.deploymentname;
+      if (name === undefined)
+        throw new ProcessError("reconcile: missing argument deploymentname (or kind, for blueprints)");
+      const preview = args.dryrun === true;
       return inSession(deps, name, ctx, preview ? "none" : "converge", async (session) => [
         {
           ...(await reconcileIn(deps, session, name, preview, ctx)),
-          durationMs: Math.round(performance.now() - started),
+          durationMs: took(),
         },
       ]);
+    },
+  });
+}
+
+/** cleanup {kind, blueprintName}: the server's call when a blueprint is removed. */
+export function cleanupFunction(deps: K8sDeps): FunctionDef {
+  return defineFunction({
+    name: "cleanup",
+    description:
+      "Remove a removed blueprint's deployment, its Pulumi stack and its executor identity (the Colonies server calls it on `blueprint remove`)",
+    args: [],
+    kwargs: [
+      { name: "kind", type: "string", description: `blueprint kind (${KIND})` },
+      { name: "blueprintName", type: "string", description: "the removed blueprint" },
+    ],
+    async handler(args, ctx) {
+      const started = performance.now();
+      if (args.kind === undefined || args.blueprintName === undefined)
+        throw new ProcessError("cleanup: kind and blueprintName are required");
+      assertKind("cleanup", args.kind);
+      // Checked as every name is: the blueprint's name is the deployment's.
+      const problem = deploymentName.check(args.blueprintName);
+      if (problem) throw new ProcessError(`cleanup: ${problem}`);
+      // The server removes a blueprint before it submits its cleanup: one that still exists is not removed (a
+      // member's own cleanup call would otherwise delete what the cron puts back a minute later).
+      const name = args.blueprintName;
+      if (await sourceOf(deps, "cleanup").get(name, ctx.signal))
+        throw new ProcessError(
+          `cleanup: blueprint ${name} still exists; remove it with \`colonies blueprint remove --name ${name}\``,
+        );
+      const out = await cleanupIn(deps, name, ctx);
+      return [{ ...(out as object), durationMs: Math.round(performance.now() - started) }];
     },
   });
 }
