@@ -69,7 +69,12 @@ export const RUNTIME_ENV: readonly EnvDoc[] = [
   { name: "EXECUTOR_HTTP_HOST", description: "address the HTTP endpoints bind to", default: "0.0.0.0" },
   { name: "EXECUTOR_LOG_LEVEL", description: "trace|debug|info|warn|error", default: "info" },
   { name: "EXECUTOR_LOG_FORMAT", description: "json|pretty", default: "pretty on a terminal, else json" },
-  { name: "EXECUTOR_LOCATION", description: "location shown by `colonies executor ls`", default: "" },
+  {
+    name: "EXECUTOR_LOCATION",
+    description:
+      "location the executor registers at (shown by `colonies executor ls`); a k8s executor reconciles the blueprints of this location (empty: every location)",
+    default: "",
+  },
 ];
 
 const NAME = {
