@@ -19,7 +19,8 @@ import {
   parseSecretEnv,
   parseTolerations,
 } from "./spec-kwargs.js";
-import { imageProblem, quantityProblem, SECRET_NAME } from "./validation.js";
+import { pullSecretProblem } from "./spec-rules.js";
+import { imageProblem, quantityProblem } from "./validation.js";
 
 export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
   const { namespace, limits } = config;
@@ -30,9 +31,7 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       .map((n) => n.trim())
       .filter(Boolean);
     for (const name of names) {
-      const problem = SECRET_NAME.test(name)
-        ? policy.secretProblem(name)
-        : `imagepullsecret "${name}" is not a valid Secret name`;
+      const problem = pullSecretProblem("imagepullsecret", name, (secret) => policy.secretProblem(secret));
       if (problem) return { problem };
     }
     return { value: names };

@@ -56,6 +56,15 @@ export function secretRefProblem(
   return allowed(ref.secret);
 }
 
+/** A pull secret's name (`what` names the field), then whether the operator lets it be referenced at all. */
+export function pullSecretProblem(
+  what: string,
+  secret: string,
+  allowed: (secret: string) => string | undefined,
+): string | undefined {
+  return SECRET_NAME.test(secret) ? allowed(secret) : `${what} "${secret}" is not a valid Secret name`;
+}
+
 export function nodeLabelProblem(key: string, value: string): string | undefined {
   return LABEL_KEY.test(key) && LABEL_VALUE.test(value)
     ? undefined

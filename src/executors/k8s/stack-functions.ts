@@ -15,11 +15,29 @@ import { deploymentName, dryrun } from "./arguments.js";
 import { assertNotBlueprints } from "./blueprint/owner.js";
 import { deployDeclaration } from "./deploy-declaration.js";
 import type { K8sDeps } from "./deps.js";
-import { type DeploymentSpec, recorded } from "./spec.js";
+import { type DeploymentSpec, type Recorded, recorded } from "./spec.js";
 import { useOf } from "./spec-check.js";
 
+/**
+ * What a whole spec may land on, checked in the name's turn before it is applied (deploy, a blueprint's reconcile):
+ * a name without a completed deploy must not have objects that are someone else's (its stack's state tracks them
+ * otherwise); its Secrets must not hold keys; a new executor type must not be served by others' executors.
+ */
+export async function assertMayApply(
+  deps: K8sDeps,
+  fn: string,
+  spec: DeploymentSpec,
+  before: Recorded,
+  signal: AbortSignal,
+  nameAdvice?: string,
+): Promise<void> {
+  if (!before.spec) await deps.ownership.assertNameFree(fn, spec.deployment, nameAdvice);
+  await deps.ownership.assertSecretsReferable(fn, useOf(spec).secrets, signal);
+  if (before.spec?.executortype !== spec.executortype) await assertTypeFree(deps, fn, spec, signal);
+}
+
 /** A new executor type must not be one that executors this executor did not create already serve. */
-export async function assertTypeFree(
+async function assertTypeFree(
   deps: K8sDeps,
   fn: string,
   spec: DeploymentSpec,
@@ -79,14 +97,9 @@ export function stackFunctions(deps: K8sDeps): FunctionDef[] {
       const preview = args.dryrun === true;
       const started = performance.now();
       return inSession(deps, name, ctx, preview ? "none" : "replace", async (session) => {
-        // A name with a completed deploy owns its objects (its stack's state tracks them); a new one must not
-        // land on objects that exist and are someone else's.
         const before = recorded(await session.current());
         assertNotBlueprints("deploy", name, before);
-        if (!before.spec) await deps.ownership.assertNameFree("deploy", name);
-        await deps.ownership.assertSecretsReferable("deploy", useOf(spec).secrets, session.signal);
-        if (before.spec?.executortype !== spec.executortype)
-          await assertTypeFree(deps, "deploy", spec, session.signal);
+        await assertMayApply(deps, "deploy", spec, before, session.signal);
         const { result, identity, drift } = await applySpec(
           deps,
           session,

@@ -13,8 +13,7 @@ import { DEFAULT_COOLDOWN_SECONDS } from "../autoscale/policy.js";
 import type { K8sDeps } from "../deps.js";
 import { callerError } from "../errors.js";
 import { BLUEPRINT_ANNOTATION, type Recorded, recorded } from "../spec.js";
-import { useOf } from "../spec-check.js";
-import { assertTypeFree, undeployIn } from "../stack-functions.js";
+import { assertMayApply, undeployIn } from "../stack-functions.js";
 import { KIND } from "./definition.js";
 import { assertNotFunctions } from "./owner.js";
 import { rollingRestart } from "./restart.js";
@@ -84,12 +83,14 @@ export async function reconcileBlueprint(
       const mapped = blueprintDeployment(blueprint, config, deps.policy);
       if ("problem" in mapped) throw new ProcessError(`reconcile: blueprint ${name}: ${mapped.problem}`);
       const { spec, autoscale } = mapped.value;
-      // A new name must not land on objects that are someone else's (as for deploy).
-      if (!before.spec)
-        await deps.ownership.assertNameFree("reconcile", name, "give the blueprint another name");
-      await deps.ownership.assertSecretsReferable("reconcile", useOf(spec).secrets, session.signal);
-      if (before.spec?.executortype !== spec.executortype)
-        await assertTypeFree(deps, "reconcile", spec, session.signal);
+      await assertMayApply(
+        deps,
+        "reconcile",
+        spec,
+        before,
+        session.signal,
+        "give the blueprint another name",
+      );
       let pods = spec.pods;
       let state = null;
       if (autoscale) {

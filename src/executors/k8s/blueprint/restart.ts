@@ -6,6 +6,7 @@
 import type { ProcessContext } from "../../../executor/types.js";
 import { ProcessError } from "../../../executor/types.js";
 import type { K8sDeps } from "../deps.js";
+import { ready } from "./status.js";
 
 const GRACE_MS = 30_000;
 const POLL_MS = 1_000;
@@ -27,10 +28,8 @@ export async function rollingRestart(
     // Replaced and ready again: the old pod is gone from the list and `desired` pods are ready.
     for (;;) {
       const now = await deps.ownership.pods(name, ctx.signal);
-      const ready = now.filter((p) =>
-        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-      );
-      if (!now.some((p) => p.metadata?.name === podName) && ready.length >= desired) break;
+      const readyPods = now.filter(ready);
+      if (!now.some((p) => p.metadata?.name === podName) && readyPods.length >= desired) break;
       if (Date.now() > deadline) {
         throw new ProcessError(
           `reconcile: the rolling restart of ${name} did not get ${desired} ready pods within K8S_ROLLOUT_TIMEOUT (${deps.config.rolloutTimeoutSeconds} s)`,

@@ -15,12 +15,13 @@ import { specProblem } from "../spec-check.js";
 import {
   envNameProblem,
   nodeLabelProblem,
+  pullSecretProblem,
   type SecretRef,
   secretRefProblem,
   type Toleration,
   taintProblem,
 } from "../spec-rules.js";
-import { deploymentNameProblem, imageProblem, quantityProblem, SECRET_NAME } from "../validation.js";
+import { deploymentNameProblem, imageProblem, quantityProblem } from "../validation.js";
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 const secretRef = z.union([
@@ -128,9 +129,7 @@ export function blueprintDeployment(
     first(Object.keys(s.env ?? {}), (n) => envNameProblem("env", n)) ??
     first(secretenv, (ref) => secretRefProblem(ref, (secret) => policy.secretProblem(secret))) ??
     first(s.imagePullSecrets ?? [], (secret) =>
-      SECRET_NAME.test(secret)
-        ? policy.secretProblem(secret)
-        : `imagePullSecrets "${secret}" is not a valid Secret name`,
+      pullSecretProblem("imagePullSecrets", secret, (name) => policy.secretProblem(name)),
     ) ??
     first(Object.entries(s.nodeSelector ?? {}), ([k, v]) => nodeLabelProblem(k, v)) ??
     first(tolerations, (t) => taintProblem(t.key, (key) => policy.tolerationProblem(key))) ??

@@ -15,7 +15,8 @@ export interface BlueprintStatusInput {
   now?: Date;
 }
 
-function ready(pod: V1Pod): boolean {
+/** Whether a pod's Ready condition is true. */
+export function ready(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
 
