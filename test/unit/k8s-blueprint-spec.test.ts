@@ -123,6 +123,11 @@ describe("an ExecutorDeployment blueprint as a deployment spec", () => {
       [{ image: IMAGE, executorType: "web", replicas: "2" }, /^spec\.replicas: /],
       [{ executorType: "web" }, /^spec\.image: /],
       [
+        { image: IMAGE, executorType: "web", autoscale: { min: 0, max: 11 } },
+        "spec.autoscale.max 11 is more than K8S_MAX_PODS (10)",
+      ],
+      [{ image: IMAGE, executorType: "web", autoscale: { min: 0, max: 0 } }, /^spec\.autoscale\.max: /],
+      [
         { image: IMAGE, executorType: "web", autoscale: { min: 3, max: 1 } },
         /spec\.autoscale\.min 3 is more/,
       ],

@@ -55,7 +55,7 @@ const specSchema = z.strictObject({
   autoscale: z
     .strictObject({
       min: int(0),
-      max: int(0),
+      max: int(1),
       perExecutor: int(1).optional(),
       cooldown: int(0).optional(),
     })
@@ -133,6 +133,9 @@ export function blueprintDeployment(
     ) ??
     first(Object.entries(s.nodeSelector ?? {}), ([k, v]) => nodeLabelProblem(k, v)) ??
     first(tolerations, (t) => taintProblem(t.key, (key) => policy.tolerationProblem(key))) ??
+    (s.autoscale && s.autoscale.max > limits.maxPods
+      ? `spec.autoscale.max ${s.autoscale.max} is more than K8S_MAX_PODS (${limits.maxPods})`
+      : undefined) ??
     (s.autoscale && s.autoscale.min > s.autoscale.max
       ? `spec.autoscale.min ${s.autoscale.min} is more than spec.autoscale.max ${s.autoscale.max}`
       : undefined);
