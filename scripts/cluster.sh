@@ -71,6 +71,16 @@ kind: KwokctlConfiguration
 options:
   runtime: binary
   bindAddress: 127.0.0.1
+# kwok fakes only the nodes kwokctl creates (annotated kwok.x-k8s.io/node=fake), not every node: a real kubelet
+# can join the cluster (scripts/real-node.sh) without kwok faking its node's and its pods' statuses.
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+    override: true
+  - key: manage-nodes-with-annotation-selector
+    value: kwok.x-k8s.io/node=fake
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterLogs
