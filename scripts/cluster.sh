@@ -71,6 +71,10 @@ kind: KwokctlConfiguration
 options:
   runtime: binary
   bindAddress: 127.0.0.1
+  # The kubernetes Service's ClusterIP (first address of kwokctl's service range 10.0.0.0/24): pods on a real node
+  # reach the API server through it and verify its certificate.
+  kubeApiserverCertSANs:
+  - 10.0.0.1
 # kwok fakes only the nodes kwokctl creates (annotated kwok.x-k8s.io/node=fake), not every node: a real kubelet
 # can join the cluster (scripts/real-node.sh) without kwok faking its node's and its pods' statuses.
 componentsPatches:
