@@ -8,10 +8,12 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { executorDeploymentDefinition } from "../src/executors/k8s/blueprint/definition.js";
 import { parseQuantity, QUANTITY } from "../src/executors/k8s/validation.js";
 import { ExecutorDeployment } from "../src/k8s/component.js";
 import { selectorLabels } from "../src/k8s/labels.js";
 import { K8S_EXECUTOR_RULES } from "../src/k8s/rbac.js";
+import { ColoniesBlueprintDefinition } from "./blueprint-definition.js";
 
 const config = new pulumi.Config();
 const namespace = config.get("namespace") ?? "colonyos";
@@ -23,6 +25,16 @@ const colonies = {
   colonyName: config.require("colonyName"),
 };
 const colonyPrvKey = config.requireSecret("colonyPrvKey");
+// The k8s executor's executor type: the handler of the blueprint definition registered below.
+const k8sExecutorType = config.get("k8sExecutorType") ?? "k8s";
+// Where the machine running `pulumi up` reaches the Colonies server (the pods use coloniesHost/coloniesPort).
+const coloniesApi = {
+  host: config.get("coloniesApiHost") ?? colonies.host,
+  port: config.getNumber("coloniesApiPort") ?? colonies.port,
+  tls: colonies.tls,
+};
+const registerDefinition = config.getBoolean("blueprintDefinition") ?? true;
+const definitionName = config.get("blueprintDefinitionName") ?? "executor-deployment";
 const labels = { "app.kubernetes.io/part-of": "colonyos", "app.kubernetes.io/managed-by": "pulumi" };
 // Volumes of WaitForFirstConsumer storage classes stay Pending until a pod uses them: do not wait for them.
 const volumeAnnotations = { "pulumi.com/skipAwait": "true" };
@@ -322,7 +334,7 @@ const k8sExecutor =
           pods: k8sPods,
           executorsPerPod: 1,
           image,
-          executorType: config.get("k8sExecutorType") ?? "k8s",
+          executorType: k8sExecutorType,
           colonies,
           colonyPrvKey,
           args: ["k8s"],
@@ -459,6 +471,19 @@ if (backup) {
   );
 }
 
+// This project's BlueprintDefinition (kind ExecutorDeployment), with the k8s executor as its handler, registered in
+// the colony with the colony owner key: what lets users `colonies blueprint add` an ExecutorDeployment.
+const blueprintDefinition = registerDefinition
+  ? new ColoniesBlueprintDefinition("blueprint-definition", {
+      server: coloniesApi,
+      colonyPrvKey,
+      definition: (() => {
+        const definition = executorDeploymentDefinition(k8sExecutorType, definitionName);
+        return { ...definition, metadata: { ...definition.metadata, colonyname: colonies.colonyName } };
+      })(),
+    })
+  : undefined;
+
 export const outputs = {
   namespace,
   serviceAccount: serviceAccount.metadata.name,
@@ -493,5 +518,13 @@ export const outputs = {
     quota,
     containerDefaults,
   },
-  tryIt: `colonies function exec --func get_deployments --targettype ${config.get("k8sExecutorType") ?? "k8s"} --wait --out`,
+  blueprintDefinition: blueprintDefinition
+    ? {
+        name: definitionName,
+        kind: blueprintDefinition.definition.spec.names.kind,
+        handler: blueprintDefinition.definition.spec.handler.executorType,
+        registeredAt: `${coloniesApi.tls ? "https" : "http"}://${coloniesApi.host}:${coloniesApi.port}`,
+      }
+    : "not registered (blueprintDefinition: false)",
+  tryIt: `colonies function exec --func get_deployments --targettype ${k8sExecutorType} --wait --out`,
 };

@@ -85,6 +85,39 @@ export interface Blueprint {
   status?: Record<string, unknown>;
 }
 
+/** A property of a BlueprintDefinition's schema (Colonies 1.9.12's subset of JSON schema). */
+export interface BlueprintSchemaProperty {
+  type?: string;
+  description?: string;
+  enum?: unknown[];
+  default?: unknown;
+  properties?: Record<string, BlueprintSchemaProperty>;
+  items?: BlueprintSchemaProperty;
+}
+
+/**
+ * A kind of blueprint (colony owner only): its names, the schema the server validates every blueprint of the kind
+ * against, and the handler the server submits reconciliations to. `metadata.colonyname` is the colony.
+ */
+export interface BlueprintDefinition {
+  /** Given by the server on add. */
+  blueprintdefinitionid?: string;
+  kind: string;
+  metadata: { name: string; colonyname: string };
+  spec: {
+    group: string;
+    version: string;
+    names: { kind: string; listKind: string; singular: string; plural: string; shortNames?: string[] };
+    scope: string;
+    schema?: {
+      type?: string;
+      properties?: Record<string, BlueprintSchemaProperty>;
+      required?: string[];
+    };
+    handler: { executorType: string; functionName: string; reconcileInterval?: number };
+  };
+}
+
 export interface FunctionArg {
   name: string;
   type: string;
