@@ -1,4 +1,4 @@
-/** The Dockerfile cannot be built here (no Docker engine): keep it in step with the code and the pins. */
+/** Built for real by scripts/peers/image.sh (buildah, no Docker engine); here: keep it in step with the code and pins. */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -6,11 +6,17 @@ import { describe, expect, it } from "vitest";
 const dockerfile = readFileSync("Dockerfile", "utf8");
 const pkg = JSON.parse(readFileSync("package.json", "utf8"));
 const tsconfig = JSON.parse(readFileSync("tsconfig.json", "utf8"));
+/** `${NAME}`: a build argument's expansion as the Dockerfile writes it. */
+const arg = (name: string) => `\${${name}}`;
 
 describe("Dockerfile", () => {
   it("runs the built CLI entry point named in package.json", () => {
     const bin: string = pkg.bin["colonyos-executor"];
-    expect(dockerfile).toContain(`ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/${bin}"]`);
+    // tini as PID 1 reaps the processes orphaned to it (a Pulumi provider whose engine was killed)
+    expect(dockerfile).toContain(
+      `ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=1", "/app/${bin}"]`,
+    );
+    expect(dockerfile).toMatch(/apt-get install[^\n]* tini/);
     // the same flag as the bin's shebang
     expect(readFileSync("src/cli.ts", "utf8").split("\n")[0]).toBe(
       "#!/usr/bin/env -S node --max-semi-space-size=1",
@@ -22,6 +28,25 @@ describe("Dockerfile", () => {
   it("pins the Pulumi CLI and Kubernetes provider to the npm packages' versions", () => {
     expect(dockerfile).toContain(`ARG PULUMI_VERSION=${pkg.dependencies["@pulumi/pulumi"]}`);
     expect(dockerfile).toContain(`ARG PULUMI_KUBERNETES_VERSION=${pkg.dependencies["@pulumi/kubernetes"]}`);
+  });
+
+  it("takes the Pulumi CLI and provider from PULUMI_BASE when that image has them, else downloads them", () => {
+    // scripts/peers/image.sh passes an image built from the peers cache (no internet needed); the default downloads.
+    expect(dockerfile).toContain("ARG PULUMI_BASE=debian:bookworm-slim");
+    expect(dockerfile).toContain(`FROM ${arg("PULUMI_BASE")} AS pulumi`);
+    expect(dockerfile).toContain("RUN [ -x /opt/pulumi/pulumi ] || {");
+    expect(dockerfile).toContain(
+      `|| /opt/pulumi/pulumi plugin install resource kubernetes "v${arg("PULUMI_KUBERNETES_VERSION")}"`,
+    );
+    // whichever way they came, the versions are the pinned ones
+    expect(dockerfile).toContain(`RUN /opt/pulumi/pulumi version | grep -qx "v${arg("PULUMI_VERSION")}"`);
+    expect(readFileSync("scripts/peers/image.sh", "utf8")).toContain("--build-arg PULUMI_BASE=");
+  });
+
+  it("installs the npm packages from the registry and with the CA bundle the builder passes, if any", () => {
+    expect(dockerfile).toContain("ARG NPM_CONFIG_REGISTRY\n");
+    expect(dockerfile).toContain("RUN --mount=type=secret,id=npm-ca");
+    expect(dockerfile).toContain("export NPM_CONFIG_CAFILE=/run/secrets/npm-ca");
   });
 
   it("uses the Node major the project targets and runs as the uid of the pod security context", () => {
