@@ -176,13 +176,14 @@ export async function applySpec(
   // A preview is checked against the budgets too: it says what would fail.
   const release = await budget.reserve(spec.deployment, spec.pods * spec.executorperpod);
   let fresh: ExecutorIdentity | undefined;
+  const owner = application.blueprint ?? before.blueprint;
   try {
     let identity = before.identity;
     if (config.identity === "executor" && identity?.type !== spec.executortype) {
       // A preview must not register anything: it shows the plan with a key that is never used.
       fresh = preview
         ? { name: "(new identity)", type: spec.executortype, prvKey: generatePrivateKey() }
-        : await identities.create(spec.deployment, spec.executortype, session.signal);
+        : await identities.create(spec.deployment, spec.executortype, session.signal, owner);
       identity = fresh;
     }
     if (config.identity === "colony") identity = undefined;
@@ -196,7 +197,7 @@ export async function applySpec(
         );
     try {
       const result = await session
-        .up(deploymentProgram(spec, config, identity, autoscale, application.blueprint ?? before.blueprint), {
+        .up(deploymentProgram(spec, config, identity, autoscale, owner), {
           dryrun: preview,
           cancel: watch?.signal,
           refresh: application.refresh || seen.drift.length > 0,

@@ -54,8 +54,16 @@ export interface IdentityRegistryOptions {
 export class IdentityRegistry {
   constructor(private readonly options: IdentityRegistryOptions) {}
 
-  /** Registers and approves a new identity for a deployment's executors. */
-  async create(deployment: string, type: string, signal?: AbortSignal): Promise<ExecutorIdentity> {
+  /**
+   * Registers and approves a new identity for a deployment's executors; one made for a blueprint carries its id
+   * and generation, the link `colonies blueprint get` and `doctor` follow from a blueprint to its executors.
+   */
+  async create(
+    deployment: string,
+    type: string,
+    signal?: AbortSignal,
+    blueprint?: { id: string; generation: number },
+  ): Promise<ExecutorIdentity> {
     const { client, colonyName, ownerKey, location } = this.options;
     const prvKey = generatePrivateKey();
     const name = `${deployment}-${randomBytes(3).toString("hex")}`;
@@ -66,6 +74,7 @@ export class IdentityRegistry {
         executorname: name,
         colonyname: colonyName,
         locationname: location,
+        ...(blueprint ? { blueprintid: blueprint.id, blueprintgen: blueprint.generation } : {}),
       },
       ownerKey,
       { signal },

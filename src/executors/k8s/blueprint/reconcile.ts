@@ -6,9 +6,10 @@
  * first deploy); its outputs record the blueprint, which makes the blueprint the name's owner. Every reconcile
  * writes the blueprint's status, a failure's reason included.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { Blueprint } from "../../../colonies/types.js";
 import { type ProcessContext, ProcessError } from "../../../executor/types.js";
-import { applySpec, changed, inSession } from "../apply.js";
+import { applySpec, changed, driftOf, inSession } from "../apply.js";
 import { DEFAULT_COOLDOWN_SECONDS } from "../autoscale/policy.js";
 import type { K8sDeps } from "../deps.js";
 import { callerError } from "../errors.js";
@@ -63,14 +64,29 @@ async function report(
   }
 }
 
+/** How a reconcile goes: `force` restarts every pod; `skipConverged` leaves an up-to-date stack alone. */
+export interface ReconcileMode {
+  force?: boolean;
+  /**
+   * The cron's round: a stack that records this generation of this blueprint, with the spec and autoscale policy
+   * the blueprint maps to now and no drift in the cluster, gets no stack update (only its status is written).
+   */
+  skipConverged?: boolean;
+}
+
+/** Plain data as the stack's outputs keep it (no `undefined` members), for comparing a record with a new spec. */
+const plain = (value: unknown): unknown =>
+  value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+
 /** Converges one blueprint (read from the server now), writes its status; fails with the reason it did not. */
 export async function reconcileBlueprint(
   deps: K8sDeps,
   source: BlueprintSource,
   blueprint: Blueprint,
-  force: boolean,
+  mode: ReconcileMode,
   ctx: ProcessContext,
 ): Promise<unknown> {
+  const force = mode.force === true;
   const { config } = deps;
   const name = blueprint.metadata.name;
   const generation = blueprint.metadata.generation ?? 0;
@@ -112,6 +128,16 @@ export async function reconcileBlueprint(
           decisions: before.autoscale?.decisions ?? [],
         };
       }
+      const converged =
+        mode.skipConverged &&
+        before.spec !== undefined &&
+        before.blueprint?.id === blueprint.blueprintid &&
+        before.blueprint.generation === generation &&
+        isDeepStrictEqual(plain(before.spec), plain({ ...spec, pods })) &&
+        isDeepStrictEqual(plain(before.autoscale?.policy), plain(state?.policy)) &&
+        (await driftOf(deps, { ...before, spec: before.spec }, session.signal)).drift.length === 0;
+      if (converged)
+        return [{ blueprint: name, kind: KIND, generation, deployment: name, pods, unchanged: true }];
       const { result, identity } = await applySpec(
         deps,
         session,
@@ -160,11 +186,13 @@ export async function reconcileBlueprint(
 export async function reconcileAll(deps: K8sDeps, source: BlueprintSource, ctx: ProcessContext) {
   const blueprints = await source.list(KIND, ctx.signal);
   const converged: string[] = [];
+  const unchanged: string[] = [];
   const failed: string[] = [];
   for (const blueprint of blueprints) {
     ctx.signal.throwIfAborted();
-    await reconcileBlueprint(deps, source, blueprint, false, ctx).then(
-      () => converged.push(blueprint.metadata.name),
+    await reconcileBlueprint(deps, source, blueprint, { skipConverged: true }, ctx).then(
+      (out) =>
+        ((out as { unchanged?: boolean }).unchanged ? unchanged : converged).push(blueprint.metadata.name),
       (error: unknown) => failed.push(`${blueprint.metadata.name}: ${(error as Error).message}`),
     );
   }
@@ -183,7 +211,7 @@ export async function reconcileAll(deps: K8sDeps, source: BlueprintSource, ctx: 
   }
   if (failed.length > 0)
     throw new ProcessError(`reconcile: ${failed.length} blueprint(s) failed: ${failed.join("; ")}`);
-  return { kind: KIND, location: source.location, converged, removed };
+  return { kind: KIND, location: source.location, converged, unchanged, removed };
 }
 
 /** Removes a blueprint's deployment, stack and identity; nothing to do when it has none. */

@@ -98,7 +98,7 @@ export function reconcileFunction(deps: K8sDeps): FunctionDef {
         });
         if (!blueprint) throw new ProcessError(`reconcile: blueprint ${args.blueprintName} does not exist`);
         assertKind("reconcile", blueprint.kind);
-        const out = await reconcileBlueprint(deps, source, blueprint, args.force === true, ctx);
+        const out = await reconcileBlueprint(deps, source, blueprint, { force: args.force === true }, ctx);
         return [{ ...(out as object), durationMs: took() }];
       }
       if (args.blueprintName !== undefined || args.force !== undefined)
