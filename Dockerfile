@@ -45,7 +45,9 @@ FROM node:${NODE_VERSION}-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=pulumi /opt/pulumi /opt/pulumi
-COPY --from=pulumi /opt/pulumi-home /opt/pulumi-home
+# Owned by the executor (the engine writes there); chowned while copied, since a recursive chown afterwards would store the
+# provider (170 MB) in the image a second time.
+COPY --from=pulumi --chown=65532:65532 /opt/pulumi-home /opt/pulumi-home
 ENV PATH=/opt/pulumi:$PATH \
     PULUMI_HOME=/opt/pulumi-home \
     PULUMI_SKIP_UPDATE_CHECK=true \
@@ -56,8 +58,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The uid the pod securityContext runs as (see src/k8s/component.ts).
-RUN groupadd --gid 65532 executor && useradd --uid 65532 --gid 65532 --home-dir /data --create-home executor \
- && chown -R executor:executor /opt/pulumi-home
+RUN groupadd --gid 65532 executor && useradd --uid 65532 --gid 65532 --home-dir /data --create-home executor
 USER 65532:65532
 EXPOSE 9464
 ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=1", "/app/dist/src/cli.js"]

@@ -74,7 +74,7 @@ debian_sources() {
 }
 
 build_debian_base() {
-  local key="$1" sources tar ctr
+  local key="$1" sources tar ctr started=$SECONDS
   sources="$(debian_sources)"
   tar="$IMAGE_DIR/debian-$DEBIAN_SUITE.tar"
   log "making $DEBIAN_TAG with mmdebstrap (minbase, apt sources from $sources)"
@@ -92,10 +92,11 @@ build_debian_base() {
     --label org.colonyos.base-key="$key" "$ctr"
   buildah commit --quiet --rm "$ctr" "$DEBIAN_TAG" >/dev/null
   rm -f "$tar"
+  log "made $DEBIAN_TAG in $((SECONDS - started)) s"
 }
 
 build_node_base() {
-  local key="$1" node_dir="$2" npm_dir="$3" node_version="$4" ctr
+  local key="$1" node_dir="$2" npm_dir="$3" node_version="$4" ctr started=$SECONDS
   log "making $NODE_TAG (Node $node_version, npm $(node -p "require('$npm_dir/package.json').version"))"
   ctr="$(buildah from --pull=never "$DEBIAN_TAG")"
   buildah copy --quiet "$ctr" "$node_dir/bin/node" /usr/local/bin/node >/dev/null
@@ -109,6 +110,7 @@ build_node_base() {
     node --version && npm --version'
   buildah config --env NODE_VERSION="${node_version#v}" --cmd '["node"]' --label org.colonyos.base-key="$key" "$ctr"
   buildah commit --quiet --rm "$ctr" "$NODE_TAG" >/dev/null
+  log "made $NODE_TAG in $((SECONDS - started)) s"
 }
 
 # Makes (or reuses) the two base images; prints the node base's key.
@@ -136,7 +138,7 @@ base_images() {
 
 # Makes (or reuses) the image holding /opt/pulumi and /opt/pulumi-home from the pulumi peer; prints its name.
 pulumi_image() {
-  local pulumi_version k8s_version cli_bin root plugin key name stage ctr
+  local pulumi_version k8s_version cli_bin root plugin key name stage ctr started=$SECONDS
   pulumi_version="$(npm_pin '@pulumi/pulumi')"
   k8s_version="$(npm_pin '@pulumi/kubernetes')"
   cli_bin="$(dirname "$(peer pulumi.sh)")"
@@ -166,6 +168,7 @@ pulumi_image() {
     buildah config --label org.colonyos.pulumi-key="$key" "$ctr"
     buildah commit --quiet --rm "$ctr" "$name" >/dev/null
     rm -rf "$stage"
+    log "packed $name in $((SECONDS - started)) s"
   fi
   echo "$name"
 }
@@ -234,6 +237,8 @@ registry() {
 version: 0.1
 log:
   level: warn
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: $REGISTRY_DIR/data

@@ -57,6 +57,11 @@ describe("Dockerfile", () => {
     const component = readFileSync("src/k8s/component.ts", "utf8");
     const uid = /runAsUser: (\d+)/.exec(component)?.[1];
     expect(dockerfile).toContain(`USER ${uid}:${uid}`);
+    // the engine writes to PULUMI_HOME (chowned while copied: a recursive chown would store the provider twice)
+    expect(dockerfile).toContain(
+      `COPY --from=pulumi --chown=${uid}:${uid} /opt/pulumi-home /opt/pulumi-home`,
+    );
+    expect(dockerfile).not.toContain("chown -R");
   });
 
   it("ships the PostgreSQL client tools the backup executor spawns", () => {
