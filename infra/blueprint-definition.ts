@@ -10,8 +10,9 @@
  * ESM/tsx program's imports: a provider whose methods call the Colonies client directly fails with
  * `error serializing property "__provider": ... function 'createHash' ... could not be serialized because function
  * is not a bound function` (node:crypto, reached through the client's signing). So the serialized provider below is
- * a self-contained shim: each method loads this very module at call time, through tsx's `tsImport`, relative to the
- * provider process's working directory (the project root, where Pulumi.yaml is) and calls `operations`. The shim
+ * a self-contained shim: each method loads this very module at call time, through tsx's `tsImport`, found from the
+ * provider process's working directory (the program's directory, infra/, or the project root) and calls
+ * `operations`. The shim
  * captures nothing but itself, and it is what the state keeps: a later destroy runs the project's current code.
  *
  * The colony owner key is an input like the others, so it lives in the state: it is passed as a secret and declared
@@ -205,7 +206,7 @@ type Operations = typeof operations;
 
 /**
  * The serialized provider: self-contained (see the top of this file). Each method loads `operations` from this
- * module in the provider process, where the working directory is the project root.
+ * module in the provider process.
  */
 const provider: pulumi.dynamic.ResourceProvider = {
   async diff(id, olds, news) {
@@ -227,12 +228,20 @@ const provider: pulumi.dynamic.ResourceProvider = {
 
 async function load(): Promise<Operations> {
   const { tsImport } = await import("tsx/esm/api");
+  const { existsSync } = await import("node:fs");
+  const { dirname, join } = await import("node:path");
   const { pathToFileURL } = await import("node:url");
-  const module = (await tsImport(
-    "./infra/blueprint-definition.ts",
-    pathToFileURL(`${process.cwd()}/`).href,
-  )) as { operations: Operations };
-  return module.operations;
+  // The provider runs in the program's directory (infra/, symlinks resolved) or the project root: look upwards.
+  for (let dir = process.cwd(); ; dir = dirname(dir)) {
+    const file = join(dir, "infra", "blueprint-definition.ts");
+    if (existsSync(file)) {
+      const url = pathToFileURL(file).href;
+      const module = (await tsImport(url, url)) as { operations: Operations };
+      return module.operations;
+    }
+    if (dirname(dir) === dir)
+      throw new Error(`infra/blueprint-definition.ts not found above ${process.cwd()}`);
+  }
 }
 
 export interface BlueprintDefinitionArgs {
@@ -244,7 +253,7 @@ export interface BlueprintDefinitionArgs {
   definition: pulumi.Input<BlueprintDefinition>;
 }
 
-/** A BlueprintDefinition of a colony (type `pulumi-nodejs:colonies:BlueprintDefinition`). */
+/** A BlueprintDefinition of a colony (type `pulumi-nodejs:dynamic/colonies:BlueprintDefinition`). */
 export class ColoniesBlueprintDefinition extends pulumi.dynamic.Resource {
   declare readonly definition: pulumi.Output<BlueprintDefinition>;
   /** The id the server gave the definition. */

@@ -3,13 +3,23 @@
  * against the real local Kubernetes API: preview changes nothing, up creates, destroy removes. What up creates
  * is bounded for real: the namespace enforces the `restricted` Pod Security level, a ResourceQuota and a
  * LimitRange hold, the k8s executor gets the operator's policy, and infra's own executors (which the k8s executor
- * must never see) still become ready under all of it.
+ * must never see) still become ready under all of it. Against a real Colonies server, up registers this project's
+ * BlueprintDefinition with the colony owner key (a secret that stays encrypted in the state), refresh notices it
+ * gone, a changed handler updates it, destroy removes it; preview never calls the server.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import {
   AppsV1Api,
@@ -20,24 +30,29 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
+import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { waitFor } from "../../peers/ports.js";
 import { linkPulumiProject } from "../../peers/pulumi-project.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { generatePrivateKey } from "../../src/colonies/crypto.js";
+import type { BlueprintDefinition } from "../../src/colonies/types.js";
+import { executorDeploymentDefinition } from "../../src/executors/k8s/blueprint/definition.js";
 import { K8S_EXECUTOR_RULES } from "../../src/k8s/rbac.js";
 
 const run = promisify(execFile);
 const namespace = `infra-${randomBytes(3).toString("hex")}`;
-const colonyPrvKey = generatePrivateKey();
 const work = mkdtempSync(join(tmpdir(), "infra-"));
 // The project is linked into a work directory, so that the stack's settings file lands there, not in the repo.
 const projectDir = join(work, "project");
 const configFile = join(projectDir, "Pulumi.test.yaml");
 const image = "registry.example.com/colonyos/executors:0.1.0";
 /** Resources of a stack with these settings: Stack, Namespace, LimitRange, ResourceQuota, ServiceAccount, Role,
- * RoleBinding, the k8s executor's PodDisruptionBudget, and per executor (k8s, sleep) its component, Secret and
- * Deployment. */
-const RESOURCES = 14;
+ * RoleBinding, the k8s executor's PodDisruptionBudget, per executor (k8s, sleep) its component, Secret and
+ * Deployment, and the BlueprintDefinition. */
+const RESOURCES = 15;
+const DEFINITION = "executor-deployment";
+/** The dynamic resource's type, and the definition's URN in the stack. */
+const DEFINITION_TYPE = "pulumi-nodejs:dynamic/colonies:BlueprintDefinition";
+const DEFINITION_URN = `urn:pulumi:test::colonyos-executors::${DEFINITION_TYPE}::blueprint-definition`;
 /** The state backend the three k8s-executor replicas share (kwok runs no containers: it is never dialled). */
 const backendUrl = "postgres://pulumi:backend-password@postgres.colonyos.svc:5432/pulumi_state";
 /** A profile binding a Secret to the backup command, as an operator writes it into the stack's config. */
@@ -51,6 +66,10 @@ const PROFILES = {
 };
 
 let env: NodeJS.ProcessEnv;
+let server: ColoniesServer;
+let colonyPrvKey: string;
+/** Everything pulumi printed (stdout and stderr), to check that no secret ever shows. */
+const printed: string[] = [];
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let rbac: RbacAuthorizationV1Api;
@@ -58,17 +77,53 @@ let policy: PolicyV1Api;
 
 async function pulumi(...args: string[]): Promise<string> {
   try {
-    const { stdout } = await run("pulumi", [...args, "--stack", "test", "--non-interactive"], {
+    const { stdout, stderr } = await run("pulumi", [...args, "--stack", "test", "--non-interactive"], {
       env,
       cwd: projectDir,
       timeout: 600_000,
       maxBuffer: 16 * 1024 * 1024,
     });
+    printed.push(stdout, stderr);
     return stdout;
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; message: string };
+    printed.push(e.message, e.stdout ?? "", e.stderr ?? "");
     throw new Error(`pulumi ${args.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`);
   }
+}
+
+/** The colony's BlueprintDefinitions, read with the official CLI (a member's key). */
+async function definitions(): Promise<BlueprintDefinition[]> {
+  const { stdout } = await server.cli(["blueprint", "definition", "ls", "--json"]);
+  return stdout.trim() ? (JSON.parse(stdout) as BlueprintDefinition[]) : [];
+}
+
+/** The official CLI with the colony owner key. */
+const asOwner = (args: string[]) => server.cli(args, { COLONIES_COLONY_PRVKEY: colonyPrvKey });
+
+/**
+ * The official Pulumi distribution ships the Node.js dynamic provider host (`pulumi-resource-pulumi-nodejs`) next
+ * to the CLI; a CLI built from source lacks it. Then a copy on PATH: Pulumi finds ambient plugins there.
+ */
+async function dynamicProviderPath(): Promise<string> {
+  const found = await run("sh", ["-c", "command -v pulumi-resource-pulumi-nodejs"]).then(
+    () => true,
+    () => false,
+  );
+  if (found) return process.env.PATH ?? "";
+  const bin = join(work, "bin");
+  mkdirSync(bin);
+  writeFileSync(
+    join(bin, "pulumi-resource-pulumi-nodejs"),
+    [
+      "#!/bin/sh",
+      // As the official one: the dynamic provider host of the @pulumi/pulumi the program uses.
+      `exec node "$(node -p "require.resolve('@pulumi/pulumi/cmd/dynamic-provider')")" "$@"`,
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  return `${bin}${delimiter}${process.env.PATH ?? ""}`;
 }
 
 function stateFiles(dir: string): string[] {
@@ -88,8 +143,12 @@ beforeAll(async () => {
   mkdirSync(join(work, "state"));
   mkdirSync(projectDir);
   linkPulumiProject(projectDir);
+  // The Colonies server starts while the stack is configured.
+  const starting = startColoniesServer();
+  starting.catch(() => undefined);
   env = {
     ...process.env,
+    PATH: await dynamicProviderPath(),
     KUBECONFIG: kubeconfig,
     PULUMI_BACKEND_URL: `file://${join(work, "state")}`,
     PULUMI_CONFIG_PASSPHRASE: randomBytes(8).toString("hex"),
@@ -103,8 +162,8 @@ beforeAll(async () => {
   const settings: Record<string, string> = {
     namespace,
     image,
+    // The pods' address of the server (kwok runs no containers: never dialled); `pulumi up` reaches it directly.
     coloniesHost: "colonies.colonyos.svc",
-    colonyName: "dev",
     k8sExecutorReplicas: "3",
     sleepReplicas: "2",
     sleepExecutorsPerPod: "2",
@@ -122,6 +181,15 @@ beforeAll(async () => {
     await pulumi("config", "set", "--config-file", configFile, key, value);
   }
   await pulumi("config", "set", "--config-file", configFile, "--path", "profiles", JSON.stringify(PROFILES));
+  server = await starting;
+  colonyPrvKey = server.colonyPrvKey;
+  for (const [key, value] of Object.entries({
+    colonyName: server.colonyName,
+    coloniesApiHost: server.host,
+    coloniesApiPort: String(server.port),
+  })) {
+    await pulumi("config", "set", "--config-file", configFile, key, value);
+  }
   await pulumi("config", "set", "--config-file", configFile, "--secret", "colonyPrvKey", colonyPrvKey);
   await pulumi("config", "set", "--config-file", configFile, "--secret", "k8sStateBackend", backendUrl);
   await pulumi(
@@ -137,6 +205,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+  await server?.stop();
 });
 
 describe("pulumi preview / up / destroy of infra/", () => {
@@ -152,10 +221,25 @@ describe("pulumi preview / up / destroy of infra/", () => {
       "RoleBinding",
       "Deployment",
       "Secret",
+      DEFINITION_TYPE,
     ]) {
       expect(out).toContain(kind);
     }
     await expect(core.readNamespace({ name: namespace })).rejects.toMatchObject({ code: 404 });
+    // The definition is planned, with its handler; the server has not been asked to register anything.
+    expect(out).toContain(`+ ${DEFINITION_TYPE}: (create)`);
+    expect(out).toContain('executorType: "k8s"');
+    expect(await definitions()).toEqual([]);
+  });
+
+  it("registers no definition with blueprintDefinition false", async () => {
+    const without = join(projectDir, "Pulumi.without.yaml");
+    copyFileSync(configFile, without);
+    await pulumi("config", "set", "--config-file", without, "blueprintDefinition", "false");
+    const out = await pulumi("preview", "--config-file", without);
+    expect(out).toMatch(new RegExp(`\\+ ${RESOURCES - 1} to create`));
+    expect(out).not.toContain("BlueprintDefinition");
+    expect(out).toContain("not registered (blueprintDefinition: false)");
   });
 
   it("refuses, in preview already, executors of its own that the namespace's limits would never admit", async () => {
@@ -247,12 +331,41 @@ describe("pulumi preview / up / destroy of infra/", () => {
 
     for (const deployment of [executor, sleepers])
       expect(JSON.stringify(deployment)).not.toContain(colonyPrvKey);
+    // The definition is registered, as the official CLI reads it: this project's, with the k8s executor as handler.
+    const { stdout } = await server.cli(["blueprint", "definition", "get", "--name", DEFINITION, "--json"], {
+      COLONIES_COLONY_PRVKEY: colonyPrvKey,
+    });
+    const registered = JSON.parse(stdout) as BlueprintDefinition;
+    const expected = executorDeploymentDefinition("k8s", DEFINITION);
+    expect(registered.metadata).toMatchObject({ name: DEFINITION, colonyname: server.colonyName });
+    expect(registered.spec.handler).toEqual({ executorType: "k8s", functionName: "reconcile" });
+    expect(registered.spec.schema).toEqual(expected.spec.schema);
+    expect(registered.spec.names).toEqual(expected.spec.names);
+    expect((await definitions()).map((d) => d.metadata.name)).toEqual([DEFINITION]);
+
+    let stateSeen = false;
     for (const file of stateFiles(join(work, "state"))) {
       const text = readFileSync(file, "utf8");
+      if (text.includes(DEFINITION_TYPE)) stateSeen = true;
       expect(text).not.toContain(colonyPrvKey);
       expect(text).not.toContain("state-passphrase");
       expect(text).not.toContain("backend-password");
     }
+    // The stack's state has the definition, with the owner key as an encrypted secret (inputs and outputs).
+    expect(stateSeen).toBe(true);
+    const exported = JSON.parse(await pulumi("stack", "export")) as {
+      deployment: {
+        resources: { type: string; inputs: Record<string, unknown>; outputs: Record<string, unknown> }[];
+      };
+    };
+    const resource = exported.deployment.resources.find((r) => r.type === DEFINITION_TYPE);
+    for (const props of [resource?.inputs, resource?.outputs]) {
+      expect(props?.colonyPrvKey).toMatchObject({
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+      });
+      expect(JSON.stringify(props?.colonyPrvKey)).toContain("ciphertext");
+    }
+    expect(resource?.outputs.definitionId).toBe(registered.blueprintdefinitionid);
 
     const outputs = JSON.parse(await pulumi("stack", "output", "--json"));
     expect(outputs.outputs).toMatchObject({
@@ -271,6 +384,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
         podSecurity: `restricted (enforced on namespace ${namespace})`,
         quota: { pods: 20, cpu: "8", memory: "16Gi" },
       },
+      blueprintDefinition: { name: DEFINITION, kind: "ExecutorDeployment", handler: "k8s" },
     });
     // `pulumi up` shows it too.
     expect(out).toContain("allowedImages");
@@ -454,6 +568,31 @@ describe("pulumi preview / up / destroy of infra/", () => {
     expect(await refused(Array(6).fill("2Gi"))).toMatch(/exceeded quota: colonyos-executors/);
   });
 
+  it("updates the definition when its handler changes, and registers it again once it is gone (refresh)", async () => {
+    const changed = join(projectDir, "Pulumi.changed.yaml");
+    copyFileSync(configFile, changed);
+    await pulumi("config", "set", "--config-file", changed, "k8sExecutorType", "k8s-reconciler");
+    const before = (await definitions())[0];
+    const updated = await pulumi("up", "--config-file", changed, "--target", DEFINITION_URN, "--yes");
+    expect(updated).toMatch(/1 updated/);
+    // Colonies 1.9.12 has no update: removed and added again, so a new id.
+    const after = await definitions();
+    expect(after.map((d) => d.spec.handler.executorType)).toEqual(["k8s-reconciler"]);
+    expect(after[0]?.blueprintdefinitionid).not.toBe(before?.blueprintdefinitionid);
+
+    // Gone from the server: refresh notices, up registers it again (with the stack's own handler).
+    await asOwner(["blueprint", "definition", "remove", "--name", DEFINITION]);
+    expect(await definitions()).toEqual([]);
+    const again = await pulumi("up", "--config-file", configFile, "--refresh", "--yes");
+    expect(again).toMatch(/1 created/);
+    expect((await definitions()).map((d) => d.spec.handler)).toEqual([
+      { executorType: "k8s", functionName: "reconcile" },
+    ]);
+    expect(await pulumi("preview", "--config-file", configFile)).toMatch(
+      new RegExp(`${RESOURCES} unchanged`),
+    );
+  });
+
   it("removes everything with destroy", async () => {
     const out = await pulumi("destroy", "--config-file", configFile, "--yes");
     expect(out).toMatch(new RegExp(`- ${RESOURCES} deleted`));
@@ -472,5 +611,8 @@ describe("pulumi preview / up / destroy of infra/", () => {
     await expect(apps.readNamespacedDeployment({ name: "k8s-executor", namespace })).rejects.toMatchObject({
       code: 404,
     });
+    expect(await definitions()).toEqual([]);
+    // Nothing pulumi printed, in any command of this suite, shows the colony owner key.
+    expect(printed.join("\n")).not.toContain(colonyPrvKey);
   });
 });
