@@ -356,6 +356,7 @@ table ip $NFT_TABLE {
   }
   chain input {
     type filter hook input priority -10; policy accept;
+    ct state established,related accept
     iifname "$BRIDGE" ip saddr $POD_CIDR ip daddr != 127.0.0.1 drop
   }
   chain forward {
