@@ -184,7 +184,7 @@ context_hash() {
 build() {
   need buildah buildah
   need mmdebstrap mmdebstrap
-  local started=$SECONDS node_key pulumi_base key tag registry cafile
+  local started node_key pulumi_base key tag registry cafile
   node_key="$(base_images)"
   pulumi_base="$(pulumi_image)"
   key="$( { echo "$node_key $pulumi_base"; context_hash; } | sha)"
@@ -197,13 +197,24 @@ build() {
     cafile="$(npm config get cafile 2>/dev/null || true)"
     [ -f "$cafile" ] || cafile="${NODE_EXTRA_CA_CERTS:-}"
     log "building $tag from the Dockerfile (npm registry from this machine's npm config)"
+    started=$SECONDS
     # --layers: a change of the sources reuses the npm install layer. --pull=never: the bases are the local ones.
     run_logged image-build buildah bud --pull=never --layers \
       --build-arg PULUMI_BASE="$pulumi_base" ${registry:+--build-arg NPM_CONFIG_REGISTRY="$registry"} ${cafile:+--secret id=npm-ca,src="$cafile"} \
       --label org.colonyos.image-key="$key" -t "$tag" "$PROJECT_ROOT"
     log "built $tag in $((SECONDS - started)) s"
   fi
+  prune_except "localhost/$IMAGE_NAME" "$tag"
+  prune_except localhost/colonyos-pulumi "$pulumi_base"
   echo "$tag"
+}
+
+# Untags the older builds of REPO (their layers shared with the current ones stay); the registry keeps what it has.
+prune_except() { # prune_except REPO KEEP
+  local name
+  for name in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep "^$1:" || true); do
+    [ "$name" = "$2" ] || buildah rmi "$name" >/dev/null 2>&1 || true
+  done
 }
 
 free_port() { # a port nothing listens on, from the ephemeral range
