@@ -3,6 +3,8 @@
  *  - deploy-to-ready through Colonies + the executor (a Pulumi update) vs a direct create of the same Deployment
  *    with @kubernetes/client-node and a wait for readiness (the floor);
  *  - scale latency, the same way;
+ *  - `colonies blueprint set --key spec.replicas` (the official CLI) until the blueprint's status shows the pods
+ *    running, vs the scale function, same sizes, same run;
  *  - wall time of 10 concurrent deploys (different names) vs one;
  *  - peak RSS of the executor process and, separately, of its pulumi/provider child processes.
  * Needs the peers and a cluster: eval "$(bash scripts/peers/all.sh --export)"; bash scripts/cluster.sh up;
@@ -10,16 +12,18 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type V1Deployment } from "@kubernetes/client-node";
 import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
-import { startRuntime, submit, waitDone } from "../peers/executor.js";
+import { startRuntime, submit, userClient, waitDone } from "../peers/executor.js";
 import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
+import { executorDeploymentDefinition, KIND } from "../src/executors/k8s/blueprint/definition.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
 
@@ -126,6 +130,31 @@ const sampler = setInterval(() => {
   peakChildren = Math.max(peakChildren, pulumiChildrenRss());
 }, 250);
 
+const specDir = await mkdtemp(join(tmpdir(), "k8s-bench-specs-"));
+function specFile(name: string, content: unknown): string {
+  const file = join(specDir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(content));
+  return file;
+}
+// The owner registers the definition with this executor's type as handler.
+await server.cli(
+  ["blueprint", "definition", "add", "--spec", specFile("def", executorDeploymentDefinition("k8s"))],
+  {
+    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+  },
+);
+
+/** Waits until the blueprint's status shows `running` pods for its generation `generation`. */
+async function blueprintRunning(name: string, running: number, generation: number): Promise<void> {
+  for (;;) {
+    const blueprint = await userClient(server).getBlueprint(server.colonyName, name, server.userPrvKey);
+    const status = blueprint.status ?? {};
+    if (status.runningInstances === running && status.generation === generation) return;
+    if (typeof status.message === "string") throw new Error(`blueprint ${name}: ${status.message}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function viaExecutor(func: string, args: string[]): Promise<number> {
   const started = performance.now();
   const done = await waitDone(server, (await submit(server, "k8s", func, args)).processid, 600_000);
@@ -156,6 +185,28 @@ try {
     scaleDirect.push(performance.now() - t);
   }
 
+  // The same change declared: a blueprint of 2 pods set to 3, timed from the CLI call to the status showing them.
+  const setExec: number[] = [];
+  const scaleSide: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const name = `bp-${i}`;
+    const spec = { image: IMAGE, executorType: name, replicas: 2, executorsPerPod: 2 };
+    await server.cli([
+      "blueprint",
+      "add",
+      "--spec",
+      specFile(name, { kind: KIND, metadata: { name }, spec }),
+    ]);
+    await blueprintRunning(name, 2, 0);
+    const t = performance.now();
+    await server.cli(["blueprint", "set", "--name", name, "--key", "spec.replicas", "--value", "3"]);
+    await blueprintRunning(name, 3, 1);
+    setExec.push(performance.now() - t);
+    // Side by side: the scale function on a deployment of the same size.
+    await viaExecutor("deploy", [`side-${i}`, "2", "2", "false", IMAGE]);
+    scaleSide.push(await viaExecutor("scale", [`side-${i}`, "3"]));
+  }
+
   const one = await viaExecutor("deploy", ["solo", "1", "1", "false", IMAGE]);
   const t = performance.now();
   await Promise.all(
@@ -170,6 +221,9 @@ try {
   );
   console.log(
     `scale            executor ${fmt(median(scaleExec))}   direct patch ${fmt(median(scaleDirect))}   ratio ${(median(scaleExec) / median(scaleDirect)).toFixed(2)}x`,
+  );
+  console.log(
+    `blueprint set    spec.replicas ${fmt(median(setExec))}   scale function ${fmt(median(scaleSide))}   ratio ${(median(setExec) / median(scaleSide)).toFixed(2)}x`,
   );
   console.log(
     `10 concurrent deploys ${fmt(ten)} vs one ${fmt(one)}   ratio ${(ten / one).toFixed(2)}x  (target <= 3x)`,
