@@ -103,7 +103,7 @@ build_node_base() {
   [ -d "$node_dir/include" ] && buildah copy --quiet "$ctr" "$node_dir/include" /usr/local/include >/dev/null
   buildah copy --quiet "$ctr" "$npm_dir" /usr/local/lib/node_modules/npm >/dev/null
   # As the official image: npm and npx on PATH, and a `node` user (uid 1000).
-  run_logged image-node-base buildah run "$ctr" -- sh -ec '
+  run_logged image-node-base buildah run --network none "$ctr" -- sh -ec '
     ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
     ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
     groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node
@@ -199,7 +199,9 @@ build() {
     log "building $tag from the Dockerfile (npm registry from this machine's npm config)"
     started=$SECONDS
     # --layers: a change of the sources reuses the npm install layer. --pull=never: the bases are the local ones.
-    run_logged image-build buildah bud --pull=never --layers \
+    # --network host: RUN steps reach the npm registry and the Debian mirror as this machine does, and buildah sets
+    # up no bridge, NAT or CNI network (which could meet a local cluster's pod network).
+    run_logged image-build buildah bud --pull=never --layers --network host \
       --build-arg PULUMI_BASE="$pulumi_base" ${registry:+--build-arg NPM_CONFIG_REGISTRY="$registry"} ${cafile:+--secret id=npm-ca,src="$cafile"} \
       --label org.colonyos.image-key="$key" -t "$tag" "$PROJECT_ROOT"
     log "built $tag in $((SECONDS - started)) s"
