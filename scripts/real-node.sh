@@ -259,17 +259,23 @@ TOML
   ]
 }
 JSON
-  # A local registry (plain HTTP), e.g. the one the project image is pushed to.
+  write_registry_config
+}
+
+# A local registry (plain HTTP), e.g. the one the project image is pushed to: containerd reads certs.d/<host>/hosts.toml
+# at every pull, so a changed REAL_NODE_REGISTRY applies without a restart.
+write_registry_config() {
+  mkdir -p "$DIR/certs.d"
   rm -rf "${DIR:?}/certs.d/"*
-  if [ -n "${REAL_NODE_REGISTRY:-}" ]; then
-    mkdir -p "$DIR/certs.d/$REAL_NODE_REGISTRY"
-    cat >"$DIR/certs.d/$REAL_NODE_REGISTRY/hosts.toml" <<TOML
+  [ -n "${REAL_NODE_REGISTRY:-}" ] || return 0
+  [[ "$REAL_NODE_REGISTRY" =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "REAL_NODE_REGISTRY must be HOST:PORT (got $REAL_NODE_REGISTRY)"
+  mkdir -p "$DIR/certs.d/$REAL_NODE_REGISTRY"
+  cat >"$DIR/certs.d/$REAL_NODE_REGISTRY/hosts.toml" <<TOML
 server = "http://$REAL_NODE_REGISTRY"
 [host."http://$REAL_NODE_REGISTRY"]
   capabilities = ["pull", "resolve"]
   skip_verify = true
 TOML
-  fi
 }
 
 write_kubelet_config() {
@@ -446,6 +452,7 @@ up() {
     grep -q "127.0.0.1:$(api_port)\$" "$DIR/kubelet.kubeconfig" && nft list table ip "$NFT_TABLE" >/dev/null 2>&1 && node_ready; then
     # shellcheck disable=SC2086
     [ -z "${REAL_NODE_EXPOSE:-}" ] || expose $REAL_NODE_EXPOSE
+    write_registry_config
     log "node $NODE of cluster $NAME is up"
     return 0
   fi
