@@ -77,7 +77,7 @@ describe("a real node", () => {
 
   function pod(name: string, script: string, extra: Partial<V1Pod["spec"]> = {}, container = {}): V1Pod {
     return {
-      metadata: { name, namespace },
+      metadata: { name, namespace, labels: { app: name } },
       spec: {
         nodeSelector: { [LABEL]: "true" },
         tolerations: [{ key: LABEL, operator: "Exists", effect: "NoSchedule" }],
@@ -128,12 +128,28 @@ describe("a real node", () => {
     expect(await logs("web")).toContain("started-on-a-real-node");
   });
 
-  it("reaches the API server through the kubernetes Service and a host loopback port through the node's address", async () => {
-    // busybox nc: an HTTP request to the API server's HTTPS port gets its 400 answer; the host port gets the server above.
+  it("reaches the API server through the kubernetes Service, a Service of its own (kube-proxy) and a host loopback port", async () => {
+    // A ClusterIP Service in front of the web pod above: kube-proxy's iptables rules on the node route it.
+    const service = await core.createNamespacedService(
+      {
+        namespace,
+        body: {
+          metadata: { name: "web", namespace },
+          spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      },
+      call(),
+    );
+    const clusterIP = service.spec?.clusterIP ?? "";
+    // busybox nc (Debian's busybox-static wget segfaults here): an HTTP request to the API server's HTTPS port
+    // gets its 400 answer, the exposed host port the server above, the Service the web pod's page.
     const script = [
       'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT"',
       "echo",
       `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 ${hostAddress} ${hostPort}`,
+      // kube-proxy writes the Service's rules within a second or so of its creation: retry until then.
+      `for i in $(seq 20); do a="$(printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | nc -w 2 ${clusterIP} 80)"; [ -n "$a" ] && break; sleep 0.5; done`,
+      'echo "$a" | sed "s/^/service-answer: /"',
       "test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token-mounted",
     ].join("; ");
     await core.createNamespacedPod(
@@ -146,6 +162,7 @@ describe("a real node", () => {
     expect(out).toMatch(/^HTTP\/1\.[01] 400/m);
     expect(out).toContain("Client sent an HTTP request to an HTTPS server");
     expect(out).toContain("colonyos-host-loopback-ok");
+    expect(out).toContain("service-answer: ok");
     expect(out).toContain("token-mounted");
   });
 
