@@ -12,6 +12,8 @@
 # tsconfig*.json, src/, infra/) and the two inputs above, and reused when that tag exists.
 #
 # Usage: scripts/peers/image.sh build           builds or reuses the image, prints its local name
+#        scripts/peers/image.sh verify          build, then checks it without a daemon (buildah run as its user:
+#                                               the CLI, Pulumi and the provider at the pins, pg_dump, tini)
 #        scripts/peers/image.sh registry        starts (or reuses) the registry on 127.0.0.1, prints host:port
 #        scripts/peers/image.sh push            build + registry + push, prints the pushed reference
 #        scripts/peers/image.sh --export        push, then prints the environment to eval:
@@ -298,8 +300,36 @@ push() {
   echo "$ref"
 }
 
+# Checks the built image without a container daemon: a buildah container of it, run as the image's user.
+verify() {
+  local tag ctr user entrypoint checks
+  tag="$(build)"
+  user="$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$tag")"
+  entrypoint="$(buildah inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' "$tag")"
+  [ "$user" = 65532:65532 ] || die "$tag runs as '$user', not 65532:65532"
+  [[ "$entrypoint" == '[tini -- node '* ]] || die "$tag's entry point is $entrypoint, not tini"
+  ctr="$(buildah from --pull=never "$tag")"
+  # shellcheck disable=SC2016 # expanded in the container
+  checks='set -e
+    id -u | grep -qx 65532
+    node /app/dist/src/cli.js --help | grep -q "^Usage: colonyos-executor"
+    pulumi version | grep -qx "v$1"
+    pulumi plugin ls | grep -qE "^kubernetes +resource +$2 "
+    touch "$PULUMI_HOME/.writable" && rm "$PULUMI_HOME/.writable"
+    pg_dump --version && tini --version && node --version'
+  if ! buildah run --network none --user "$user" "$ctr" -- sh -c "$checks" sh "$(npm_pin '@pulumi/pulumi')" \
+    "$(npm_pin '@pulumi/kubernetes')" >&2; then
+    buildah rm "$ctr" >/dev/null
+    die "$tag failed its checks"
+  fi
+  buildah rm "$ctr" >/dev/null
+  log "$tag: user $user, entry point $entrypoint, CLI, Pulumi, provider, pg_dump and tini work"
+  echo "$tag"
+}
+
 case "${1:-}" in
   build) build ;;
+  verify) verify ;;
   registry) registry ;;
   push) push ;;
   --export)
@@ -307,5 +337,5 @@ case "${1:-}" in
     printf 'export COLONYOS_IMAGE=%q COLONYOS_REGISTRY=%q\n' "$ref" "${ref%%/*}"
     ;;
   stop-registry) stop_registry ;;
-  *) die "usage: $0 build|registry|push|--export|stop-registry" ;;
+  *) die "usage: $0 build|verify|registry|push|--export|stop-registry" ;;
 esac
