@@ -51,7 +51,10 @@ export function coerce(fn: string, spec: ArgSpec, value: unknown): ArgValue {
       if (spec.enum && !spec.enum.includes(value)) return fail();
       const problem = spec.check?.(value);
       if (problem !== undefined) throw new ProcessError(`${fn}: ${problem}`);
-      return value;
+      if (!spec.parse) return value;
+      const parsed = spec.parse(value);
+      if ("problem" in parsed) throw new ProcessError(`${fn}: ${parsed.problem}`);
+      return parsed.value;
     }
   }
 }

@@ -30,9 +30,15 @@ export interface ArgSpec {
    * that were checked before they run, and `colonies function ls` describes the rule.
    */
   check?: (value: string) => string | undefined;
+  /**
+   * A string argument whose text carries structure (items, pairs): parsed once, before the handler runs, into
+   * the value the handler gets, or refused with what is wrong (a phrase completing "<fn>: "). Instead of check.
+   */
+  parse?: (value: string) => { value: object } | { problem: string };
 }
 
-export type ArgValue = string | number | boolean;
+/** A coerced argument: a string, number or boolean, or what a `parse` made of a string. */
+export type ArgValue = string | number | boolean | object;
 export type ParsedArgs = Record<string, ArgValue | undefined>;
 
 /** What a handler gets besides its arguments: one object, per the style guide. */

@@ -10,15 +10,7 @@ import type { K8sConfig } from "./config.js";
 import type { DeployPolicy } from "./policy.js";
 import type { DeploymentSpec } from "./spec.js";
 import { typeProblem as ownTypeProblem, specProblem } from "./spec-check.js";
-import {
-  checkWith,
-  type Parsed,
-  parsedValue,
-  parseEnv,
-  parseNodeSelector,
-  parseSecretEnv,
-  parseTolerations,
-} from "./spec-kwargs.js";
+import { type Parsed, parseEnv, parseNodeSelector, parseSecretEnv, parseTolerations } from "./spec-kwargs.js";
 import { pullSecretProblem } from "./spec-rules.js";
 import { imageProblem, quantityProblem } from "./validation.js";
 
@@ -102,34 +94,34 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       type: "string",
       description:
         "plain environment, NAME=VALUE items separated by ';', e.g. env:A=1;B=two (names the operator allows: K8S_ALLOWED_ENV, K8S_PROFILES)",
-      check: checkWith(parseEnv),
+      parse: parseEnv,
     },
     {
       name: "secretenv",
       type: "string",
       description:
         "environment from keys of Secrets the operator binds to the image and cmd (K8S_PROFILES), e.g. secretenv:DB_PASSWORD=pg-secret/password",
-      check: checkWith(secretEnv),
+      parse: secretEnv,
     },
     {
       name: "imagepullsecret",
       type: "string",
       description:
         "Secret(s) with registry credentials for the image, ';'-separated (bound to the image by K8S_PROFILES)",
-      check: checkWith(pullSecrets),
+      parse: pullSecrets,
     },
     {
       name: "nodeselector",
       type: "string",
       description: "node labels the pods must run on, e.g. nodeselector:disk=ssd;zone=a",
-      check: checkWith(parseNodeSelector),
+      parse: parseNodeSelector,
     },
     {
       name: "tolerations",
       type: "string",
       description:
         "taints the pods tolerate (keys the operator allows: K8S_ALLOWED_TOLERATIONS), KEY[=VALUE][=EFFECT] items separated by ';', e.g. gpu=true=NoSchedule",
-      check: checkWith(tolerations),
+      parse: tolerations,
     },
     {
       name: "cmd",
@@ -158,11 +150,11 @@ export function deployDeclaration(config: K8sConfig, policy: DeployPolicy) {
       ...(args.memorylimit ? { memorylimit: args.memorylimit } : {}),
       ...(args.gpu ? { gpu: args.gpu } : {}),
       ...(args.cmd ? { cmd: args.cmd.trim().split(/\s+/) } : {}),
-      ...(args.env ? { env: parsedValue(parseEnv, args.env) } : {}),
-      ...(args.secretenv ? { secretenv: parsedValue(secretEnv, args.secretenv) } : {}),
-      ...(args.imagepullsecret ? { imagepullsecret: parsedValue(pullSecrets, args.imagepullsecret) } : {}),
-      ...(args.nodeselector ? { nodeselector: parsedValue(parseNodeSelector, args.nodeselector) } : {}),
-      ...(args.tolerations ? { tolerations: parsedValue(tolerations, args.tolerations) } : {}),
+      ...(args.env ? { env: args.env } : {}),
+      ...(args.secretenv ? { secretenv: args.secretenv } : {}),
+      ...(args.imagepullsecret ? { imagepullsecret: args.imagepullsecret } : {}),
+      ...(args.nodeselector ? { nodeselector: args.nodeselector } : {}),
+      ...(args.tolerations ? { tolerations: args.tolerations } : {}),
       ...(policy.isRuntimeImage(args.dockerimage) ? { probes: true } : {}),
     };
     const refused = specProblem(spec, config, policy);

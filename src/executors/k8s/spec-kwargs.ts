@@ -5,7 +5,8 @@
  *   secretenv:DB_PASSWORD=pg/password  a key of a Secret the operator binds to the image (K8S_PROFILES)
  *   nodeselector:disk=ssd;zone=a       node labels
  *   tolerations:gpu=true=NoSchedule;dedicated=NoExecute;spot   key[=value][=effect] (K8S_ALLOWED_TOLERATIONS)
- * Each parser returns the value or what is wrong with the text.
+ * Each parser returns the value or what is wrong with the text; the argument parser runs it once, before deploy
+ * runs (ArgSpec.parse), and deploy gets the value.
  */
 import {
   EFFECTS,
@@ -104,19 +105,4 @@ export function parseTolerations(
     });
   }
   return { value: out };
-}
-
-/** An ArgSpec check from a parser. */
-export function checkWith<T>(parse: (text: string) => Parsed<T>): (text: string) => string | undefined {
-  return (text) => {
-    const parsed = parse(text);
-    return "problem" in parsed ? parsed.problem : undefined;
-  };
-}
-
-/** The value of text that its check already accepted. */
-export function parsedValue<T>(parse: (text: string) => Parsed<T>, text: string): T {
-  const parsed = parse(text);
-  if ("problem" in parsed) throw new TypeError(parsed.problem);
-  return parsed.value;
 }
