@@ -146,9 +146,10 @@ pulumi_image() {
   cli_bin="$(dirname "$(peer pulumi.sh)")"
   root="$(dirname "$cli_bin")"
   plugin="$PEERS_CACHE/pulumi-home/plugins/resource-kubernetes-v$k8s_version"
-  [ -x "$root/libexec/pulumi-language-nodejs" ] && [ -x "$plugin/pulumi-resource-kubernetes" ] ||
+  if [ ! -x "$root/libexec/pulumi-language-nodejs" ] || [ ! -x "$plugin/pulumi-resource-kubernetes" ]; then
     die "the pulumi peer is incomplete ($root, $plugin)"
-  key="$( { echo "$(image_label "$DEBIAN_TAG" org.colonyos.base-key)"
+  fi
+  key="$( { image_label "$DEBIAN_TAG" org.colonyos.base-key
     sha256sum "$cli_bin/pulumi" "$cli_bin/pulumi-language-nodejs" "$root/libexec/pulumi-language-nodejs" \
       "$plugin/pulumi-resource-kubernetes" | cut -c1-64; } | sha)"
   name="localhost/colonyos-pulumi:$pulumi_version-kubernetes-$k8s_version-${key:0:12}"
