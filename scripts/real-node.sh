@@ -27,9 +27,15 @@
 #   REAL_NODE_EXPOSE       host loopback ports to expose at `up` (space separated)
 #   REAL_NODE_READY_TIMEOUT seconds to wait for the node to be Ready (default 120)
 # The node lives in $COLONYOS_CLUSTER_DIR/<cluster>-node/ (containerd root and state, kubelet root, certificates,
-# configs, logs/). Only one real node per machine: kube-proxy's iptables chains and kubelet's /kubepods cgroups are
-# machine-wide. Binaries and images come from scripts/peers/kubelet.sh; packages (containerd, runc, CNI plugins,
-# iptables, nftables) are installed with apt-get when missing.
+# configs, logs/). The kubelet authenticates with a client certificate for system:node:<cluster>-node (group
+# system:nodes) signed by the cluster's CA; kube-proxy with one for system:kube-proxy. Outside that directory, while it
+# runs: the bridge rn<hash>, the nftables table realnode_<hash>, kube-proxy's and the kubelet's iptables chains
+# (KUBE-*), the pods' /var/run/netns/cni-* and /kubepods cgroups, /run/containerd (shim sockets) and one /etc/hosts
+# line naming the node (the API server reaches a kubelet by its Hostname address first); `down` removes them all.
+# Only one real node per machine: kube-proxy's chains and the kubelet's /kubepods cgroups are machine-wide.
+# Binaries and images come from scripts/peers/kubelet.sh; packages (containerd, runc, CNI plugins, iptables,
+# nftables, conntrack) are installed with apt-get when missing. The cluster must come from scripts/cluster.sh, whose
+# kwok fakes only kwokctl's own nodes and whose API server certificate names the kubernetes Service's ClusterIP.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -56,8 +62,8 @@ case "$BASE" in "$(cd "$here/.." && pwd)"*) die "COLONYOS_CLUSTER_DIR must be ou
 [ "$(id -u)" = 0 ] || die "a real node needs root (containerd, runc, network namespaces, iptables)"
 [[ "$POD_CIDR" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.0/24$ ]] || die "REAL_NODE_POD_CIDR must be a /24 (got $POD_CIDR)"
 
-# kubectl 1.34 and the KWOK_* binaries; kubelet, kube-proxy and the images.
-eval "$("$here/peers/kube.sh" --export)"
+# kubectl 1.34 (KWOK_KUBECTL_BINARY), read when a command needs it: `expose` must not wait for the peers' lock.
+kube_env() { [ -n "${KWOK_KUBECTL_BINARY:-}" ] || eval "$("$here/peers/kube.sh" --export)"; }
 kctl() { command "$KWOK_KUBECTL_BINARY" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_() { command ctr --address "$SOCK" --namespace k8s.io "$@"; }
 cluster_up() { [ -s "$ADMIN_KUBECONFIG" ] && kctl get --raw /readyz >/dev/null 2>&1; }
@@ -283,8 +289,9 @@ write_kubelet_config() {
   kport="$(free_port "$GATEWAY")"
   hport="$(free_port 127.0.0.1)"
   mkdir -p "$DIR/kubelet" "$DIR/pod-logs"
-  # No cluster DNS: pods get an empty resolv.conf rather than the host's (they may not leave the node anyway).
-  : >"$DIR/resolv.conf"
+  # No cluster DNS, and pods may not leave the node: their resolv.conf names their own loopback, where nothing answers
+  # (an empty one would make containerd copy the host's).
+  printf 'nameserver 127.0.0.1\n' >"$DIR/resolv.conf"
   # The API server has no kubelet client certificate: it reaches the kubelet (logs, exec) anonymously, so the kubelet
   # allows anonymous requests; it listens only on the bridge address, and the NAT table keeps pods away from it.
   cat >"$DIR/kubelet/config.yaml" <<YAML
@@ -465,6 +472,7 @@ up() {
   hosts_add
   write_kubelet_config
   start_containerd
+  echo "$REAL_NODE_KUBE_PROXY_BINARY" >"$DIR/kube-proxy.bin"
   start kube-proxy "$REAL_NODE_KUBE_PROXY_BINARY" --config "$DIR/kube-proxy.yaml" -v=1
   start kubelet "$REAL_NODE_KUBELET_BINARY" --config "$DIR/kubelet/config.yaml" --kubeconfig "$DIR/kubelet.kubeconfig" \
     --root-dir "$DIR/kubelet" --cert-dir "$DIR/kubelet/pki" --hostname-override "$NODE" --node-ip "$GATEWAY" \
@@ -483,6 +491,9 @@ up() {
 down_local() {
   local run_containerd_ours
   run_containerd_ours="$(cat "$DIR/run-containerd-ours" 2>/dev/null || echo no)"
+  # The kubelet first, so that it restarts nothing.
+  stop kubelet
+  stop kube-proxy
   if alive containerd; then
     # Kill every container (pods' processes and sandboxes) and remove the tasks while containerd still runs.
     local id
@@ -490,14 +501,14 @@ down_local() {
     sleep 0.5
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
   fi
-  stop kubelet
-  stop kube-proxy
-  # kube-proxy's own clean-up removes its KUBE-* chains and rules.
-  if [ -n "${REAL_NODE_KUBE_PROXY_BINARY:-}" ] || eval "$("$here/peers/kubelet.sh" --export 2>/dev/null)"; then
-    [ -f "$DIR/kube-proxy.yaml" ] && "$REAL_NODE_KUBE_PROXY_BINARY" --config "$DIR/kube-proxy.yaml" --cleanup >/dev/null 2>&1 || true
+  # kube-proxy's own clean-up removes its KUBE-* chains and rules (the binary `up` ran, recorded in kube-proxy.bin).
+  local kube_proxy
+  kube_proxy="$(cat "$DIR/kube-proxy.bin" 2>/dev/null || true)"
+  if [ -x "$kube_proxy" ] && [ -f "$DIR/kube-proxy.yaml" ]; then
+    "$kube_proxy" --config "$DIR/kube-proxy.yaml" --cleanup >/dev/null 2>&1 || true
   fi
-  # The network namespaces of the pods (containerd's CRI mounts them under /var/run/netns/cni-*): those whose veth is
-  # on this node's bridge.
+  # The pods' network namespaces (containerd's CRI mounts them as /var/run/netns/cni-*, outside its state dir): those
+  # with an address in this node's pod range. Deleting one removes its veth.
   local ns
   for ns in /var/run/netns/cni-*; do
     [ -e "$ns" ] || continue
@@ -571,10 +582,10 @@ status() {
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  env) env_ ;;
-  status) status ;;
+  up) kube_env; up ;;
+  down) kube_env; down ;;
+  env) kube_env; env_ ;;
+  status) kube_env; status ;;
   expose) shift; expose "$@" ;;
   unexpose) shift; unexpose "$@" ;;
   *) die "usage: $0 up|down|env|status|expose PORT...|unexpose PORT..." ;;
