@@ -98,10 +98,10 @@ free_port() { # free_port ADDRESS
 }
 
 apt_install() { # apt_install PACKAGE...: retries while another apt/dpkg holds the lock
-  local out="$BASE/real-node-apt.log" i updated=
+  local out="$BASE/real-node-apt.log" updated=
   mkdir -p "$BASE"
   log "installing $* (apt-get)"
-  for i in $(seq 1 90); do
+  for _ in $(seq 1 90); do
     if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$out" 2>&1; then return 0; fi
     if grep -q 'Could not get lock\|dpkg frontend lock\|Unable to acquire' "$out"; then sleep 2; continue; fi
     if [ -z "$updated" ] && grep -q 'Unable to locate\|has no installation candidate\|404' "$out"; then
@@ -353,7 +353,7 @@ setup_network() {
   ip addr replace "$GATEWAY/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
-  local api expose=""
+  local api
   api="$(api_port)"
   [ -n "$api" ] || die "cannot read the API server's port from $ADMIN_KUBECONFIG"
   nft delete table ip "$NFT_TABLE" 2>/dev/null || true
@@ -522,10 +522,7 @@ down_local() {
   for pid in $(grep -l -s -F -- "$DIR/containerd" /proc/[0-9]*/cmdline | cut -d/ -f3); do
     [[ "$(cmd_of "$pid")" == *containerd-shim* ]] && kill -9 "$pid" 2>/dev/null || true
   done
-  local tasks
-  for tasks in $(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods -name cgroup.procs 2>/dev/null); do
-    xargs -r kill -9 <"$tasks" 2>/dev/null || true
-  done
+  find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | xargs -r kill -9 2>/dev/null || true
   # Mounts under the node's directory (overlay rootfs, shm, secret and token tmpfs), deepest first.
   local m
   for _ in 1 2 3; do
@@ -533,7 +530,7 @@ down_local() {
       awk -v d="$DIR" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
   done
   # The kubelet's cgroups (empty by now), deepest first.
-  find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  find /sys/fs/cgroup/*/kubepods -depth -type d -exec rmdir {} \; 2>/dev/null || true
   kubelet_chains_remove
   nft delete table ip "$NFT_TABLE" 2>/dev/null || true
   ip link delete "$BRIDGE" 2>/dev/null || true

@@ -48,7 +48,7 @@ build_kubelet() {
   # Kubernetes' own release builds kubelet and kube-proxy statically (CGO_ENABLED=0) as well.
   (cd "$wrap" && CGO_ENABLED=0 run_logged kubelet-build go build -trimpath -ldflags "$ldflags" -o "$node_dir/bin.tmp/" \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
-  rm -rf "$node_dir/bin" && mv "$node_dir/bin.tmp" "$node_dir/bin"
+  rm -rf "${node_dir:?}/bin" && mv "$node_dir/bin.tmp" "$node_dir/bin"
 }
 
 # oci_archive OUT NAME ROOTFS_DIR CONFIG_JSON: writes an OCI image layout as a tar archive, one layer (ROOTFS_DIR),
@@ -84,9 +84,9 @@ oci_archive() {
   rm -rf "$work"
 }
 
+# apt_install PACKAGE...: retries while another apt/dpkg run holds the lock.
 apt_install() {
-  local i
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$PEERS_CACHE/logs/apt-$1.log" 2>&1 && return 0
     grep -q 'Could not get lock\|dpkg frontend lock\|lock-frontend' "$PEERS_CACHE/logs/apt-$1.log" || break
     sleep 2
