@@ -66,6 +66,7 @@ const PROFILES = {
   },
 };
 
+// `up` and `destroy` run with --skip-preview: the previews this suite checks are its own `pulumi preview` runs.
 let env: NodeJS.ProcessEnv;
 let server: ColoniesServer;
 let colonyPrvKey: string;
@@ -274,7 +275,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
   });
 
   it("creates the namespace, least-privilege RBAC and the executors, with keys only in Secrets", async () => {
-    const out = await pulumi("up", "--config-file", configFile, "--yes");
+    const out = await pulumi("up", "--config-file", configFile, "--yes", "--skip-preview");
     expect(out).toMatch(new RegExp(`\\+ ${RESOURCES} created`));
 
     const role = await rbac.readNamespacedRole({ name: "colonyos-k8s-executor", namespace });
@@ -579,7 +580,15 @@ describe("pulumi preview / up / destroy of infra/", () => {
     copyFileSync(configFile, changed);
     await pulumi("config", "set", "--config-file", changed, "k8sExecutorType", "k8s-reconciler");
     const before = (await definitions())[0];
-    const updated = await pulumi("up", "--config-file", changed, "--target", DEFINITION_URN, "--yes");
+    const updated = await pulumi(
+      "up",
+      "--config-file",
+      changed,
+      "--target",
+      DEFINITION_URN,
+      "--yes",
+      "--skip-preview",
+    );
     expect(updated).toMatch(/1 updated/);
     // Colonies 1.9.12 has no update: removed and added again, so a new id.
     const after = await definitions();
@@ -597,6 +606,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
       "--target",
       DEFINITION_URN,
       "--yes",
+      "--skip-preview",
     );
     expect(again).toMatch(/1 created/);
     expect((await definitions()).map((d) => d.spec.handler)).toEqual([
@@ -605,7 +615,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
   });
 
   it("removes everything with destroy", async () => {
-    const out = await pulumi("destroy", "--config-file", configFile, "--yes");
+    const out = await pulumi("destroy", "--config-file", configFile, "--yes", "--skip-preview");
     expect(out).toMatch(new RegExp(`- ${RESOURCES} deleted`));
     await waitFor(
       "the namespace to go away",
