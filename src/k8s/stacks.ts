@@ -16,12 +16,17 @@
  * - locks left by a dead holder are removed: for a single writer at start-up and when an update meets one; with
  *   replicas, when an update meets one during the name's turn (only its holder updates the stack), and an
  *   interrupted stack is refreshed before its next update;
+ * - an update is `pulumi up` and nothing else (pulumi-update.ts): its summary from the engine's events, its
+ *   outputs from the program, which runs in this process; a name's stack is created (`pulumi stack init`) only
+ *   when the backend or the turn says it does not exist, and no operation selects it first (every command names
+ *   its stack);
  * - the engine's output is streamed to the caller. Failures are typed (stack-errors.ts).
  * One class on purpose: the queue, the selected stacks, their cached outputs and versions and the interrupted
  * set are one state that only holds together inside it.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   CommandError,
   ConcurrentUpdateError,
@@ -29,6 +34,7 @@ import {
   PulumiCommand,
   type PulumiFn,
   type Stack,
+  StackAlreadyExistsError,
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
@@ -40,6 +46,7 @@ import {
   type TicketRequest,
 } from "./coordination.js";
 import { removeStaleLocks } from "./locks.js";
+import { runCli, runUpdate } from "./pulumi-update.js";
 import { Slots } from "./queue.js";
 import {
   DeadlineError,
@@ -144,7 +151,12 @@ interface TurnFacts {
 
 export class StackManager {
   private readonly slots: Slots;
+  /** Stacks selected through the Automation API (previews, destroys, refreshes), reused with each program. */
   private readonly selected = new Map<string, Stack>();
+  /** Each name's workspace (its work directory with Pulumi.yaml): commands on the name run there. */
+  private readonly workspaces = new Map<string, LocalWorkspace>();
+  /** Names whose stack exists, as far as this process knows at the name's cached version. */
+  private readonly existing = new Set<string>();
   /** Outputs of each stack's last update by this process, to spare a CLI call per operation. */
   private readonly lastOutputs = new Map<string, Outputs>();
   /** The version of each name that the cached stack and outputs belong to. */
@@ -273,6 +285,7 @@ export class StackManager {
   private adopt(stackName: string, version: number, takenOver: boolean): void {
     if (this.versions.get(stackName) !== version) {
       this.selected.delete(stackName);
+      this.existing.delete(stackName);
       this.lastOutputs.delete(stackName);
       this.versions.set(stackName, version);
     }
@@ -282,6 +295,8 @@ export class StackManager {
   /** Removes the work directory of a name whose stack does not exist (called in the name's turn only). */
   private async removeWorkDir(stackName: string): Promise<void> {
     this.selected.delete(stackName);
+    this.workspaces.delete(stackName);
+    this.existing.delete(stackName);
     this.lastOutputs.delete(stackName);
     await rm(this.workDir(stackName), { recursive: true, force: true }).catch((error: unknown) => {
       this.options.logger.warn({ err: error, stack: stackName }, "could not remove a stack's work directory");
@@ -291,30 +306,39 @@ export class StackManager {
   /**
    * The stack's last updates, newest first (kind, result, times, changes), and its outputs with secrets masked.
    * A read: it does not wait for the stack's queue, so it never touches the name's work directory (a turn may be
-   * creating or removing it): it selects the stack in a scratch directory of its own (the state holds everything
+   * creating or removing it): it reads the stack from a scratch directory of its own (the state holds everything
    * reading needs, the passphrase's salt included). Throws UnknownStackError when there is no such stack.
+   * Two commands naming the stack, nothing selected: the outputs as the CLI masks them (a secret output is
+   * "[secret]", as `Stack.outputs()` marks it), and the history.
    */
   async inspect(stackName: string, updates = 5): Promise<{ outputs: Outputs; history: UpdateRecord[] }> {
-    const args = { projectName: this.options.project, stackName, program: EMPTY_PROGRAM };
     const lookups = join(this.options.dataDir, LOOKUPS);
     await mkdir(lookups, { recursive: true });
     const scratch = await mkdtemp(join(lookups, `${stackName}-`));
     try {
-      let stack: Stack;
+      const workspace = await LocalWorkspace.create(this.workspaceSettings(scratch));
+      const cli = (args: string[]) =>
+        runCli(this.command, [...args, "--stack", stackName], scratch, workspace.envVars);
+      let outputs: Outputs;
+      let history: HistoryEntry[];
       try {
-        stack = await LocalWorkspace.selectStack(args, this.workspaceSettings(scratch));
+        const [masked, past] = await Promise.all([
+          cli(["stack", "output", "--json"]),
+          cli(["stack", "history", "--json", "--page-size", String(Math.floor(updates)), "--page", "1"]),
+        ]);
+        outputs = JSON.parse(masked.stdout) as Outputs;
+        history = JSON.parse(past.stdout) as HistoryEntry[];
       } catch (error) {
         if (isStackNotFound(error)) throw new UnknownStackError(stackName);
         throw error;
       }
-      const [outputs, history] = await Promise.all([stack.outputs(), stack.history(updates, 1)]);
       return {
-        outputs: plainOutputs(outputs, { maskSecrets: true }),
+        outputs,
         history: history.map((u) => ({
           kind: u.kind,
           result: u.result,
-          startTime: u.startTime.toISOString(),
-          endTime: u.endTime?.toISOString() ?? null,
+          startTime: new Date(u.startTime).toISOString(),
+          endTime: u.endTime ? new Date(u.endTime).toISOString() : null,
           changes: (u.resourceChanges ?? {}) as ChangeSummary,
         })),
       };
@@ -335,16 +359,11 @@ export class StackManager {
       current: async () => {
         const cached = this.lastOutputs.get(stackName);
         if (cached) return cached;
-        const stack = await this.selectExisting(stackName, attempted);
-        if (!stack) return undefined;
-        const outputs = plainOutputs(await stack.outputs());
-        this.lastOutputs.set(stackName, outputs);
+        const outputs = await this.readOutputs(stackName, attempted);
+        if (outputs) this.lastOutputs.set(stackName, outputs);
         return outputs;
       },
       up: async (program, { dryrun = false, cancel, refresh = false } = {}) => {
-        const existed = dryrun && (await this.selectExisting(stackName, attempted)) !== undefined;
-        const stack = await this.stack(stackName, program, true);
-        attempted.exists = true;
         const opts = {
           ...common(),
           ...(cancel ? { signal: AbortSignal.any([signal, cancel]) } : {}),
@@ -352,6 +371,11 @@ export class StackManager {
         };
         try {
           if (dryrun) {
+            const existed =
+              (await this.known(stackName, attempted)) ??
+              (await this.selectExisting(stackName, attempted)) !== undefined;
+            const stack = await this.stack(stackName, program, existed ? "select" : "create");
+            attempted.exists = true;
             const preview = await stack.preview(opts);
             // A preview of a new name leaves no empty stack behind (it would count as deployed).
             if (!existed) {
@@ -361,18 +385,13 @@ export class StackManager {
             return { changes: preview.changeSummary, outputs: {} };
           }
           attempted.update = true;
-          const result = await this.withLockRecovery(stackName, stack, async () => {
-            if (this.interrupted.has(stackName)) {
-              // An update was cut off (the executor was killed): reconcile the state with the cluster and
-              // drop creates that never finished, so that this update converges.
-              await stack.refresh({ ...opts, clearPendingCreates: true });
-              this.interrupted.delete(stackName);
-            }
-            return stack.up(opts);
-          });
-          const outputs = plainOutputs(result.outputs);
-          this.lastOutputs.set(stackName, outputs);
-          return { changes: (result.summary.resourceChanges ?? {}) as ChangeSummary, outputs };
+          const result = await this.withLockRecovery(
+            stackName,
+            () => this.cli(stackName, ["cancel", "--yes"]),
+            () => this.update(stackName, program, attempted, opts),
+          );
+          this.lastOutputs.set(stackName, result.outputs);
+          return { changes: result.changes, outputs: result.outputs };
         } catch (error) {
           // What the stack holds after a failed update is not what we cached: read it again next time.
           this.lastOutputs.delete(stackName);
@@ -392,11 +411,14 @@ export class StackManager {
             return { changes: (await stack.preview(opts)).changeSummary };
           }
           attempted.update = true;
-          const result = await this.withLockRecovery(stackName, stack, () =>
-            stack.destroy({ ...opts, remove: true }),
+          const result = await this.withLockRecovery(
+            stackName,
+            () => stack.cancel(),
+            () => stack.destroy({ ...opts, remove: true }),
           );
           attempted.exists = false;
           this.selected.delete(stackName);
+          this.existing.delete(stackName);
           this.lastOutputs.delete(stackName);
           return { changes: (result.summary?.resourceChanges ?? {}) as ChangeSummary };
         } catch (error) {
@@ -439,19 +461,140 @@ export class StackManager {
     };
   }
 
+  /** The name's workspace: its work directory with Pulumi.yaml written (no CLI runs for it). */
+  private async workspace(stackName: string): Promise<LocalWorkspace> {
+    let workspace = this.workspaces.get(stackName);
+    if (!workspace) {
+      workspace = await LocalWorkspace.create(await this.workspaceOptions(stackName));
+      this.workspaces.set(stackName, workspace);
+    }
+    return workspace;
+  }
+
+  /** A CLI command on the name's stack, in its workspace (`--stack` names it: nothing is selected). */
+  private async cli(
+    stackName: string,
+    args: string[],
+    options: { onOutput?: (chunk: string) => void; signal?: AbortSignal } = {},
+  ) {
+    const workspace = await this.workspace(stackName);
+    return runCli(
+      this.command,
+      [...args, "--stack", stackName],
+      workspace.workDir,
+      workspace.envVars,
+      options,
+    );
+  }
+
   /**
-   * The stack, selected once and then reused with the operation's program: selecting runs the CLI, which
-   * costs a few hundred milliseconds per operation. Called only from inside the stack's queue.
+   * Whether the name's stack exists, without running the CLI: what this turn or this process learned, else, for
+   * a file backend, whether the backend holds the stack's checkpoint. Undefined when only the CLI can say.
    */
-  private async stack(stackName: string, program: PulumiFn, create: boolean): Promise<Stack> {
+  private async known(stackName: string, facts: TurnFacts): Promise<boolean | undefined> {
+    if (facts.exists !== undefined) return facts.exists;
+    if (this.existing.has(stackName)) return true;
+    const dirs = stackDirs(this.options.backendUrl, this.options.project);
+    if (!dirs) return undefined;
+    for (const dir of dirs) {
+      for (const file of [`${stackName}.json`, `${stackName}.json.gz`]) {
+        if (await present(join(dir, file))) return true;
+      }
+    }
+    return false;
+  }
+
+  /** The stack's outputs (secrets in plain), or undefined when it does not exist; the turn learns which. */
+  private async readOutputs(stackName: string, facts: TurnFacts): Promise<Outputs | undefined> {
+    if ((await this.known(stackName, facts)) === false) {
+      facts.exists = false;
+      return undefined;
+    }
+    try {
+      const result = await this.cli(stackName, ["stack", "output", "--json", "--show-secrets"]);
+      facts.exists = true;
+      this.existing.add(stackName);
+      return JSON.parse(result.stdout) as Outputs;
+    } catch (error) {
+      if (!isStackNotFound(error)) throw error;
+      facts.exists = false;
+      return undefined;
+    }
+  }
+
+  /** `pulumi stack init` of the name (its passphrase's salt goes into its work directory). */
+  private async init(stackName: string): Promise<void> {
+    try {
+      await this.cli(stackName, ["stack", "init", "--secrets-provider", "passphrase"]);
+    } catch (error) {
+      if (!(error instanceof StackAlreadyExistsError)) throw error;
+    }
+    this.existing.add(stackName);
+  }
+
+  /**
+   * `pulumi up` of the program on the name's stack, which is created first when it does not exist (known from
+   * the turn, the backend, or the update's own "no stack named" answer). A stack interrupted by a dead holder is
+   * refreshed first (pending creates dropped).
+   */
+  private async update(
+    stackName: string,
+    program: PulumiFn,
+    facts: TurnFacts,
+    opts: { onOutput: (chunk: string) => void; signal: AbortSignal; refresh?: boolean },
+  ) {
+    const known = await this.known(stackName, facts);
+    if (known === false) await this.init(stackName);
+    facts.exists = true;
+    if (this.interrupted.has(stackName)) {
+      // An update was cut off (the executor was killed): reconcile the state with the cluster and
+      // drop creates that never finished, so that this update converges.
+      const stack = await this.stack(stackName, program, "select");
+      await stack.refresh({ ...opts, color: "never", clearPendingCreates: true });
+      this.interrupted.delete(stackName);
+    }
+    const workspace = await this.workspace(stackName);
+    const run = () =>
+      runUpdate({
+        command: this.command,
+        workDir: workspace.workDir,
+        env: workspace.envVars,
+        stackName,
+        program,
+        onOutput: opts.onOutput,
+        signal: opts.signal,
+        refresh: opts.refresh,
+      });
+    try {
+      const outcome = await run();
+      this.existing.add(stackName);
+      return outcome;
+    } catch (error) {
+      if (known !== undefined || !isStackNotFound(error)) throw error;
+      await this.init(stackName);
+      const outcome = await run();
+      this.existing.add(stackName);
+      return outcome;
+    }
+  }
+
+  /**
+   * The stack as an Automation API object (previews, destroys, refreshes), selected or created once and then
+   * reused with the operation's program. Called only from inside the stack's queue.
+   */
+  private async stack(stackName: string, program: PulumiFn, mode: "select" | "create"): Promise<Stack> {
     let stack = this.selected.get(stackName);
     if (!stack) {
       const args = { projectName: this.options.project, stackName, program };
       const opts = await this.workspaceOptions(stackName);
-      stack = await (create
-        ? LocalWorkspace.createOrSelectStack(args, opts)
+      stack = await (mode === "create"
+        ? LocalWorkspace.createStack(args, opts).catch((error: unknown) => {
+            if (!(error instanceof StackAlreadyExistsError)) throw error;
+            return LocalWorkspace.selectStack(args, opts);
+          })
         : LocalWorkspace.selectStack(args, opts));
       this.selected.set(stackName, stack);
+      this.existing.add(stackName);
     }
     (stack.workspace as LocalWorkspace).program = program;
     return stack;
@@ -461,13 +604,18 @@ export class StackManager {
   private async forget(stackName: string, stack: Stack): Promise<void> {
     await stack.workspace.removeStack(stackName);
     this.selected.delete(stackName);
+    this.existing.delete(stackName);
     this.lastOutputs.delete(stackName);
   }
 
   /** The existing stack, or undefined when there is none; what it learned goes into the turn's facts. */
   private async selectExisting(stackName: string, facts: TurnFacts): Promise<Stack | undefined> {
+    if ((await this.known(stackName, facts)) === false) {
+      facts.exists = false;
+      return undefined;
+    }
     try {
-      const stack = await this.stack(stackName, EMPTY_PROGRAM, false);
+      const stack = await this.stack(stackName, EMPTY_PROGRAM, "select");
       facts.exists = true;
       return stack;
     } catch (error) {
@@ -484,7 +632,7 @@ export class StackManager {
    */
   private async withLockRecovery<T>(
     stackName: string,
-    stack: Stack,
+    cancel: () => Promise<unknown>,
     operation: () => Promise<T>,
   ): Promise<T> {
     try {
@@ -498,7 +646,7 @@ export class StackManager {
         });
         if (removed.length === 0) throw new StackLockedError(stackName);
       } else {
-        await stack.cancel();
+        await cancel();
       }
       this.interrupted.add(stackName);
       this.options.logger.warn({ stack: stackName }, "removed a stale Pulumi lock; retrying");
@@ -507,21 +655,34 @@ export class StackManager {
   }
 }
 
+/** The directories where a file backend keeps the project's stacks (project layout, and the legacy one). */
+function stackDirs(backendUrl: string, project: string): string[] | undefined {
+  if (!backendUrl.startsWith("file://")) return undefined;
+  const root = join(fileURLToPath(backendUrl), ".pulumi", "stacks");
+  return [join(root, project), root];
+}
+
+function present(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** One entry of `pulumi stack history --json`. */
+interface HistoryEntry {
+  kind: string;
+  result: string;
+  startTime: string;
+  endTime?: string;
+  resourceChanges?: ChangeSummary;
+}
+
 /** A CLI failure as an EngineError (first meaningful line + the whole output); others as they are. */
 function engineError(error: unknown, signal: AbortSignal): unknown {
   if (signal.aborted || !(error instanceof CommandError)) return error;
   const text = error.message;
   return new EngineError(meaningfulLine(text), text, { cause: error });
-}
-
-/** Outputs as plain values; secrets as "[secret]" when they are to leave this process. */
-function plainOutputs(
-  outputs: Record<string, { value: unknown; secret: boolean }>,
-  { maskSecrets = false } = {},
-): Outputs {
-  return Object.fromEntries(
-    Object.entries(outputs).map(([k, v]) => [k, maskSecrets && v.secret ? "[secret]" : v.value]),
-  );
 }
 
 function isStackNotFound(error: unknown): boolean {
