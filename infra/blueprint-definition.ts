@@ -5,15 +5,15 @@
  * `pulumi preview` only plans: it never calls the server.
  *
  * How the provider reaches this code. Pulumi runs a dynamic provider in a process of its own (the
- * `pulumi-resource-pulumi-nodejs` plugin, plain `node` in the project directory, without tsx) and gives it the
- * provider as JavaScript text that it serialized from the program's closures. That serialization cannot follow this
- * ESM/tsx program's imports: a provider whose methods call the Colonies client directly fails with
- * `error serializing property "__provider": ... function 'createHash' ... could not be serialized because function
- * is not a bound function` (node:crypto, reached through the client's signing). So the serialized provider below is
- * a self-contained shim: each method loads this very module at call time, through tsx's `tsImport`, found from the
- * provider process's working directory (the program's directory, infra/, or the project root) and calls
- * `operations`. The shim
- * captures nothing but itself, and it is what the state keeps: a later destroy runs the project's current code.
+ * `pulumi-resource-pulumi-nodejs` plugin, which the official Pulumi distribution ships next to the CLI: plain `node`
+ * in the program's directory, without tsx) and gives it the provider as JavaScript text that it serialized from the
+ * program's closures. That serialization cannot follow this ESM/tsx program's imports: a provider whose methods call
+ * the Colonies client directly fails with `error serializing property "__provider": ... function 'createHash' ...
+ * could not be serialized because function is not a bound function` (node:crypto, reached through the client's
+ * signing). So the serialized provider below is a self-contained shim: each method loads this very module at call
+ * time, through tsx's `tsImport`, found from the provider process's working directory (infra/, or the project
+ * root), and calls `operations`. The shim captures nothing but itself, and it is what the state keeps: a later
+ * destroy runs the project's current code.
  *
  * The colony owner key is an input like the others, so it lives in the state: it is passed as a secret and declared
  * a secret output, so the state keeps it encrypted; no message here ever includes it.

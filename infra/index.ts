@@ -4,6 +4,8 @@
  * LimitRange bounding what runs in it, the k8s executor's ServiceAccount with a namespaced Role, a volume for its
  * Pulumi state, and the executors themselves through the same component the k8s executor's stacks use.
  * The k8s executor gets the operator's policy: the images and cmd strings callers may deploy, and its budgets.
+ * It registers this project's BlueprintDefinition (kind ExecutorDeployment, the k8s executor as handler) in the colony
+ * with the colony owner key, through a dynamic resource (blueprint-definition.ts).
  * Configuration reference: README, "Running on a real cluster".
  */
 import * as k8s from "@pulumi/kubernetes";
