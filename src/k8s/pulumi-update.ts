@@ -79,6 +79,8 @@ export interface UpdateOptions {
   signal?: AbortSignal;
   /** `--refresh`: read the live objects into the state first. */
   refresh?: boolean;
+  /** More flags for `pulumi up` (e.g. `--profiling <prefix>`, `--tracing file:<path>`). */
+  args?: string[];
   /** Every engine event, after the update (from its event log). */
   onEvent?: (event: EngineEvent) => void;
 }
@@ -154,7 +156,7 @@ export async function runUpdate(options: UpdateOptions): Promise<UpdateOutcome> 
     const args = ["up", "--yes", "--skip-preview"];
     if (options.refresh) args.push("--refresh");
     args.push("--color", "never", `--client=127.0.0.1:${port}`, "--exec-kind", "auto.inline");
-    args.push("--event-log", eventLog, "--stack", options.stackName);
+    args.push("--event-log", eventLog, ...(options.args ?? []), "--stack", options.stackName);
     if (options.signal?.aborted) throw options.signal.reason;
     await runCli(options.command, args, options.workDir, options.env, {
       onOutput: options.onOutput,
