@@ -44,7 +44,7 @@ NODE_MAJOR="$(sed -n 's/^ARG NODE_VERSION=\([0-9]*\).*/\1/p' "$PROJECT_ROOT/Dock
 DEBIAN_TAG="docker.io/library/debian:$DEBIAN_SUITE-slim"
 NODE_TAG="docker.io/library/node:$NODE_MAJOR-$DEBIAN_SUITE-slim"
 # Bump when the recipe of the base images changes.
-BASE_RECIPE=1
+BASE_RECIPE=2
 REGISTRY_DIR="$IMAGE_DIR/registry"
 
 need() { # need COMMAND DEBIAN-PACKAGE
@@ -80,8 +80,10 @@ build_debian_base() {
   sources="$(debian_sources)"
   tar="$IMAGE_DIR/debian-$DEBIAN_SUITE.tar"
   log "making $DEBIAN_TAG with mmdebstrap (minbase, apt sources from $sources)"
-  # The exclusions of the official slim images, kept in the image for later apt-get installs.
+  # The exclusions of the official slim images, kept in the image for later apt-get installs. merged-usr: /usr
+  # merged by symlinks as debootstrap does, not by the usrmerge package (which pulls in perl, 47 MB).
   run_logged image-mmdebstrap mmdebstrap --variant=minbase --mode=root --format=tar \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -135,7 +137,18 @@ base_images() {
   if [ "$(image_label "$NODE_TAG" org.colonyos.base-key)" != "$node_key" ]; then
     build_node_base "$node_key" "$node_dir" "$npm_dir" "$node_version"
   fi
+  prune_stale_layers "$debian_key" "$node_key"
   echo "$node_key"
+}
+
+# Removes the untagged images (--layers caches, replaced bases) built on bases other than the current ones: they
+# carry the base key label of the base they were built on. Images of anything else are left alone.
+prune_stale_layers() { # prune_stale_layers KEY...
+  local id key
+  for id in $(buildah images --filter dangling=true --quiet --no-trunc 2>/dev/null || true); do
+    key="$(image_label "$id" org.colonyos.base-key)"
+    if [ -n "$key" ] && [[ " $* " != *" $key "* ]]; then buildah rmi "$id" >/dev/null 2>&1 || true; fi
+  done
 }
 
 # Makes (or reuses) the image holding /opt/pulumi and /opt/pulumi-home from the pulumi peer; prints its name.
