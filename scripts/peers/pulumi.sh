@@ -2,6 +2,8 @@
 # Builds the Pulumi engine the tests and the k8s executor use, pinned to package.json, into the peers cache:
 #   <cache>/pulumi-<ver>/bin/pulumi                    the CLI, same version as @pulumi/pulumi
 #   <cache>/pulumi-<ver>/bin/pulumi-language-nodejs    the Node.js language host, next to the CLI
+#   <cache>/pulumi-<ver>/bin/pulumi-resource-pulumi-nodejs   the host of dynamic providers (infra/'s blueprint
+#                                                      definition), as the official distribution ships it
 #   <cache>/pulumi-home/plugins/resource-kubernetes-v<k8s ver>/pulumi-resource-kubernetes
 #                                                      the provider @pulumi/kubernetes asks for
 # Everything is built from Go modules (nothing is downloaded from get.pulumi.com, which is unreachable here) and
@@ -163,6 +165,14 @@ MOD
   build_language_host
 [ -x "$plugin_dir/pulumi-resource-kubernetes" ] && [ "$(cat "$plugin_stamp" 2>/dev/null)" = "$K8S_PROVIDER_MODULE" ] ||
   build_kubernetes_provider
+# Dynamic providers run in Node: the host is the dynamic-provider module of the @pulumi/pulumi the program uses
+# (resolved from the program's directory, where Pulumi starts it).
+dynamic_host="$bin/pulumi-resource-pulumi-nodejs"
+[ -x "$dynamic_host" ] || {
+  printf '%s\n' '#!/bin/sh' \
+    'exec node "$(node -p "require.resolve('"'"'@pulumi/pulumi/cmd/dynamic-provider'"'"')")" "$@"' >"$dynamic_host.tmp"
+  chmod +x "$dynamic_host.tmp" && mv "$dynamic_host.tmp" "$dynamic_host"
+}
 
 if [ "${1:-}" = "--export" ]; then
   printf 'export PATH=%q:"$PATH"\n' "$bin"

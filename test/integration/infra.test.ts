@@ -9,17 +9,9 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import {
   AppsV1Api,
@@ -104,28 +96,15 @@ async function definitions(): Promise<BlueprintDefinition[]> {
 const asOwner = (args: string[]) => server.cli(args, { COLONIES_COLONY_PRVKEY: colonyPrvKey });
 
 /**
- * The official Pulumi distribution ships the Node.js dynamic provider host (`pulumi-resource-pulumi-nodejs`) next
- * to the CLI; a CLI built from source lacks it. Then a copy on PATH: Pulumi finds ambient plugins there.
+ * The host of dynamic providers (`pulumi-resource-pulumi-nodejs`), which the official Pulumi distribution ships next
+ * to the CLI and scripts/peers/pulumi.sh installs next to the one it builds: Pulumi finds it on PATH.
  */
-async function dynamicProviderPath(): Promise<string> {
-  const found = await run("sh", ["-c", "command -v pulumi-resource-pulumi-nodejs"]).then(
-    () => true,
-    () => false,
-  );
-  if (found) return process.env.PATH ?? "";
-  const bin = join(work, "bin");
-  mkdirSync(bin);
-  writeFileSync(
-    join(bin, "pulumi-resource-pulumi-nodejs"),
-    [
-      "#!/bin/sh",
-      // As the official one: the dynamic provider host of the @pulumi/pulumi the program uses.
-      `exec node "$(node -p "require.resolve('@pulumi/pulumi/cmd/dynamic-provider')")" "$@"`,
-      "",
-    ].join("\n"),
-    { mode: 0o755 },
-  );
-  return `${bin}${delimiter}${process.env.PATH ?? ""}`;
+async function assertDynamicProviderHost(): Promise<void> {
+  await run("sh", ["-c", "command -v pulumi-resource-pulumi-nodejs"]).catch(() => {
+    throw new Error(
+      'pulumi-resource-pulumi-nodejs is not on PATH: run `eval "$(bash scripts/peers/all.sh --export)"` (scripts/peers/pulumi.sh installs it next to the CLI)',
+    );
+  });
 }
 
 function stateFiles(dir: string): string[] {
@@ -150,7 +129,6 @@ beforeAll(async () => {
   starting.catch(() => undefined);
   env = {
     ...process.env,
-    PATH: await dynamicProviderPath(),
     KUBECONFIG: kubeconfig,
     PULUMI_BACKEND_URL: `file://${join(work, "state")}`,
     PULUMI_CONFIG_PASSPHRASE: randomBytes(8).toString("hex"),
@@ -160,6 +138,7 @@ beforeAll(async () => {
   await run("pulumi", ["version"], { env }).catch(() => {
     throw new Error('the pulumi CLI is not on PATH: eval "$(bash scripts/peers/pulumi.sh --export)"');
   });
+  await assertDynamicProviderHost();
   await pulumi("stack", "init", "--secrets-provider", "passphrase");
   const settings: Record<string, string> = {
     namespace,
