@@ -38,6 +38,11 @@ interface GrpcServer {
   bindAsync(address: string, credentials: unknown, done: (error: Error | null, port: number) => void): void;
   forceShutdown(): void;
 }
+interface EventStream {
+  on(event: "data", listener: (request: { getEvent(): string }) => void): void;
+  on(event: "end", listener: () => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+}
 interface SdkParts {
   grpc: {
     Server: new (options: Record<string, unknown>) => GrpcServer;
@@ -45,6 +50,8 @@ interface SdkParts {
   };
   LanguageServer: new (program: PulumiFn) => { onPulumiExit(hasError: boolean): void };
   LanguageRuntimeService: unknown;
+  EventsService: unknown;
+  Empty: new () => unknown;
   grpcChannelOptions: Record<string, unknown>;
 }
 
@@ -57,6 +64,8 @@ function sdk(): SdkParts {
       grpc: require("@grpc/grpc-js"),
       LanguageServer: require("./automation/server").LanguageServer,
       LanguageRuntimeService: require("./proto/language_grpc_pb").LanguageRuntimeService,
+      EventsService: require("./proto/events_grpc_pb").EventsService,
+      Empty: require("google-protobuf/google/protobuf/empty_pb").Empty,
       grpcChannelOptions: require("./runtime/settings").grpcChannelOptions,
     };
   }
@@ -81,7 +90,10 @@ export interface UpdateOptions {
   refresh?: boolean;
   /** More flags for `pulumi up` (e.g. `--profiling <prefix>`, `--tracing file:<path>`). */
   args?: string[];
-  /** Every engine event, after the update (from its event log). */
+  /**
+   * Every engine event as it happens: the CLI streams them to a gRPC events server in this process (as
+   * `Stack.up` has it do for its onEvent); without it, they are read from an event log file after the update.
+   */
   onEvent?: (event: EngineEvent) => void;
 }
 
@@ -137,6 +149,33 @@ export function capturingOutputs(program: PulumiFn): {
   };
 }
 
+/** Binds a gRPC server to a free loopback port. */
+function bind(server: GrpcServer): Promise<number> {
+  const { grpc } = sdk();
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(error) : resolve(port),
+    ),
+  );
+}
+
+/** A gRPC events server handing each engine event to `onEvent` (the CLI's `--event-log tcp://...`). */
+function eventsServer(onEvent: (event: EngineEvent) => void): GrpcServer {
+  const { grpc, EventsService, Empty, grpcChannelOptions } = sdk();
+  const server = new grpc.Server({ ...grpcChannelOptions });
+  server.addService(EventsService, {
+    streamEvents(call: EventStream, callback: (error: Error | null, reply: unknown) => void) {
+      call.on("data", (request) => {
+        const [event] = parseEvents(request.getEvent());
+        if (event) onEvent(event);
+      });
+      call.on("end", () => callback(null, new Empty()));
+      call.on("error", (error) => callback(error, null));
+    },
+  });
+  return server;
+}
+
 /** Runs `pulumi up` of the program on an existing stack; see the module's comment. */
 export async function runUpdate(options: UpdateOptions): Promise<UpdateOutcome> {
   const { grpc, LanguageServer, LanguageRuntimeService, grpcChannelOptions } = sdk();
@@ -144,15 +183,18 @@ export async function runUpdate(options: UpdateOptions): Promise<UpdateOutcome> 
   const server = new grpc.Server({ ...grpcChannelOptions });
   const languageServer = new LanguageServer(capture.program);
   server.addService(LanguageRuntimeService, languageServer);
-  const logDir = await mkdtemp(join(tmpdir(), "pulumi-update-"));
-  const eventLog = join(logDir, "events.jsonl");
+  const streamed: EngineEvent[] = [];
+  const events = options.onEvent
+    ? eventsServer((event) => {
+        streamed.push(event);
+        options.onEvent?.(event);
+      })
+    : undefined;
+  const logDir = events ? undefined : await mkdtemp(join(tmpdir(), "pulumi-update-"));
   let hasError = false;
   try {
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, p) =>
-        error ? reject(error) : resolve(p),
-      ),
-    );
+    const port = await bind(server);
+    const eventLog = events ? `tcp://127.0.0.1:${await bind(events)}` : join(logDir as string, "events");
     const args = ["up", "--yes", "--skip-preview"];
     if (options.refresh) args.push("--refresh");
     args.push("--color", "never", `--client=127.0.0.1:${port}`, "--exec-kind", "auto.inline");
@@ -162,6 +204,13 @@ export async function runUpdate(options: UpdateOptions): Promise<UpdateOutcome> 
       onOutput: options.onOutput,
       signal: options.signal,
     });
+    const all = logDir ? parseEvents(await readFile(eventLog, "utf8")) : streamed;
+    const summary = all.find((e) => e.summaryEvent)?.summaryEvent ?? (await lastUpdateSummary(options));
+    return {
+      changes: { ...summary.resourceChanges } as ChangeSummary,
+      outputs: await capture.outputs(),
+      durationSeconds: summary.durationSeconds,
+    };
   } catch (error) {
     hasError = true;
     throw error;
@@ -170,22 +219,32 @@ export async function runUpdate(options: UpdateOptions): Promise<UpdateOutcome> 
       languageServer.onPulumiExit(hasError);
     } finally {
       server.forceShutdown();
+      events?.forceShutdown();
+      if (logDir) await rm(logDir, { recursive: true, force: true });
     }
-    if (hasError) await rm(logDir, { recursive: true, force: true });
   }
-  try {
-    const events = parseEvents(await readFile(eventLog, "utf8"));
-    for (const event of events) options.onEvent?.(event);
-    const summary = events.find((e) => e.summaryEvent)?.summaryEvent;
-    if (!summary) throw new Error("pulumi up succeeded without a summary event");
-    return {
-      changes: { ...summary.resourceChanges } as ChangeSummary,
-      outputs: await capture.outputs(),
-      durationSeconds: summary.durationSeconds,
-    };
-  } finally {
-    await rm(logDir, { recursive: true, force: true });
-  }
+}
+
+/**
+ * The summary of the stack's last update from its history (what `Stack.up` reads): only for an update whose
+ * events lacked one (never seen; the CLI always sends it before it exits).
+ */
+async function lastUpdateSummary(
+  options: UpdateOptions,
+): Promise<{ resourceChanges: ChangeSummary; durationSeconds: number }> {
+  const history = await runCli(
+    options.command,
+    ["stack", "history", "--json", "--page-size", "1", "--page", "1", "--stack", options.stackName],
+    options.workDir,
+    options.env,
+  );
+  const [last] = JSON.parse(history.stdout) as {
+    resourceChanges?: ChangeSummary;
+    startTime: string;
+    endTime?: string;
+  }[];
+  const seconds = last?.endTime ? (Date.parse(last.endTime) - Date.parse(last.startTime)) / 1000 : 0;
+  return { resourceChanges: last?.resourceChanges ?? {}, durationSeconds: seconds };
 }
 
 /** The engine events of an event log (one JSON object a line; a torn last line is skipped). */
