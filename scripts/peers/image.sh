@@ -20,6 +20,7 @@
 #                                               COLONYOS_IMAGE=127.0.0.1:PORT/colonyos-executor:<hash>
 #                                               COLONYOS_REGISTRY=127.0.0.1:PORT
 #        scripts/peers/image.sh stop-registry   stops the registry (its storage stays in the cache)
+#        scripts/peers/image.sh prune-registry  deletes the registry's other tags of the image, collects their blobs
 # Needs root and the Debian packages buildah, mmdebstrap, docker-registry (and skopeo to inspect): installed with
 # apt-get when missing.
 
@@ -341,8 +342,30 @@ verify() {
   echo "$tag"
 }
 
+# Deletes every tag of the image in the registry but the current build's, then collects the unreferenced blobs
+# (docker-registry garbage-collect, with the registry stopped for that moment; it comes back on the same port).
+prune_registry() {
+  local ref addr keep t digest accept=application/vnd.oci.image.manifest.v1+json
+  ref="$(push)"
+  keep="${ref##*:}"
+  addr="${ref%%/*}"
+  for t in $(curl -fsS "http://$addr/v2/$IMAGE_NAME/tags/list" | grep -o '"tags":\[[^]]*\]' | grep -o '"[^"]*"' |
+    tr -d '"' | grep -vx tags || true); do
+    [ "$t" = "$keep" ] && continue
+    digest="$(curl -fsSI -H "Accept: $accept" "http://$addr/v2/$IMAGE_NAME/manifests/$t" |
+      tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')"
+    [ -n "$digest" ] && curl -fsS -X DELETE "http://$addr/v2/$IMAGE_NAME/manifests/$digest" >/dev/null &&
+      log "deleted $addr/$IMAGE_NAME:$t"
+  done
+  stop_registry
+  run_logged image-registry-gc docker-registry garbage-collect --delete-untagged "$REGISTRY_DIR/config.yml"
+  registry >/dev/null
+  log "registry data: $(du -sh "$REGISTRY_DIR/data" | cut -f1)"
+}
+
 case "${1:-}" in
   build) build ;;
+  prune-registry) prune_registry ;;
   verify) verify ;;
   registry) registry ;;
   push) push ;;
@@ -351,5 +374,5 @@ case "${1:-}" in
     printf 'export COLONYOS_IMAGE=%q COLONYOS_REGISTRY=%q\n' "$ref" "${ref%%/*}"
     ;;
   stop-registry) stop_registry ;;
-  *) die "usage: $0 build|verify|registry|push|--export|stop-registry" ;;
+  *) die "usage: $0 build|verify|registry|push|--export|stop-registry|prune-registry" ;;
 esac
