@@ -7,7 +7,9 @@
 #     those names (docker.io/library/..., local tags only) and built once per Node version + Debian suite;
 #   - the Pulumi CLI and the Kubernetes provider come from the pulumi peer (scripts/peers/pulumi.sh), packed into a
 #     local image that the Dockerfile's Pulumi stage starts from (--build-arg PULUMI_BASE=...);
-#   - `npm install` in the build stage uses this machine's npm registry (NPM_CONFIG_REGISTRY build argument).
+#   - `npm install` in the build stage uses this machine's npm registry (NPM_CONFIG_REGISTRY build argument) and
+#     trusts the CA bundle this machine's npm trusts (build secret npm-ca: its network may inspect TLS); RUN steps
+#     use the host network (no bridge or NAT of buildah's own).
 # The project image is tagged by a hash of the Dockerfile, every file it copies (package.json, package-lock.json,
 # tsconfig*.json, src/, infra/) and the two inputs above, and reused when that tag exists.
 #
