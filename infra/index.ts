@@ -84,6 +84,16 @@ const profiles = config.getObject<Record<string, unknown>>("profiles") ?? {};
 const allowedEnv = list(config.get("allowedEnv") ?? "");
 const allowedExecutorTypes = list(config.get("allowedExecutorTypes") ?? "");
 const allowedTolerations = list(config.get("allowedTolerations") ?? "");
+// Where infra's own executors run (a node pool, tainted nodes): their pods' nodeSelector and tolerations.
+type Toleration = { key: string; operator: "Equal" | "Exists"; value?: string; effect?: string };
+const placement = {
+  nodeSelector: config.getObject<Record<string, string>>("nodeSelector"),
+  tolerations: config.getObject<Toleration[]>("tolerations")?.map((t) => {
+    if (typeof t?.key !== "string" || !["Equal", "Exists"].includes(t.operator))
+      throw new Error(`config tolerations: ${JSON.stringify(t)} needs a key and operator Equal or Exists`);
+    return t;
+  }),
+};
 const maxDeployments = count("maxDeployments");
 const maxContainers = count("maxContainers");
 // The largest container in the namespace: the LimitRange's max, and the k8s executor's own check (K8S_MAX_CPU,
@@ -332,6 +342,7 @@ const k8sExecutor =
         "k8s-executor",
         {
           name: "k8s-executor",
+          ...placement,
           namespace,
           pods: k8sPods,
           executorsPerPod: 1,
@@ -393,6 +404,7 @@ const sleepExecutors =
         "sleep-executors",
         {
           name: "sleep-executors",
+          ...placement,
           namespace,
           pods: sleepReplicas,
           executorsPerPod: sleepExecutorsPerPod,
@@ -429,6 +441,7 @@ if (backup) {
     "backup-executor",
     {
       name: "backup-executor",
+      ...placement,
       namespace,
       pods: 1,
       executorsPerPod: 1,

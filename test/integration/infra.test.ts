@@ -59,6 +59,12 @@ const PROFILES = {
 };
 
 // `up` and `destroy` run with --skip-preview: the previews this suite checks are its own `pulumi preview` runs.
+/** Where infra's own executors run (config nodeSelector and tolerations). */
+const PLACE = {
+  nodeSelector: { type: "kwok" },
+  tolerations: [{ key: "colonyos.io/real-node", operator: "Exists", effect: "NoSchedule" }],
+};
+
 let env: NodeJS.ProcessEnv;
 let server: ColoniesServer;
 let colonyPrvKey: string;
@@ -162,6 +168,25 @@ beforeAll(async () => {
     await pulumi("config", "set", "--config-file", configFile, key, value);
   }
   await pulumi("config", "set", "--config-file", configFile, "--path", "profiles", JSON.stringify(PROFILES));
+  // Infra's own executors go where the operator says: a label of the kwok nodes, and a taint they tolerate.
+  await pulumi(
+    "config",
+    "set",
+    "--config-file",
+    configFile,
+    "--path",
+    "nodeSelector",
+    JSON.stringify(PLACE.nodeSelector),
+  );
+  await pulumi(
+    "config",
+    "set",
+    "--config-file",
+    configFile,
+    "--path",
+    "tolerations",
+    JSON.stringify(PLACE.tolerations),
+  );
   server = await starting;
   colonyPrvKey = server.colonyPrvKey;
   for (const [key, value] of Object.entries({
@@ -403,7 +428,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
     ).toBe("k8s-executor-keys");
   });
 
-  it("labels its own executors as the bootstrap's, never as the k8s executor's (no atom label)", async () => {
+  it("labels its own executors as the bootstrap's, never as the k8s executor's (no atom label), and places them as told", async () => {
     const deployments: V1Deployment[] = await Promise.all(
       ["k8s-executor", "sleep-executors"].map((name) => apps.readNamespacedDeployment({ name, namespace })),
     );
@@ -418,6 +443,10 @@ describe("pulumi preview / up / destroy of infra/", () => {
         expect(labels).not.toHaveProperty("colonyos.io/stack");
         expect(labels).not.toHaveProperty("colonyos.io/project");
       }
+    }
+    for (const d of deployments) {
+      expect(d.spec?.template.spec?.nodeSelector).toEqual(PLACE.nodeSelector);
+      expect(d.spec?.template.spec?.tolerations).toEqual(PLACE.tolerations);
     }
     const pods = await core.listNamespacedPod({ namespace });
     expect(pods.items.length).toBe(5); // 3 k8s executors, 2 sleep executors
