@@ -2,7 +2,8 @@
  * The local demo, on real peers: PostgreSQL, a Colonies server with a colony, MinIO, a local Kubernetes control
  * plane (kwok nodes) and a file-backend Pulumi. It bootstraps the executors with `pulumi up` of infra/, then
  * walks through the mission with the official `colonies` CLI: deploy sleep executors, run a batch of sleeps on
- * them, scale, get_pods, restart, undeploy, absorb a burst of sleeps with autoscaling, take a backup and verify it, then deploy a backup executor whose
+ * them, scale, get_pods, restart, undeploy, declare them as an ExecutorDeployment blueprint (add, set, remove), absorb
+ * a burst of sleeps with autoscaling, take a backup and verify it, then deploy a backup executor whose
  * database password comes from a Kubernetes Secret, take a backup with it and undeploy it.
  *
  * The cluster has no container runtime: the local pod runner (src/local) starts the executor processes of the
@@ -508,6 +509,60 @@ async function undeploySleepers(peers: Peers, runner: LocalPodRunner, identity: 
 }
 
 /**
+ * The same job declared as a blueprint: `pulumi up` registered the ExecutorDeployment definition with the k8s
+ * executor as handler; a member adds a blueprint, the server submits the reconcile, and the k8s executor converges
+ * it and writes its status; `blueprint set` scales it, `blueprint remove` deletes it and its executor identity.
+ */
+async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<void> {
+  step("Declaring sleep executors as an ExecutorDeployment blueprint: add, set spec.replicas, remove");
+  const running = async (n: number) => {
+    await waitFor(
+      `blueprint sleepers-bp running ${n} pods`,
+      async () => {
+        const out = (await peers.colonies.cli(["blueprint", "get", "--name", "sleepers-bp", "--json"]))
+          .stdout;
+        const status = (JSON.parse(out) as { status?: { runningInstances?: number } }).status;
+        return status?.runningInstances === n && (await runningContainers(runner, "sleepers-bp")) === n;
+      },
+      180_000,
+    );
+  };
+  const file = join(work, "sleepers-bp.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      kind: "ExecutorDeployment",
+      metadata: { name: "sleepers-bp" },
+      spec: {
+        image: IMAGE,
+        cmd: ["sleep"],
+        executorType: "sleep",
+        replicas: 2,
+        cpu: "100m",
+        memory: "128Mi",
+      },
+    }),
+  );
+  await peers.cli(["blueprint", "add", "--spec", file]);
+  await running(2);
+  await peers.cli(["blueprint", "set", "--name", "sleepers-bp", "--key", "spec.replicas", "--value", "3"]);
+  await running(3);
+  console.log(await peers.cli(["blueprint", "get", "--name", "sleepers-bp"]));
+  await peers.cli(["blueprint", "remove", "--name", "sleepers-bp"]);
+  await waitFor(
+    "the blueprint's executor processes to stop",
+    async () => (await runningContainers(runner, "sleepers-bp")) === 0,
+    120_000,
+  );
+  await waitFor(
+    "the blueprint's executor identity to be removed",
+    async () => (await executorsOfType(peers, "sleep")).length === 0,
+    60_000,
+  );
+  done("blueprint sleepers-bp: 2 pods, `blueprint set spec.replicas 3` → 3, removed with its identity");
+}
+
+/**
  * A burst absorbed by autoscaling: a deployment of no pods, autoscaled 0..4 from the Colonies queue, gets 24
  * sleeps; the k8s executor grows it while they wait and shrinks it to 0 once they are done.
  */
@@ -692,6 +747,7 @@ async function main(): Promise<void> {
   await scaleSleepers(peers, runner, identity);
   await listPodsAndRestartOne(peers, cluster);
   await undeploySleepers(peers, runner, identity);
+  await blueprintSleepers(peers, runner);
   await absorbBurst(peers, runner);
   await backupWithInfraExecutor(peers);
   await deployBackupExecutor(peers, cluster, runner);
