@@ -1,7 +1,8 @@
 /**
  * The local pod runner's safety check. On a real cluster a kubelet already runs every scheduled pod; running
  * them here too would start second copies of real workloads on this machine. kwok's fake nodes run nothing,
- * and kwok marks each of them with an annotation, so the runner only ever works on pods bound to such nodes.
+ * and kwok marks each of them with an annotation, so the runner only ever works on pods bound to such nodes, and
+ * only in a cluster that has them. A real node beside them (scripts/real-node.sh) runs its own pods.
  */
 import type { CoreV1Api, V1Node } from "@kubernetes/client-node";
 import { isApiStatus, kubeApiError, withSignal } from "../atoms/kube-api.js";
@@ -28,24 +29,23 @@ export class KwokNodes {
 
   constructor(private readonly core: CoreV1Api) {}
 
-  /** Throws {@link NotAKwokClusterError} unless the cluster has nodes and every one of them is fake. */
-  async assertAllFake(signal: AbortSignal): Promise<void> {
+  /** Throws {@link NotAKwokClusterError} unless the cluster has kwok fake nodes (a real cluster has none). */
+  async assertHasFake(signal: AbortSignal): Promise<void> {
     let nodes: V1Node[];
     try {
       nodes = (await this.core.listNode({}, withSignal(signal))).items;
     } catch (error) {
       throw kubeApiError(error, `${ONLY_KWOK}, and listing the cluster's nodes to check that failed`, signal);
     }
-    if (nodes.length === 0) {
-      throw new NotAKwokClusterError("the cluster has no nodes, so nothing shows that it is one");
-    }
-    const real = nodes.filter((node) => !isKwokNode(node)).map((node) => node.metadata?.name);
-    if (real.length > 0) {
+    const fake = nodes.filter(isKwokNode);
+    if (fake.length === 0) {
       throw new NotAKwokClusterError(
-        `node(s) ${real.join(", ")} lack the annotation ${KWOK_NODE_ANNOTATION}=${KWOK_NODE_FAKE}`,
+        nodes.length === 0
+          ? "the cluster has no nodes, so nothing shows that it is one"
+          : `none of its nodes (${nodes.map((n) => n.metadata?.name).join(", ")}) has the annotation ${KWOK_NODE_ANNOTATION}=${KWOK_NODE_FAKE}`,
       );
     }
-    for (const node of nodes) this.fake.add(node.metadata?.name ?? "");
+    for (const node of fake) this.fake.add(node.metadata?.name ?? "");
   }
 
   /** Whether the named node is a kwok fake node; a node added since the check is read once. */

@@ -6,7 +6,8 @@
  * pod is being deleted or is gone, it stops them (SIGTERM, SIGKILL after the grace period).
  *
  * It never runs against a real cluster, where kubelets already run these pods: {@link LocalPodRunner.start} refuses
- * unless every node is a kwok fake node, and a pod bound to any other node is never started.
+ * a cluster without kwok fake nodes, and a pod bound to any other node (a real node's, run by its kubelet) is never
+ * started.
  *
  * Not done, unlike a kubelet: images (the caller maps each container to a local command), restarts of processes
  * that end on their own, init containers, probes, volumes, resource limits, and pod status (kwok writes it; it
@@ -126,7 +127,7 @@ export class LocalPodRunner {
         labelSelector: this.options.labelSelector ?? LABEL,
       };
       this.following = this.nodes
-        .assertAllFake(signal)
+        .assertHasFake(signal)
         .then(() => followPods(target, handler, signal), reject);
     });
     try {

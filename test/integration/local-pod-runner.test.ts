@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type Atom, LABEL } from "../../src/atoms/engine.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
-import { KWOK_NODE_ANNOTATION } from "../../src/local/kwok-nodes.js";
 import { CONTAINER_LABEL, LocalPodRunner, POD_LABEL } from "../../src/local/pod-runner.js";
 
 // Against the real local cluster (scripts/cluster.sh): kwok schedules the pods and marks them Running, and the
@@ -137,7 +136,7 @@ describe("LocalPodRunner", () => {
   const report = async (file: string): Promise<Report> =>
     JSON.parse(await readFile(join(dir, `${file}.json`), "utf8")) as Report;
 
-  it("refuses to start on a cluster with a node that is not a kwok fake node", async () => {
+  it("leaves a pod bound to a node that is not a kwok fake node to that node's kubelet", async () => {
     const node = `real-${randomBytes(4).toString("hex")}`;
     // The taint keeps the scheduler from placing anyone's pods on this node while it exists.
     await core.createNode({
@@ -147,12 +146,24 @@ describe("LocalPodRunner", () => {
       },
     });
     try {
-      const refused = newRunner();
-      await expect(refused.start()).rejects.toThrow(
-        `the local pod runner only runs against a local kwok cluster: node(s) ${node} lack the annotation ${KWOK_NODE_ANNOTATION}=fake`,
-      );
-      expect(await refused.processes()).toEqual([]);
+      runner = newRunner();
+      await runner.start();
+      await core.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: { name: "on-a-real-node", labels: { app: "real", [LABEL]: "true" } },
+          spec: { nodeName: node, containers: [{ name: "main", image: "x" }] },
+        },
+      });
+      await apps.createNamespacedDeployment({ namespace, body: deployment("beside", 1, ["main"]) });
+      // A pod on a fake node, created after it, runs: the one on the real node was seen and left alone.
+      await expect.poll(async () => (await processesOf("beside")).length, POLL).toBe(1);
+      expect(await processesOf("real")).toEqual([]);
     } finally {
+      await runner?.stop();
+      runner = undefined;
+      await apps.deleteNamespacedDeployment({ name: "beside", namespace }).catch(() => undefined);
+      await core.deleteNamespacedPod({ name: "on-a-real-node", namespace, gracePeriodSeconds: 0 });
       await core.deleteNode({ name: node });
     }
   });
@@ -236,7 +247,9 @@ describe("LocalPodRunner", () => {
     await expect
       .poll(async () => (await processesOf("workers")).map((atom) => atom.state), POLL)
       .toEqual(["stopped", "stopped", "stopped", "stopped"]);
-    const reports = (await readdir(dir)).filter((file) => file.endsWith(".json"));
+    const reports = (await readdir(dir)).filter(
+      (file) => file.startsWith("workers-") && file.endsWith(".json"),
+    );
     expect(reports).toHaveLength(4);
     for (const file of reports) expect(isAlive((await report(file.replace(/\.json$/, ""))).pid)).toBe(false);
   });
