@@ -1,14 +1,17 @@
 /**
  * k8s executor replicas on a shared PostgreSQL state backend, on the local cluster, in one run:
  *  1. throughput: 24 deploys of distinct names submitted at once to 1 replica, then to 3 (ops/s, p50/p95);
- *  2. cost of one Pulumi update: CPU-seconds (pulumi and provider, reaped children of this process) and the
- *     peak memory of those processes, over sequential scales;
+ *  2. cost of one Pulumi update: CPU-seconds (pulumi and provider, reaped children of this process: exact) and the
+ *     peak of the summed RSS of those processes, over sequential scales, with where the CPU went per process;
  *  3. a burst of 20 scales of one name at once (coalesced) vs the same 20 one after the other (each applied):
  *     updates run (the name's version on its Lease) and wall time;
  *  4. the executor's own overhead: its scale (Colonies round trip included) vs a bare `pulumi up` of the same
- *     program and stack with the CLI;
- *  5. where one update's time goes, from Pulumi's own engine events, and what the cuts the executor makes save
- *     (the stack selection it caches, the refresh it runs only after a takeover).
+ *     program and stack with the CLI, and vs the Automation API's `Stack.up` (what the executor ran before), each
+ *     with its children's CPU-seconds and peak RSS;
+ *  5. where one update's time goes, from Pulumi's own engine events, before (`Stack.up`: a stack selection, then
+ *     `pulumi up`, then `stack output` twice and `stack history`) and after (the executor's update driver,
+ *     src/k8s/pulumi-update.ts: `pulumi up` alone), on the same stack in this run; and what a refresh (run only
+ *     after a takeover) costs.
  * The replicas run in this process (each its own runtime, stack manager and Lease): their updates run as child
  * processes either way, which is where the time and memory go. Needs the peers and a cluster:
  * eval "$(bash scripts/peers/all.sh --export)"; bash scripts/cluster.sh up; eval "$(bash scripts/cluster.sh env)";
@@ -16,12 +19,12 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
-import { type EngineEvent, LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
+import { type EngineEvent, LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { clusterKubeconfig, createNamespace } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../peers/executor.js";
@@ -33,6 +36,8 @@ import type { ExecutorRuntime } from "../src/executor/runtime.js";
 import { loadK8sConfig } from "../src/executors/k8s/config.js";
 import { deploymentProgram, recorded } from "../src/executors/k8s/spec.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
+import { describeUsage, measureChildren, type UsageReport } from "../src/k8s/cpu-accounting.js";
+import { runUpdate } from "../src/k8s/pulumi-update.js";
 
 const run = promisify(execFile);
 const admin = loadKubeConfig({ path: clusterKubeconfig() });
@@ -76,33 +81,15 @@ async function call(type: string, func: string, args: string[]): Promise<number>
   return performance.now() - started;
 }
 
-/** CPU-seconds of this process's reaped children (pulumi, and the providers pulumi reaped). */
-function childCpuSeconds(): number {
-  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
-  // cutime and cstime are fields 16 and 17 of stat, i.e. 13 and 14 after the command name.
-  return (Number(fields[13]) + Number(fields[14])) / 100;
+interface Measured {
+  ms: number;
+  usage: UsageReport;
 }
 
-/** RSS (MB) of this process's descendants whose command line mentions pulumi. */
-async function pulumiRss(): Promise<number> {
-  const { stdout } = await run("ps", ["-eo", "pid=,ppid=,rss=,args="]);
-  const rows = stdout
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/));
-  const family = new Set([String(process.pid)]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of rows) {
-      if (pid && ppid && family.has(ppid) && !family.has(pid)) grew = family.add(pid) !== undefined;
-    }
-  }
-  return rows
-    .filter(
-      ([pid, , , ...args]) =>
-        pid !== String(process.pid) && family.has(pid ?? "") && /pulumi/.test(args.join(" ")),
-    )
-    .reduce((sum, [, , rss]) => sum + Number(rss) / 1024, 0);
+/** Wall time, and the CPU-seconds and peak RSS of the child processes, of one operation. */
+async function measured(work: () => Promise<unknown>): Promise<Measured> {
+  const { ms, usage } = await measureChildren(work);
+  return { ms, usage };
 }
 
 async function version(name: string): Promise<number> {
@@ -140,15 +127,19 @@ try {
 
   // 2. One update's cost, over sequential scales of one name.
   await call("one", "deploy", ["cost", "1", "1", "false", TEST_IMAGE]);
-  let peak = 0;
-  const sampler = setInterval(() => void pulumiRss().then((mb) => (peak = Math.max(peak, mb))), 100);
-  const cpuBefore = childCpuSeconds();
   const ROUNDS = 6;
-  for (let i = 0; i < ROUNDS; i++) await call("one", "scale", ["cost", String(2 + (i % 2))]);
-  clearInterval(sampler);
+  const costs: Measured[] = [];
+  for (let i = 0; i < ROUNDS; i++)
+    costs.push(await measured(() => call("one", "scale", ["cost", String(2 + (i % 2))])));
+  const median = (xs: number[]) => pct(xs, 0.5);
+  const cpu = (xs: Measured[]) => median(xs.map((m) => m.usage.reapedCpuSeconds));
+  const rss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakRssMb));
+  const wall = (xs: Measured[]) => median(xs.map((m) => m.ms));
+  const last = (xs: Measured[]) => describeUsage(xs[xs.length - 1]?.usage as UsageReport);
   say(
-    `2. one Pulumi update (scale): ${((childCpuSeconds() - cpuBefore) / ROUNDS).toFixed(2)} CPU-s of pulumi + provider, peak ${peak.toFixed(0)} MB of them`,
+    `2. one Pulumi update (scale): ${cpu(costs).toFixed(2)} CPU-s of pulumi + provider, peak ${rss(costs).toFixed(0)} MB of them (medians of ${ROUNDS})`,
   );
+  say(`   where: ${last(costs)}`);
 
   // 3. A burst of 20 scales of one name, coalesced, vs one after the other.
   await call("three", "deploy", ["burst", "1", "1", "false", TEST_IMAGE]);
@@ -192,80 +183,161 @@ try {
   const current = recorded(
     Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value])),
   );
-  const executorTimes: number[] = [];
-  const cliTimes: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    executorTimes.push(await call("one", "scale", ["cli", String(2 + (i % 2))]));
-    const spec = { ...current.spec, pods: 1 + (i % 2) };
-    t = performance.now();
-    await run("pulumi", ["up", "--yes", "--skip-preview", "--stack", "cli", "--non-interactive"], {
-      cwd: project,
-      env: {
-        ...process.env,
-        ...executorEnv,
-        ...server.env,
-        COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
-        PULUMI_BACKEND_URL: backendUrl,
-        PULUMI_CONFIG_PASSPHRASE: passphrase,
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        BENCH_PROGRAM: JSON.stringify({ spec, identity: current.identity }),
-      },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    cliTimes.push(performance.now() - t);
-  }
-  const median = (xs: number[]) => pct(xs, 0.5);
-  say(
-    `4. scale through the executor ${s(median(executorTimes))} vs bare \`pulumi up\` ${s(median(cliTimes))}   ratio ${(median(executorTimes) / median(cliTimes)).toFixed(2)}x (target <= 1.1x)`,
-  );
-
-  // 5. Where one update's time goes: Pulumi's engine events, timed as they arrive.
   const config = loadK8sConfig({
     ...executorEnv,
     ...server.env,
     COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
   });
-  const marks: [string, number][] = [];
-  const started = performance.now();
-  const mark = (what: string) => marks.push([what, performance.now() - started]);
-  const selected = await LocalWorkspace.selectStack(
+  if (!current.spec) throw new Error("the stack cli has no recorded spec");
+  const spec = current.spec;
+  const stateEnv = {
+    PULUMI_BACKEND_URL: backendUrl,
+    PULUMI_CONFIG_PASSPHRASE: passphrase,
+    KUBECONFIG: kubeconfig,
+  };
+  // What the executor ran before: Stack.up of the inline program, its stack selected once (as it cached it).
+  const before = await LocalWorkspace.selectStack(
+    { projectName: "colonyos-executors", stackName: "cli", program: async () => ({}) },
     {
-      projectName: "colonyos-executors",
-      stackName: "cli",
-      program: deploymentProgram({ ...current.spec, pods: 3 } as never, config, current.identity),
-    },
-    {
-      workDir: mkdtempSync(join(work, "trace-")),
-      envVars: {
-        PULUMI_BACKEND_URL: backendUrl,
-        PULUMI_CONFIG_PASSPHRASE: passphrase,
-        KUBECONFIG: kubeconfig,
-      },
+      workDir: mkdtempSync(join(work, "stack-up-")),
+      envVars: { ...stateEnv, PULUMI_SKIP_UPDATE_CHECK: "true" },
     },
   );
-  mark("stack selected (cached by the executor after the first operation on a name)");
-  const seen = new Set<string>();
-  const onEvent = (event: EngineEvent) => {
-    const pre = event.resourcePreEvent?.metadata;
-    const out = event.resOutputsEvent?.metadata;
-    if (event.preludeEvent && !seen.has("prelude")) mark("engine started, plugins loaded (prelude)");
-    if (pre?.type === "pulumi:providers:kubernetes" && !seen.has("provider"))
-      mark("program ran: provider registered");
-    if (out?.type === "pulumi:providers:kubernetes") mark("provider started and configured");
-    if (pre?.type === "kubernetes:apps/v1:Deployment") mark("Deployment diffed, update sent");
-    if (out?.type === "kubernetes:apps/v1:Deployment") mark("Deployment updated and awaited (ready)");
-    if (event.summaryEvent) mark("summary (checkpoint written)");
-    if (event.preludeEvent) seen.add("prelude");
-    if (pre?.type === "pulumi:providers:kubernetes") seen.add("provider");
+  const ways = { executor: [] as Measured[], stackUp: [] as Measured[], bare: [] as Measured[] };
+  // Each update changes the number of pods, and each executor scale starts from live objects equal to its record
+  // (no drift, no refresh): the executor sets X, the bare CLI Y, Stack.up X again; the next round the other way.
+  for (let i = 0; i < 4; i++) {
+    const x = 2 + (i % 2);
+    const y = 5 - x;
+    ways.executor.push(await measured(() => call("one", "scale", ["cli", String(x)])));
+    ways.bare.push(
+      await measured(() =>
+        run("pulumi", ["up", "--yes", "--skip-preview", "--stack", "cli", "--non-interactive"], {
+          cwd: project,
+          env: {
+            ...process.env,
+            ...executorEnv,
+            ...server.env,
+            ...stateEnv,
+            COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+            BENCH_PROGRAM: JSON.stringify({ spec: { ...spec, pods: y }, identity: current.identity }),
+          },
+          maxBuffer: 64 * 1024 * 1024,
+        }),
+      ),
+    );
+    (before.workspace as LocalWorkspace).program = deploymentProgram(
+      { ...spec, pods: x },
+      config,
+      current.identity,
+    );
+    ways.stackUp.push(await measured(() => before.up({ color: "never" })));
+  }
+  say(
+    `4. scale through the executor ${s(wall(ways.executor))} vs bare \`pulumi up\` ${s(wall(ways.bare))}   ratio ${(wall(ways.executor) / wall(ways.bare)).toFixed(2)}x (goal <= 0.55x); Stack.up ${s(wall(ways.stackUp))}`,
+  );
+  for (const [label, xs] of [
+    ["executor scale", ways.executor],
+    ["Stack.up", ways.stackUp],
+    ["bare `pulumi up`", ways.bare],
+  ] as const)
+    say(
+      `   ${label.padEnd(17)} ${s(wall(xs))}  ${cpu(xs).toFixed(2)} CPU-s  ${rss(xs).toFixed(0)} MB   [${last(xs)}]`,
+    );
+
+  // 5. Where one update's time goes: Pulumi's engine events, timed as they arrive; before and after.
+  type Marks = [string, number][];
+  const tracer = (marks: Marks, started: number) => {
+    const mark = (what: string) => marks.push([what, performance.now() - started]);
+    const seen = new Set<string>();
+    return {
+      mark,
+      onEvent: (event: EngineEvent) => {
+        const pre = event.resourcePreEvent?.metadata;
+        const out = event.resOutputsEvent?.metadata;
+        if (event.preludeEvent && !seen.has("prelude")) mark("engine started, plugins loaded (prelude)");
+        if (pre?.type === "pulumi:providers:kubernetes" && !seen.has("provider"))
+          mark("program ran: provider registered");
+        if (out?.type === "pulumi:providers:kubernetes") mark("provider started and configured");
+        if (pre?.type === "kubernetes:apps/v1:Deployment") mark("Deployment diffed, update sent");
+        if (out?.type === "kubernetes:apps/v1:Deployment") mark("Deployment updated and awaited (ready)");
+        if (event.summaryEvent) mark("summary (checkpoint written)");
+        if (event.preludeEvent) seen.add("prelude");
+        if (pre?.type === "pulumi:providers:kubernetes") seen.add("provider");
+      },
+    };
   };
-  await selected.up({ onEvent });
-  mark("pulumi exited");
+  // Part 4 left 3 pods: before sets 2, after 3 again (each a real update of the Deployment).
+  const program = (pods: number) => deploymentProgram({ ...spec, pods }, config, current.identity);
+  // Before: the stack selected (the executor cached that after a name's first operation), then Stack.up.
+  const beforeMarks: Marks = [];
+  const beforeUsage = await measured(async () => {
+    const trace = tracer(beforeMarks, performance.now());
+    const selected = await LocalWorkspace.selectStack(
+      { projectName: "colonyos-executors", stackName: "cli", program: program(2) },
+      { workDir: mkdtempSync(join(work, "trace-")), envVars: stateEnv },
+    );
+    trace.mark("stack selected (cached by the executor after the first operation on a name)");
+    await selected.up({ onEvent: trace.onEvent, color: "never" });
+    trace.mark("Stack.up returned (after `stack output` x2 and `stack history`)");
+  });
+  // After: what the executor runs now, `pulumi up` alone, in a workspace of its own (no stack selected).
+  const command = await PulumiCommand.get({ skipVersionCheck: true });
+  const workspace = await LocalWorkspace.create({
+    workDir: mkdtempSync(join(work, "driver-")),
+    pulumiCommand: command,
+    projectSettings: { name: "colonyos-executors", runtime: "nodejs", backend: { url: backendUrl } },
+    envVars: { ...stateEnv, PULUMI_SKIP_UPDATE_CHECK: "true" },
+  });
+  const afterMarks: Marks = [];
+  const afterUsage = await measured(async () => {
+    const trace = tracer(afterMarks, performance.now());
+    await runUpdate({
+      command,
+      workDir: workspace.workDir,
+      env: workspace.envVars,
+      stackName: "cli",
+      program: program(3),
+      onEvent: trace.onEvent,
+    });
+    trace.mark("update returned (pulumi up exited)");
+  });
   const refreshStarted = performance.now();
-  await selected.refresh();
+  await before.refresh();
   const refreshMs = performance.now() - refreshStarted;
-  say("5. one update, step by step (ms since the operation began):");
-  for (const [what, ms] of marks) say(`   ${ms.toFixed(0).padStart(6)}  ${what}`);
+  say("5. one update, step by step (ms since the operation began), before and after, same stack:");
+  say("   | step | before (Stack.up) | after (pulumi up alone) |");
+  say("   |---|---|---|");
+  const steps = [...new Set([...beforeMarks, ...afterMarks].map(([what]) => what))];
+  for (const step of steps) {
+    const at = (marks: Marks) => {
+      const found = marks.find(([what]) => what === step);
+      return found ? found[1].toFixed(0) : "-";
+    };
+    say(`   | ${step} | ${at(beforeMarks)} | ${at(afterMarks)} |`);
+  }
+  say(
+    `   | CPU-s of children / peak RSS | ${beforeUsage.usage.reapedCpuSeconds.toFixed(2)} / ${beforeUsage.usage.peakRssMb.toFixed(0)} MB | ${afterUsage.usage.reapedCpuSeconds.toFixed(2)} / ${afterUsage.usage.peakRssMb.toFixed(0)} MB |`,
+  );
+  say(`   before: ${describeUsage(beforeUsage.usage)}`);
+  say(`   after:  ${describeUsage(afterUsage.usage)}`);
   say(`   a refresh (run only on a stack taken over from a dead replica) costs ${s(refreshMs)}`);
+
+  say("\ngoals, this run:");
+  say("| measure | executor | baseline (same run) | ratio | goal |\n|---|---|---|---|---|");
+  say(
+    `| executor \`scale\` vs a bare \`pulumi up\` of the same program and stack | ${wall(ways.executor).toFixed(0)} ms | ${wall(ways.bare).toFixed(0)} ms (Stack.up ${wall(ways.stackUp).toFixed(0)} ms) | ${(wall(ways.executor) / wall(ways.bare)).toFixed(2)}x | <= 0.55x |`,
+  );
+  say(
+    `| CPU-seconds per update (engine + provider + CLI children) | ${cpu(costs).toFixed(2)} | Stack.up ${cpu(ways.stackUp).toFixed(2)}; bare ${cpu(ways.bare).toFixed(2)} | ${(cpu(costs) / cpu(ways.stackUp)).toFixed(2)}x of Stack.up | <= 1.5 |`,
+  );
+  say(
+    `| peak RSS of children per update | ${rss(costs).toFixed(0)} MB | Stack.up ${rss(ways.stackUp).toFixed(0)} MB; bare ${rss(ways.bare).toFixed(0)} MB | ${(rss(costs) / rss(ways.stackUp)).toFixed(2)}x of Stack.up | <= 180 MB |`,
+  );
+  say(
+    "(deploy-to-ready vs a direct create and 10 concurrent deploys vs one: npm run bench:k8s; 1 -> 3 replicas: part 1)",
+  );
 } finally {
   for (const runtime of runtimes) await runtime.shutdown();
   await server.stop();

@@ -6,17 +6,26 @@
  *  - `colonies blueprint set --key spec.replicas` (the official CLI) until the blueprint's status shows the pods
  *    running, vs the scale function, same sizes, same run;
  *  - wall time of 10 concurrent deploys (different names) vs one;
- *  - peak RSS of the executor process and, separately, of its pulumi/provider child processes.
+ *  - one update, three ways on the same stack and program, interleaved: the executor's scale (Colonies round
+ *    trip included), the Automation API's `Stack.up` (what the executor ran before: `pulumi up`, then
+ *    `stack output` twice and `stack history`), and a bare `pulumi up` of the project with the CLI (its nodejs
+ *    language host running the program): wall time, CPU-seconds of the child processes (reaped: exact) and the
+ *    peak of their summed RSS, with where the CPU went per kind of process;
+ *  - peak RSS of the executor process and, separately, of its pulumi/provider child processes;
+ *  - the issue's goals table, every row with the baseline of this run.
  * Needs the peers and a cluster: eval "$(bash scripts/peers/all.sh --export)"; bash scripts/cluster.sh up;
  * eval "$(bash scripts/cluster.sh env)"; npm run bench:k8s
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { AppsV1Api, CoreV1Api, type V1Deployment } from "@kubernetes/client-node";
+import { LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
 import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
 import { startRuntime, submit, userClient, waitDone } from "../peers/executor.js";
@@ -24,8 +33,13 @@ import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { executorDeploymentDefinition, KIND } from "../src/executors/k8s/blueprint/definition.js";
+import { loadK8sConfig } from "../src/executors/k8s/config.js";
+import { deploymentProgram, recorded } from "../src/executors/k8s/spec.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
+import { ChildUsage, describeUsage, measureChildren, type UsageReport } from "../src/k8s/cpu-accounting.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
+
+const run = promisify(execFile);
 
 const ROUNDS = 5;
 const IMAGE = TEST_IMAGE;
@@ -70,65 +84,28 @@ function directDeployment(name: string, pods: number): V1Deployment {
   };
 }
 
-/** RSS (MB) of this process's descendants whose command line mentions pulumi. */
-function pulumiChildrenRss(): number {
-  try {
-    const out = execFileSync("ps", ["-eo", "pid=,ppid=,rss=,args="], { encoding: "utf8" });
-    const rows = out
-      .trim()
-      .split("\n")
-      .map((l) => l.trim().split(/\s+/));
-    const descendants = new Set([String(process.pid)]);
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [pid, ppid] of rows) {
-        if (pid && ppid && descendants.has(ppid) && !descendants.has(pid)) {
-          descendants.add(pid);
-          grew = true;
-        }
-      }
-    }
-    return (
-      rows
-        .filter(
-          ([pid, , , ...args]) =>
-            pid !== String(process.pid) && descendants.has(pid ?? "") && /pulumi/.test(args.join(" ")),
-        )
-        .reduce((sum, [, , rss]) => sum + Number(rss), 0) / 1024
-    );
-  } catch {
-    return 0;
-  }
-}
-
 await core.createNamespace({ body: { metadata: { name: namespace } } });
 const server = await startColoniesServer();
-const runtime = await startRuntime(
-  server,
-  k8sExecutor,
-  k8sExecutorEnv(
-    {
-      kubeconfig,
-      namespace,
-      dataDir: await mkdtemp(join(tmpdir(), "k8s-bench-")),
-      passphrase: "bench",
-    },
-    // 10 concurrent deploys of 2 x 2 containers: the budgets allow it.
-    {
-      K8S_STACK_CONCURRENCY: "10",
-      EXECUTOR_CONCURRENCY: "12",
-      K8S_MAX_DEPLOYMENTS: "40",
-      K8S_MAX_CONTAINERS: "400",
-    },
-  ),
+const dataDir = await mkdtemp(join(tmpdir(), "k8s-bench-"));
+const passphrase = "bench";
+const executorEnv = k8sExecutorEnv(
+  { kubeconfig, namespace, dataDir, passphrase },
+  // 10 concurrent deploys of 2 x 2 containers: the budgets allow it.
+  {
+    K8S_STACK_CONCURRENCY: "10",
+    EXECUTOR_CONCURRENCY: "12",
+    K8S_MAX_DEPLOYMENTS: "40",
+    K8S_MAX_CONTAINERS: "400",
+  },
 );
+const runtime = await startRuntime(server, k8sExecutor, executorEnv);
+const backendUrl = pathToFileURL(join(dataDir, "state")).href;
 let peakRss = 0;
-let peakChildren = 0;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss / 1048576);
-  peakChildren = Math.max(peakChildren, pulumiChildrenRss());
 }, 250);
+const children = new ChildUsage(/pulumi/, 250);
+await children.start();
 
 const specDir = await mkdtemp(join(tmpdir(), "k8s-bench-specs-"));
 function specFile(name: string, content: unknown): string {
@@ -153,6 +130,17 @@ async function blueprintRunning(name: string, running: number, generation: numbe
     if (typeof status.message === "string") throw new Error(`blueprint ${name}: ${status.message}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+interface Measured {
+  ms: number;
+  usage: UsageReport;
+}
+
+/** Wall time, and the CPU-seconds and peak RSS of the child processes, of one operation. */
+async function measured(work: () => Promise<unknown>): Promise<Measured> {
+  const { ms, usage } = await measureChildren(work);
+  return { ms, usage };
 }
 
 async function viaExecutor(func: string, args: string[]): Promise<number> {
@@ -207,6 +195,74 @@ try {
     scaleSide.push(await viaExecutor("scale", [`side-${i}`, "3"]));
   }
 
+  // One update, three ways on the same stack and program, interleaved. Each one changes the number of pods, and
+  // each executor scale starts from live objects equal to its record (no drift, so no refresh): the executor
+  // sets X, the bare CLI Y, Stack.up X again; the next round the other way round.
+  await viaExecutor("deploy", ["cli", "1", "1", "false", IMAGE]);
+  const project = mkdtempSync(join(dataDir, "cli-"));
+  for (const entry of ["package.json", "tsconfig.json", "node_modules", "src", "bench"])
+    symlinkSync(resolve(entry), join(project, entry));
+  writeFileSync(
+    join(project, "Pulumi.yaml"),
+    `name: colonyos-executors\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import=tsx\nmain: bench/cli-program.ts\nbackend:\n  url: ${backendUrl}\n`,
+  );
+  const cliEnv = { PULUMI_CONFIG_PASSPHRASE: passphrase, KUBECONFIG: kubeconfig };
+  const stack = await LocalWorkspace.selectStack(
+    { projectName: "colonyos-executors", stackName: "cli", program: async () => ({}) },
+    { workDir: project, envVars: cliEnv },
+  );
+  const current = recorded(
+    Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value])),
+  );
+  if (!current.spec) throw new Error("the stack cli has no recorded spec");
+  const config = loadK8sConfig({
+    ...executorEnv,
+    ...server.env,
+    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+  });
+  // What the executor ran before: Stack.up of the inline program, its stack selected once (as it cached it).
+  const before = await LocalWorkspace.selectStack(
+    {
+      projectName: "colonyos-executors",
+      stackName: "cli",
+      program: async () => ({}),
+    },
+    {
+      workDir: mkdtempSync(join(dataDir, "stack-up-")),
+      projectSettings: { name: "colonyos-executors", runtime: "nodejs", backend: { url: backendUrl } },
+      envVars: { ...cliEnv, PULUMI_SKIP_UPDATE_CHECK: "true" },
+    },
+  );
+  const ways = { executor: [] as Measured[], stackUp: [] as Measured[], bare: [] as Measured[] };
+  for (let i = 0; i < ROUNDS; i++) {
+    const x = 2 + (i % 2);
+    const y = 5 - x;
+    ways.executor.push(await measured(() => viaExecutor("scale", ["cli", String(x)])));
+    ways.bare.push(
+      await measured(() =>
+        run("pulumi", ["up", "--yes", "--skip-preview", "--stack", "cli", "--non-interactive"], {
+          cwd: project,
+          env: {
+            ...process.env,
+            ...executorEnv,
+            ...server.env,
+            ...cliEnv,
+            COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+            BENCH_PROGRAM: JSON.stringify({ spec: { ...current.spec, pods: y }, identity: current.identity }),
+          },
+          maxBuffer: 64 * 1024 * 1024,
+        }),
+      ),
+    );
+    (before.workspace as LocalWorkspace).program = deploymentProgram(
+      { ...current.spec, pods: x },
+      config,
+      current.identity,
+    );
+    ways.stackUp.push(await measured(() => before.up({ color: "never" })));
+  }
+
   const one = await viaExecutor("deploy", ["solo", "1", "1", "false", IMAGE]);
   const t = performance.now();
   await Promise.all(
@@ -215,9 +271,13 @@ try {
   const ten = performance.now() - t;
 
   const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
+  const cpu = (xs: Measured[]) => median(xs.map((m) => m.usage.reapedCpuSeconds));
+  const rss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakRssMb));
+  const wall = (xs: Measured[]) => median(xs.map((m) => m.ms));
+  const allChildren = await children.stop();
   console.log(`\nk8s executor benchmark (${ROUNDS} rounds, medians; namespace ${namespace})\n`);
   console.log(
-    `deploy-to-ready  executor ${fmt(median(deployExec))}   direct apply ${fmt(median(deployDirect))}   ratio ${(median(deployExec) / median(deployDirect)).toFixed(2)}x  (target <= 5x)`,
+    `deploy-to-ready  executor ${fmt(median(deployExec))}   direct apply ${fmt(median(deployDirect))}   ratio ${(median(deployExec) / median(deployDirect)).toFixed(2)}x`,
   );
   console.log(
     `scale            executor ${fmt(median(scaleExec))}   direct patch ${fmt(median(scaleDirect))}   ratio ${(median(scaleExec) / median(scaleDirect)).toFixed(2)}x`,
@@ -225,14 +285,64 @@ try {
   console.log(
     `blueprint set    spec.replicas ${fmt(median(setExec))}   scale function ${fmt(median(scaleSide))}   ratio ${(median(setExec) / median(scaleSide)).toFixed(2)}x`,
   );
+  console.log(`10 concurrent deploys ${fmt(ten)} vs one ${fmt(one)}   ratio ${(ten / one).toFixed(2)}x`);
   console.log(
-    `10 concurrent deploys ${fmt(ten)} vs one ${fmt(one)}   ratio ${(ten / one).toFixed(2)}x  (target <= 3x)`,
+    `peak RSS: executor process ${peakRss.toFixed(0)} MB (target < 500 MB); pulumi + provider children ${allChildren.peakRssMb.toFixed(0)} MB (all operations, 10 concurrent deploys included)`,
   );
   console.log(
-    `peak RSS: executor process ${peakRss.toFixed(0)} MB (target < 500 MB); pulumi + provider children ${peakChildren.toFixed(0)} MB`,
+    "\none update of the same stack and program, three ways (wall, CPU-s of children, peak RSS of children):",
+  );
+  for (const [label, xs] of [
+    ["executor scale (Colonies round trip included)", ways.executor],
+    ["Stack.up (the executor's update before)", ways.stackUp],
+    ["bare `pulumi up` (CLI + nodejs language host)", ways.bare],
+  ] as const) {
+    console.log(
+      `   ${label.padEnd(48)} ${fmt(wall(xs))}  ${cpu(xs).toFixed(2)} CPU-s  ${rss(xs).toFixed(0).padStart(4)} MB   [${describeUsage(xs[xs.length - 1]?.usage as UsageReport)}]`,
+    );
+  }
+  const row = (measure: string, value: string, baseline: string, ratio: string, goal: string) =>
+    console.log(`| ${measure} | ${value} | ${baseline} | ${ratio} | ${goal} |`);
+  console.log("\ngoals, this run:\n");
+  console.log("| measure | executor | baseline (same run) | ratio | goal |\n|---|---|---|---|---|");
+  row(
+    "executor `scale` vs a bare `pulumi up` of the same program and stack",
+    `${wall(ways.executor).toFixed(0)} ms`,
+    `${wall(ways.bare).toFixed(0)} ms (Stack.up: ${wall(ways.stackUp).toFixed(0)} ms)`,
+    `${(wall(ways.executor) / wall(ways.bare)).toFixed(2)}x`,
+    "<= 0.55x",
+  );
+  row(
+    "deploy-to-ready vs a direct create + wait",
+    `${median(deployExec).toFixed(0)} ms`,
+    `${median(deployDirect).toFixed(0)} ms`,
+    `${(median(deployExec) / median(deployDirect)).toFixed(1)}x`,
+    "<= 15x",
+  );
+  row(
+    "CPU-seconds per update (engine + provider + CLI children)",
+    cpu(ways.executor).toFixed(2),
+    `Stack.up ${cpu(ways.stackUp).toFixed(2)}; bare ${cpu(ways.bare).toFixed(2)}`,
+    `${(cpu(ways.executor) / cpu(ways.stackUp)).toFixed(2)}x of Stack.up`,
+    "<= 1.5",
+  );
+  row(
+    "10 concurrent deploys vs one",
+    `${ten.toFixed(0)} ms`,
+    `${one.toFixed(0)} ms`,
+    `${(ten / one).toFixed(2)}x`,
+    "<= 4x",
+  );
+  row(
+    "peak RSS of children per update",
+    `${rss(ways.executor).toFixed(0)} MB`,
+    `Stack.up ${rss(ways.stackUp).toFixed(0)} MB; bare ${rss(ways.bare).toFixed(0)} MB`,
+    `${(rss(ways.executor) / rss(ways.stackUp)).toFixed(2)}x of Stack.up`,
+    "<= 180 MB",
   );
 } finally {
   clearInterval(sampler);
+  await children.stop();
   await runtime.shutdown();
   await server.stop();
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
