@@ -8,7 +8,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -18,6 +18,7 @@ import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { submit, userClient, waitDone } from "../../peers/executor.js";
 import { waitFor } from "../../peers/ports.js";
+import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { linkPulumiProject } from "../../peers/pulumi-project.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ExecutorState, ProcessState } from "../../src/colonies/types.js";
@@ -28,6 +29,15 @@ const HOW_TO =
   'build and serve the image with `eval "$(bash scripts/peers/image.sh --export)"`, then start the node with ' +
   "`REAL_NODE_REGISTRY=$COLONYOS_REGISTRY bash scripts/real-node.sh up` after `bash scripts/cluster.sh up` " +
   "(scripts/test.sh does all of it)";
+/** A profile binding the database's Secret to the image's backup command, with the settings beside it. */
+const PROFILE = {
+  "shop-backup": {
+    images: [process.env.COLONYOS_IMAGE ?? ""],
+    cmds: ["backup"],
+    secrets: ["shop-db"],
+    env: ["DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER", "BACKUP_TARGET", "BACKUP_DIR"],
+  },
+};
 /** What a deploy to the real node adds: its label, and its taint tolerated (the operator allows that key). */
 const ON_REAL_NODE = `nodeselector:${LABEL}=true,tolerations:${LABEL}=true=NoSchedule`;
 
@@ -36,6 +46,8 @@ const namespace = `real-${randomBytes(3).toString("hex")}`;
 const work = mkdtempSync(join(tmpdir(), "real-node-e2e-"));
 const projectDir = join(work, "project");
 let server: ColoniesServer;
+/** The database a deployed backup executor backs up, reached from the pods at the node's bridge address. */
+let shop: Postgres;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let cluster = "";
@@ -126,8 +138,20 @@ beforeAll(async () => {
   cluster = (node.metadata?.name ?? "").replace(/-node$/, "");
   hostAddress = node.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "";
   server = await startColoniesServer();
-  // The pods reach the server, bound to 127.0.0.1 here, at the node's bridge address.
-  await realNodeScript("expose", String(server.port));
+  shop = await startPostgres();
+  // Connections from the pods arrive with their own addresses (the node's NAT rewrites only the destination).
+  // The pods' /24, whose first address is the bridge's (scripts/real-node.sh).
+  const podCidr = `${hostAddress.replace(/\.\d+$/, ".0")}/24`;
+  appendFileSync(join(shop.dataDir, "pg_hba.conf"), `host all all ${podCidr} scram-sha-256\n`);
+  await query(shop, "postgres", "SELECT pg_reload_conf()");
+  await query(shop, "postgres", "CREATE DATABASE shop");
+  await query(
+    shop,
+    "shop",
+    "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 5000) g",
+  );
+  // The pods reach the servers, bound to 127.0.0.1 here, at the node's bridge address.
+  await realNodeScript("expose", String(server.port), String(shop.port));
   mkdirSync(projectDir);
   mkdirSync(join(work, "state"));
   linkPulumiProject(projectDir);
@@ -151,7 +175,9 @@ beforeAll(async () => {
     ["k8sStateBackend", "file:///data/state", true],
     ["k8sStackConcurrency", "2"],
     ["allowedTolerations", LABEL],
-    ["allowedExecutorTypes", "sleep"],
+    ["allowedExecutorTypes", "sleep,shop-backup"],
+    ["allowedCmds", "sleep,backup"],
+    ["allowedSecrets", "shop-db"],
     ["blueprintDefinition", "false"],
   ];
   for (const [key, value, secret] of settings)
@@ -164,14 +190,17 @@ beforeAll(async () => {
     "tolerations",
     JSON.stringify([{ key: LABEL, operator: "Equal", value: "true", effect: "NoSchedule" }]),
   );
+  await pulumi("config", "set", "--path", "profiles", JSON.stringify(PROFILE));
   await pulumi("up", "--yes", "--skip-preview");
   upDone = true;
 }, 600_000);
 
 afterAll(async () => {
   if (upDone) await pulumi("destroy", "--yes", "--skip-preview").catch(() => undefined);
-  if (server) await realNodeScript("unexpose", String(server.port)).catch(() => undefined);
+  if (server && shop)
+    await realNodeScript("unexpose", String(server.port), String(shop.port)).catch(() => undefined);
   await server?.stop();
+  await shop?.stop();
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
   rmSync(work, { recursive: true, force: true });
 }, 300_000);
@@ -274,6 +303,38 @@ describe("the executors image on a real node", () => {
       oom.some((c) => (c.lastState?.terminated?.reason ?? c.state?.terminated?.reason) === "OOMKilled"),
     ).toBe(true);
     await exec("undeploy", "k8s", "--args", "hog");
+  }, 300_000);
+
+  it("a deployed backup executor takes a real backup, its password from a Secret", async () => {
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: "shop-db" }, stringData: { password: shop.password } },
+    });
+    const settings = [
+      `DB_HOST=${hostAddress}`,
+      `DB_PORT=${shop.port}`,
+      "DB_DATABASE=shop",
+      "DB_USER=postgres",
+      "BACKUP_TARGET=dir",
+      "BACKUP_DIR=/data/backups",
+    ].join(";");
+    const deployed = await exec(
+      "deploy",
+      "k8s",
+      "--args",
+      `shop-backups,1,1,false,${image}`,
+      "--kwargs",
+      `executortype:shop-backup,cmd:backup,env:${settings},secretenv:DB_PASSWORD=shop-db/password,${ON_REAL_NODE}`,
+    );
+    expect(deployed).not.toContain(shop.password);
+    const backup = await exec("backup", "shop-backup");
+    const name = /backup_shop_\d{8}T\d{6}\.\d{3}Z\.bak/.exec(backup)?.[0];
+    expect(name, backup).toBeDefined();
+    const verified = await exec("verify", "shop-backup", "--args", name as string);
+    // The archive read back: checksum and size match, and it is the shop database's (the CLI prints Go maps).
+    expect(verified).toMatch(/\bok:true\b/);
+    expect(verified).toContain("database:shop");
+    await exec("undeploy", "k8s", "--args", "shop-backups");
   }, 300_000);
 
   it("undeploys: the containers stop and the identity goes", async () => {
