@@ -39,6 +39,8 @@ export interface ColoniesServer {
   /** The server's PostgreSQL (the demo also backs up a database of it). */
   databasePort: number;
   databasePassword: string;
+  /** Its data directory (pg_hba.conf), e.g. to let pods of a real node connect. */
+  databaseDir: string;
   /** Environment for executors and the CLI (COLONIES_*), without the colony owner key. */
   env: Record<string, string>;
   /** Runs the official CLI with the user's key; returns stdout. */
@@ -166,6 +168,7 @@ export async function startColoniesServer(options: { colonyName?: string } = {})
     userPrvKey,
     databasePort: pg.port,
     databasePassword: pg.password,
+    databaseDir: pg.dataDir,
     env: { ...base, COLONIES_COLONY_NAME: colonyName },
     cli,
     stopServer,

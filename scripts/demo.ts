@@ -10,14 +10,29 @@
  * pods' containers on this machine, with the pods' environment, and stops them when the pods go away. It is the
  * local stand-in for a container runtime and refuses to run against anything but a kwok cluster.
  *
+ * With --real-node the k8s steps run on a REAL node instead (scripts/real-node.sh: containerd, runc, kubelet,
+ * kube-proxy joined to the demo's cluster) from the project's image built from the Dockerfile (scripts/peers/image.sh,
+ * served from a registry on loopback; demo.sh builds it): infra's executors and every deployment are placed on the
+ * node (its label selected, its taint tolerated), the pods reach the Colonies server, PostgreSQL and MinIO on this
+ * machine's loopback through the ports the node exposes, and the demo counts the ready containers the kubelet
+ * reports instead of the runner's processes. Only one real node can run per machine.
+ *
  * Each step of the walk-through is one function below, called in order by `main`; a step that starts something
  * registers how to undo it (`atTeardown`), and the demo undoes them in reverse order at the end, also on failure.
  *
- * Usage: bash scripts/demo.sh [--keep]
+ * Usage: bash scripts/demo.sh [--keep] [--real-node]
  */
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -34,8 +49,23 @@ import { createLogger } from "../src/executor/logger.js";
 import { LocalPodRunner } from "../src/local/pod-runner.js";
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });
-const IMAGE = "colonyos-executors:local";
+const { values } = parseArgs({
+  options: { keep: { type: "boolean", default: false }, "real-node": { type: "boolean", default: false } },
+});
+const REAL_NODE = values["real-node"];
+/** The real node's label and taint (scripts/real-node.sh). */
+const LABEL = "colonyos.io/real-node";
+if (REAL_NODE && !(process.env.COLONYOS_IMAGE && process.env.COLONYOS_REGISTRY)) {
+  console.error(
+    "--real-node runs the project's image: start the demo with `bash scripts/demo.sh --real-node`, which builds and serves it (scripts/peers/image.sh --export sets COLONYOS_IMAGE and COLONYOS_REGISTRY)",
+  );
+  process.exit(2);
+}
+const IMAGE = REAL_NODE ? (process.env.COLONYOS_IMAGE as string) : "colonyos-executors:local";
+/** What the demo waits for of a deployment: the runner's processes, or the real node's containers. */
+const EXECUTORS = REAL_NODE ? "executor containers" : "executor processes";
+/** What a deploy adds on the real node: its label selected and its taint tolerated (`,`-prefixed kwargs). */
+const PLACEMENT = REAL_NODE ? `,nodeselector:${LABEL}=true,tolerations:${LABEL}=true=NoSchedule` : "";
 const NAMESPACE = "colonyos-demo";
 /** The S3 bucket of infra's backup executor. */
 const BUCKET = "demo-backups";
@@ -73,11 +103,31 @@ interface Peers {
   minio: MinioServer;
   cli(args: string[]): Promise<string>;
 }
-/** The local cluster: its kubeconfig file, and a client of it with the cluster admin's credentials. */
+/**
+ * The local cluster: its kubeconfig file, and a client of it with the cluster admin's credentials; with --real-node,
+ * its real node's name and the address its pods reach this machine's exposed loopback ports at.
+ */
 interface Cluster {
   kubeconfig: string;
   kubeConfig: KubeConfig;
   core: CoreV1Api;
+  realNode?: { name: string; hostAddress: string };
+}
+/**
+ * Where the executors of the pods run, and what the demo counts of them: the local pod runner's processes, or the
+ * containers of the real node as its kubelet reports them.
+ */
+interface Runtime {
+  /** How the steps name it. */
+  what: string;
+  /** Where the pods reach the servers bound to this machine's loopback. */
+  hostAddress: string;
+  /** Starts it before `pulumi up` (the runner; the real node is up already). */
+  start(): Promise<void>;
+  /** Whether a container of infra's k8s executor has started. */
+  infraStarted(): Promise<boolean>;
+  /** The executor containers of a deployment that run (on the real node: running and ready). */
+  runningContainers(deployment: string): Promise<number>;
 }
 
 /** `colonies function exec --func <func> --targettype <type> --wait [--args <args>] [...more]`. */
@@ -115,7 +165,11 @@ async function startPeers(): Promise<Peers> {
 }
 
 async function startCluster(): Promise<Cluster> {
-  step("Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)");
+  step(
+    REAL_NODE
+      ? "Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes) and a real node (containerd, runc, kubelet, kube-proxy)"
+      : "Starting a local Kubernetes cluster (kube-apiserver, controllers, kwok nodes)",
+  );
   const clusterEnv = { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" };
   atTeardown("cluster", () =>
     execFileSync("bash", ["scripts/cluster.sh", "down"], { env: clusterEnv, stdio: "ignore" }),
@@ -126,7 +180,26 @@ async function startCluster(): Promise<Cluster> {
   }).trim();
   const kubeConfig = loadKubeConfig({ path: kubeconfig });
   done(`cluster up (kubeconfig ${kubeconfig})`);
-  return { kubeconfig, kubeConfig, core: kubeConfig.makeApiClient(CoreV1Api) };
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  if (!REAL_NODE) return { kubeconfig, kubeConfig, core };
+  // Down before the cluster (teardown runs in reverse): its containers, network and Node object go first.
+  atTeardown("real node", () =>
+    execFileSync("bash", ["scripts/real-node.sh", "down"], { env: clusterEnv, stdio: "ignore" }),
+  );
+  console.log(`    $ REAL_NODE_REGISTRY=${process.env.COLONYOS_REGISTRY} bash scripts/real-node.sh up`);
+  execFileSync("bash", ["scripts/real-node.sh", "up"], {
+    env: { ...clusterEnv, REAL_NODE_REGISTRY: process.env.COLONYOS_REGISTRY ?? "" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const node = (await core.listNode({ labelSelector: `${LABEL}=true` })).items[0];
+  const name = node?.metadata?.name ?? "";
+  const hostAddress = node?.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "";
+  if (!name || !hostAddress) throw new Error(`real-node.sh up left no node labelled ${LABEL}=true`);
+  const runtime = node?.status?.nodeInfo?.containerRuntimeVersion;
+  done(
+    `real node ${name} Ready (${runtime}, kubelet ${node?.status?.nodeInfo?.kubeletVersion}), image ${IMAGE}`,
+  );
+  return { kubeconfig, kubeConfig, core, realNode: { name, hostAddress } };
 }
 
 /** Where the kubeconfig of a service account goes: a token of it, so that the process gets exactly its RBAC. */
@@ -163,11 +236,21 @@ const pulumiEnv = Object.fromEntries(
     .map((k) => [k, process.env[k] as string]),
 );
 
+/** The pods of the namespace, with their nodes and their containers' readiness, for diagnostics. */
+async function showPods({ core }: Cluster): Promise<string> {
+  return (await core.listNamespacedPod({ namespace: NAMESPACE })).items
+    .map((p) => {
+      const ready = (p.status?.containerStatuses ?? []).filter((c) => c.ready).length;
+      return `${p.metadata?.name} ${p.status?.phase} ${ready}/${p.spec?.containers.length} ready on ${p.spec?.nodeName ?? "-"}`;
+    })
+    .join("\n");
+}
+
 /**
  * The local pod runner (started by the bootstrap, before `pulumi up`), and tokens for the namespace's service
  * accounts, made as soon as `pulumi up` has created them.
  */
-function preparePodRunner(cluster: Cluster): LocalPodRunner {
+function preparePodRunner(cluster: Cluster): Runtime {
   const { kubeConfig, core } = cluster;
   // Every executor pod of the namespace: the k8s executor's deployments (atoms) and infra's own executors, which
   // carry no atom label (so that the k8s executor never sees them). `labelSelector` is the runner's option for
@@ -221,18 +304,77 @@ function preparePodRunner(cluster: Cluster): LocalPodRunner {
   }, 200);
   atTeardown("service account tokens", () => clearInterval(prepare));
   atTeardown("pod runner", () => runner.stop());
-  diagnostics.push({
-    what: `pods in ${NAMESPACE}`,
-    show: async () =>
-      (await core.listNamespacedPod({ namespace: NAMESPACE })).items
-        .map((p) => `${p.metadata?.name} ${p.status?.phase} on ${p.spec?.nodeName ?? "-"}`)
-        .join("\n"),
-  });
+  diagnostics.push({ what: `pods in ${NAMESPACE}`, show: () => showPods(cluster) });
   diagnostics.push({
     what: "local processes",
     show: async () => (await runner.processes()).map((a) => `${a.id} ${a.state}`).join("\n"),
   });
-  return runner;
+  return {
+    what: "the local pod runner",
+    hostAddress: "127.0.0.1",
+    start: () => runner.start(),
+    infraStarted: async () => (await runner.processes()).some((a) => a.id.startsWith("k8s-executor-")),
+    // Executor containers of a deployment that the local pod runner has running.
+    runningContainers: async (deployment) =>
+      (await runner.processes()).filter((a) => a.id.startsWith(`${deployment}-`) && a.state === "running")
+        .length,
+  };
+}
+
+/**
+ * The real node: its pods reach the Colonies server, PostgreSQL and MinIO (all bound to 127.0.0.1) at the node's
+ * bridge address once their ports are exposed; PostgreSQL also lets in the pods' /24 (connections keep the pods'
+ * own addresses). The demo counts the containers of a deployment that run and are ready on that node (a pod
+ * placed on a kwok node would only look Running: kwok fakes it).
+ */
+function prepareRealNode({ colonies, minio }: Peers, cluster: Cluster): Runtime {
+  const { core } = cluster;
+  const { name, hostAddress } = cluster.realNode as NonNullable<Cluster["realNode"]>;
+  step(`Exposing the Colonies server, PostgreSQL and MinIO to the pods of ${name} at ${hostAddress}`);
+  const ports = [colonies.port, colonies.databasePort, Number(new URL(minio.endpoint).port)].map(String);
+  console.log(`    $ bash scripts/real-node.sh expose ${ports.join(" ")}`);
+  execFileSync("bash", ["scripts/real-node.sh", "expose", ...ports], {
+    env: { ...process.env, KWOK_CLUSTER_NAME: "colonyos-demo" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const podCidr = `${hostAddress.replace(/\.\d+$/, ".0")}/24`;
+  appendFileSync(join(colonies.databaseDir, "pg_hba.conf"), `host all all ${podCidr} scram-sha-256\n`);
+  psql(colonies, "-c", "SELECT pg_reload_conf()");
+  done(
+    `ports ${ports.join(", ")} (Colonies, PostgreSQL, MinIO) reachable from the pods at ${hostAddress}; PostgreSQL accepts ${podCidr}`,
+  );
+  const podsOf = async (instance: string) =>
+    (
+      await core.listNamespacedPod({
+        namespace: NAMESPACE,
+        labelSelector: `app.kubernetes.io/instance=${instance}`,
+      })
+    ).items.filter((p) => p.spec?.nodeName === name);
+  diagnostics.push({ what: `pods in ${NAMESPACE}`, show: () => showPods(cluster) });
+  diagnostics.push({
+    what: "the k8s executor's log (last 40 lines)",
+    show: async () => {
+      const [pod] = await podsOf("k8s-executor");
+      if (!pod) return "(no pod)";
+      return await core.readNamespacedPodLog({
+        name: pod.metadata?.name as string,
+        namespace: NAMESPACE,
+        tailLines: 40,
+      });
+    },
+  });
+  return {
+    what: `the real node ${name}`,
+    hostAddress,
+    start: async () => {},
+    infraStarted: async () =>
+      (await podsOf("k8s-executor")).some((p) => p.status?.containerStatuses?.some((c) => c.started)),
+    // Terminating pods count while their containers still run: 0 means they have stopped.
+    runningContainers: async (deployment) =>
+      (await podsOf(deployment))
+        .flatMap((p) => p.status?.containerStatuses ?? [])
+        .filter((c) => c.ready && c.state?.running).length,
+  };
 }
 
 /** Creates the S3 bucket of infra's backup executor in MinIO. */
@@ -250,7 +392,7 @@ function createBucket(minio: MinioServer): void {
   ]);
 }
 
-async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, runner: LocalPodRunner) {
+async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, runtime: Runtime) {
   step(
     "Bootstrapping with `pulumi up` of infra/ (restricted namespace with quota, k8s executor with its RBAC and policy, backup executor)",
   );
@@ -284,13 +426,24 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
     ["allowedCmds", "sleep,backup"],
     ["allowedSecrets", DB_SECRET.name],
     ["allowedExecutorTypes", "sleep,shop-backup"],
-    ["coloniesHost", "127.0.0.1"],
+    // Where the pods reach the Colonies server (on the real node: its bridge address; `pulumi up` itself, which
+    // registers the blueprint definition, reaches it on loopback).
+    ["coloniesHost", runtime.hostAddress],
     ["coloniesPort", String(colonies.port)],
+    ...(REAL_NODE ? [["coloniesApiHost", "127.0.0.1"] as [string, string]] : []),
     ["colonyName", colonies.colonyName],
     ["colonyPrvKey", colonies.colonyPrvKey, true],
     ["k8sPulumiPassphrase", randomBytes(12).toString("hex"), true],
-    ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
-    ["k8sDataDir", join(work, "k8s-executor-data")],
+    ...(REAL_NODE
+      ? // The node has no volume provisioner: the k8s executor keeps its stacks in its container's writable /data.
+        ([
+          ["k8sStateBackend", "file:///data/state", true],
+          ["allowedTolerations", LABEL],
+        ] as [string, string, boolean?][])
+      : ([
+          ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
+          ["k8sDataDir", join(work, "k8s-executor-data")],
+        ] as [string, string, boolean?][])),
     ["databasePassword", colonies.databasePassword, true],
     ["s3AccessKey", minio.accessKey, true],
     ["s3SecretKey", minio.secretKey, true],
@@ -299,16 +452,33 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
   for (const [key, value, secret] of settings) {
     await pulumi("config", "set", ...(secret ? ["--secret"] : []), key, value);
   }
+  if (REAL_NODE) {
+    // infra's own executors on the real node: its label selected, its taint tolerated.
+    await pulumi("config", "set", "--path", "nodeSelector", JSON.stringify({ [LABEL]: "true" }));
+    await pulumi(
+      "config",
+      "set",
+      "--path",
+      "tolerations",
+      JSON.stringify([{ key: LABEL, operator: "Equal", value: "true", effect: "NoSchedule" }]),
+    );
+  }
+  const minioPort = new URL(minio.endpoint).port;
   await pulumi(
     "config",
     "set",
     "--path",
     "backup",
     JSON.stringify({
-      database: { host: "127.0.0.1", port: colonies.databasePort, name: "shop", user: "postgres" },
+      database: { host: runtime.hostAddress, port: colonies.databasePort, name: "shop", user: "postgres" },
       target: "s3",
       keep: 3,
-      s3: { endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, pathStyle: true },
+      s3: {
+        endpoint: `http://${runtime.hostAddress}:${minioPort}`,
+        region: minio.region,
+        bucket: BUCKET,
+        pathStyle: true,
+      },
     }),
   );
   // The password of shop-db goes only to the backup command of the image installed here, with only the settings
@@ -335,7 +505,7 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
       },
     }),
   );
-  await runner.start();
+  await runtime.start();
   console.log("    $ pulumi preview");
   const preview = await pulumi("preview");
   console.log(`    ${/Resources:[\s\S]*?\n\n/.exec(preview)?.[0].trim().replace(/\n/g, "\n    ") ?? ""}`);
@@ -348,17 +518,17 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
   );
 }
 
-async function waitForRegistration({ colonies, cli }: Peers, runner: LocalPodRunner): Promise<void> {
-  step("Waiting for the k8s and backup executors (run by the local pod runner) to register with Colonies");
-  await waitFor(
-    "the local pod runner to start infra's executors",
-    async () => (await runner.processes()).some((a) => a.id.startsWith("k8s-executor-")),
-    30_000,
-  ).catch(() => {
-    throw new Error(
-      "the local pod runner started none of infra's pods: they carry no atom label, so it must follow them by the labelSelector option (src/local/pod-runner.ts)",
-    );
-  });
+async function waitForRegistration({ colonies, cli }: Peers, runtime: Runtime): Promise<void> {
+  step(`Waiting for the k8s and backup executors (run by ${runtime.what}) to register with Colonies`);
+  await waitFor(`${runtime.what} to start infra's executors`, () => runtime.infraStarted(), 30_000).catch(
+    () => {
+      throw new Error(
+        REAL_NODE
+          ? `no container of infra's k8s executor started on ${runtime.what}`
+          : "the local pod runner started none of infra's pods: they carry no atom label, so it must follow them by the labelSelector option (src/local/pod-runner.ts)",
+      );
+    },
+  );
   await waitFor(
     "the k8s and backup executors",
     async () => {
@@ -368,13 +538,11 @@ async function waitForRegistration({ colonies, cli }: Peers, runner: LocalPodRun
     180_000,
   );
   console.log(await cli(["executor", "ls"]));
-  done("k8s and backup executors registered (from pods, through the local pod runner)");
-}
-
-/** Executor containers of a deployment that the local pod runner has running. */
-async function runningContainers(runner: LocalPodRunner, deployment: string): Promise<number> {
-  return (await runner.processes()).filter((a) => a.id.startsWith(`${deployment}-`) && a.state === "running")
-    .length;
+  done(
+    REAL_NODE
+      ? `k8s and backup executors registered (from their containers on ${runtime.what})`
+      : "k8s and backup executors registered (from pods, through the local pod runner)",
+  );
 }
 
 /** The colony's executors of a type (registered, not removed), by name. */
@@ -391,7 +559,7 @@ function identityIn(deployment: string, deployOut: string): string {
 }
 
 /** Deploys the sleep executors; returns their executor identity. */
-async function deploySleepers(peers: Peers, runner: LocalPodRunner): Promise<string> {
+async function deploySleepers(peers: Peers, runtime: Runtime): Promise<string> {
   step("Deploying sleep executors through the k8s executor: 2 pods x 2 containers");
   const deployOut = await peers.cli([
     "function",
@@ -401,7 +569,7 @@ async function deploySleepers(peers: Peers, runner: LocalPodRunner): Promise<str
     "--args",
     `sleepers,2,2,false,${IMAGE}`,
     "--kwargs",
-    "executortype:sleep,cmd:sleep",
+    `executortype:sleep,cmd:sleep${PLACEMENT}`,
     "--targettype",
     "k8s",
     "--wait",
@@ -413,7 +581,7 @@ async function deploySleepers(peers: Peers, runner: LocalPodRunner): Promise<str
   const identity = identityIn("sleepers", deployOut);
   await waitFor(
     "4 sleep executor containers",
-    async () => (await runningContainers(runner, "sleepers")) === 4,
+    async () => (await runtime.runningContainers("sleepers")) === 4,
     180_000,
   );
   const registered = await executorsOfType(peers, "sleep");
@@ -444,12 +612,12 @@ async function runSleeps({ colonies }: Peers, identity: string): Promise<void> {
   done(`16 x sleep(500) served by ${identity} in ${batchMs} ms on 4 containers (serial would be 8000 ms)`);
 }
 
-async function scaleSleepers(peers: Peers, runner: LocalPodRunner, identity: string): Promise<void> {
+async function scaleSleepers(peers: Peers, runtime: Runtime, identity: string): Promise<void> {
   step("Scaling to 3 pods, listing pods, restarting one");
   await peers.cli(exec("scale", "k8s", "sleepers,3"));
   await waitFor(
     "6 sleep executor containers",
-    async () => (await runningContainers(runner, "sleepers")) === 6,
+    async () => (await runtime.runningContainers("sleepers")) === 6,
     180_000,
   );
   const afterScale = await executorsOfType(peers, "sleep");
@@ -487,12 +655,12 @@ async function listPodsAndRestartOne(peers: Peers, cluster: Cluster): Promise<vo
 }
 
 /** Undeploys a deployment and waits for its executor processes to stop and its executor identity to go. */
-async function undeploy(peers: Peers, runner: LocalPodRunner, deployment: string, type: string) {
+async function undeploy(peers: Peers, runtime: Runtime, deployment: string, type: string) {
   const undeployOut = await peers.cli(exec("undeploy", "k8s", deployment, "--out"));
   console.log(`    ${undeployOut.trim()}`);
   await waitFor(
-    `the ${type} executor processes to stop`,
-    async () => (await runningContainers(runner, deployment)) === 0,
+    `the ${type} ${EXECUTORS} to stop`,
+    async () => (await runtime.runningContainers(deployment)) === 0,
     120_000,
   );
   await waitFor(
@@ -502,10 +670,10 @@ async function undeploy(peers: Peers, runner: LocalPodRunner, deployment: string
   );
 }
 
-async function undeploySleepers(peers: Peers, runner: LocalPodRunner, identity: string): Promise<void> {
+async function undeploySleepers(peers: Peers, runtime: Runtime, identity: string): Promise<void> {
   step("Undeploying the sleep executors");
-  await undeploy(peers, runner, "sleepers", "sleep");
-  done(`undeploy sleepers: pods and executor processes gone, executor identity ${identity} removed`);
+  await undeploy(peers, runtime, "sleepers", "sleep");
+  done(`undeploy sleepers: pods and ${EXECUTORS} gone, executor identity ${identity} removed`);
 }
 
 /**
@@ -513,7 +681,7 @@ async function undeploySleepers(peers: Peers, runner: LocalPodRunner, identity: 
  * executor as handler; a member adds a blueprint, the server submits the reconcile, and the k8s executor converges
  * it and writes its status; `blueprint set` scales it, `blueprint remove` deletes it and its executor identity.
  */
-async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<void> {
+async function blueprintSleepers(peers: Peers, runtime: Runtime): Promise<void> {
   step("Declaring sleep executors as an ExecutorDeployment blueprint: add, set spec.replicas, remove");
   const running = async (n: number) => {
     await waitFor(
@@ -522,7 +690,7 @@ async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<
         const out = (await peers.colonies.cli(["blueprint", "get", "--name", "sleepers-bp", "--json"]))
           .stdout;
         const status = (JSON.parse(out) as { status?: { runningInstances?: number } }).status;
-        return status?.runningInstances === n && (await runningContainers(runner, "sleepers-bp")) === n;
+        return status?.runningInstances === n && (await runtime.runningContainers("sleepers-bp")) === n;
       },
       180_000,
     );
@@ -540,6 +708,12 @@ async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<
         replicas: 2,
         cpu: "100m",
         memory: "128Mi",
+        ...(REAL_NODE
+          ? {
+              nodeSelector: { [LABEL]: "true" },
+              tolerations: [{ key: LABEL, value: "true", effect: "NoSchedule" }],
+            }
+          : {}),
       },
     }),
   );
@@ -550,8 +724,8 @@ async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<
   console.log(await peers.cli(["blueprint", "get", "--name", "sleepers-bp"]));
   await peers.cli(["blueprint", "remove", "--name", "sleepers-bp"]);
   await waitFor(
-    "the blueprint's executor processes to stop",
-    async () => (await runningContainers(runner, "sleepers-bp")) === 0,
+    `the blueprint's ${EXECUTORS} to stop`,
+    async () => (await runtime.runningContainers("sleepers-bp")) === 0,
     120_000,
   );
   await waitFor(
@@ -566,12 +740,12 @@ async function blueprintSleepers(peers: Peers, runner: LocalPodRunner): Promise<
  * A burst absorbed by autoscaling: a deployment of no pods, autoscaled 0..4 from the Colonies queue, gets 24
  * sleeps; the k8s executor grows it while they wait and shrinks it to 0 once they are done.
  */
-async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> {
+async function absorbBurst(peers: Peers, runtime: Runtime): Promise<void> {
   step("Absorbing a burst with autoscaling: 0..4 pods sized from the Colonies queue");
   await peers.cli([
     ...exec("deploy", "k8s", `burst,0,1,false,${IMAGE}`),
     "--kwargs",
-    "executortype:burst,cmd:sleep",
+    `executortype:burst,cmd:sleep${PLACEMENT}`,
   ]);
   await peers.cli([...exec("autoscale", "k8s", "burst,0,4"), "--kwargs", "cooldown:10"]);
   const t0 = Date.now();
@@ -595,7 +769,7 @@ async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> 
   );
   let peak = 0;
   const watch = setInterval(async () => {
-    peak = Math.max(peak, await runningContainers(runner, "burst").catch(() => 0));
+    peak = Math.max(peak, await runtime.runningContainers("burst").catch(() => 0));
   }, 500);
   try {
     const finished = await Promise.all(ids.map((id) => waitDone(peers.colonies, id, 300_000)));
@@ -608,7 +782,7 @@ async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> 
   const drainedMs = Date.now() - t0;
   await waitFor(
     "the burst deployment to shrink to 0",
-    async () => (await runningContainers(runner, "burst")) === 0,
+    async () => (await runtime.runningContainers("burst")) === 0,
     120_000,
   );
   console.log(await peers.cli([...exec("get_autoscale", "k8s", "burst"), "--out"]));
@@ -619,24 +793,24 @@ async function absorbBurst(peers: Peers, runner: LocalPodRunner): Promise<void> 
   );
   const recorded = (status.out?.[0] as { decisions?: { from: number; to: number }[] })?.decisions ?? [];
   const decisions = recorded.map((d) => `${d.from}→${d.to}`);
-  await undeploy(peers, runner, "burst", "burst");
+  await undeploy(peers, runtime, "burst", "burst");
   done(
     `autoscale burst 0..4: 24 x sleep(1000) drained in ${(drainedMs / 1000).toFixed(0)} s on up to ${peak} pods, then back to 0 (decisions ${decisions.join(", ")})`,
   );
 }
 
+/** `psql` as postgres against the Colonies server's PostgreSQL. */
+function psql(colonies: ColoniesServer, ...args: string[]): void {
+  execFileSync("psql", ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", ...args], {
+    env: { ...process.env, PGPASSWORD: colonies.databasePassword },
+  });
+}
+
 /** The shop database with a table of 50000 rows, for the backups. */
 function createShopDatabase({ colonies }: Peers): void {
-  const psql = (...args: string[]) =>
-    execFileSync(
-      "psql",
-      ["-h", "127.0.0.1", "-p", String(colonies.databasePort), "-U", "postgres", ...args],
-      {
-        env: { ...process.env, PGPASSWORD: colonies.databasePassword },
-      },
-    );
-  psql("-c", "CREATE DATABASE shop");
+  psql(colonies, "-c", "CREATE DATABASE shop");
   psql(
+    colonies,
     "-d",
     "shop",
     "-c",
@@ -661,8 +835,10 @@ async function backupWithInfraExecutor(peers: Peers): Promise<void> {
 /**
  * A backup executor deployed through Colonies: the database password stays in a Secret (the k8s executor
  * passes only the reference; the local pod runner resolves it as a kubelet would), the rest is plain env.
+ * On the real node it writes to /data/backups inside its container, and the demo checks the backup through the
+ * executor itself (`verify` reads it back) instead of looking at a directory of this machine.
  */
-async function deployBackupExecutor(peers: Peers, cluster: Cluster, runner: LocalPodRunner): Promise<void> {
+async function deployBackupExecutor(peers: Peers, cluster: Cluster, runtime: Runtime): Promise<void> {
   step("Deploying a backup executor through the k8s executor, its database password from a Secret; a backup");
   const { colonies } = peers;
   await cluster.core.createNamespacedSecret({
@@ -676,16 +852,17 @@ async function deployBackupExecutor(peers: Peers, cluster: Cluster, runner: Loca
     cluster.core.deleteNamespacedSecret({ name: DB_SECRET.name, namespace: NAMESPACE }),
   );
   console.log(`    Secret ${DB_SECRET.name} (key ${DB_SECRET.key}) created in ${NAMESPACE}`);
-  const backupDir = join(work, "shop-backups");
+  const backupDir = REAL_NODE ? "/data/backups" : join(work, "shop-backups");
   // The CLI splits --kwargs on ',' and refuses ':' in values: items of env and secretenv are ';'-separated.
+  // On the real node the image's own pg_dump runs; locally the one of this machine's PostgreSQL.
   const env = [
-    "DB_HOST=127.0.0.1",
+    `DB_HOST=${runtime.hostAddress}`,
     `DB_PORT=${colonies.databasePort}`,
     "DB_DATABASE=shop",
     "DB_USER=postgres",
     "BACKUP_TARGET=dir",
     `BACKUP_DIR=${backupDir}`,
-    `BACKUP_PG_BINDIR=${postgresBindir()}`,
+    ...(REAL_NODE ? [] : [`BACKUP_PG_BINDIR=${postgresBindir()}`]),
   ].join(";");
   const deployOut = await peers.cli([
     "function",
@@ -699,7 +876,7 @@ async function deployBackupExecutor(peers: Peers, cluster: Cluster, runner: Loca
     "--args",
     `shop-backups,1,1,false,${IMAGE}`,
     "--kwargs",
-    `executortype:shop-backup,cmd:backup,env:${env},secretenv:DB_PASSWORD=${DB_SECRET.name}/${DB_SECRET.key}`,
+    `executortype:shop-backup,cmd:backup,env:${env},secretenv:DB_PASSWORD=${DB_SECRET.name}/${DB_SECRET.key}${PLACEMENT}`,
   ]);
   console.log(`    ${deployOut.trim()}`);
   if (deployOut.includes(colonies.databasePassword)) throw new Error("deploy's output shows the password");
@@ -713,45 +890,63 @@ async function deployBackupExecutor(peers: Peers, cluster: Cluster, runner: Loca
   console.log(`    ${backupOut.trim()}`);
   const name = BACKUP_NAME.exec(backupOut)?.[1];
   if (!name) throw new Error(`backup output names no backup:\n${backupOut}`);
-  if (!existsSync(join(backupDir, name))) throw new Error(`${name} is not in ${backupDir}`);
-  done(
-    `deploy shop-backups (password from Secret ${DB_SECRET.name}) as ${identity}: backup ${name} in ${backupDir}`,
-  );
-  await undeploy(peers, runner, "shop-backups", "shop-backup");
-  done(`undeploy shop-backups: executor processes gone, executor identity ${identity} removed`);
+  if (REAL_NODE) {
+    // The backup is in the container's /data/backups: the executor reads it back (checksum, size, database).
+    const verifyOut = await peers.cli(exec("verify", "shop-backup", name, "--out"));
+    console.log(`    ${verifyOut.trim()}`);
+    if (!/\bok:true\b/.test(verifyOut) || !verifyOut.includes("database:shop"))
+      throw new Error(`verify ${name} did not confirm a backup of shop:\n${verifyOut}`);
+    done(
+      `deploy shop-backups (password from Secret ${DB_SECRET.name}) as ${identity}: backup ${name} in ${backupDir} of its container, verified by it`,
+    );
+  } else {
+    if (!existsSync(join(backupDir, name))) throw new Error(`${name} is not in ${backupDir}`);
+    done(
+      `deploy shop-backups (password from Secret ${DB_SECRET.name}) as ${identity}: backup ${name} in ${backupDir}`,
+    );
+  }
+  await undeploy(peers, runtime, "shop-backups", "shop-backup");
+  done(`undeploy shop-backups: ${EXECUTORS} gone, executor identity ${identity} removed`);
 }
 
-function printSummary(): void {
+function printSummary(runtime: Runtime): void {
   console.log(`\n\x1b[1mSummary\x1b[0m (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  if (REAL_NODE)
+    console.log(
+      `  The k8s steps ran on ${runtime.what}: real containers of ${IMAGE} (containerd, runc, kubelet), no local pod runner.`,
+    );
   for (const line of summary) console.log(`  ✓ ${line}`);
 }
 
 async function keepRunning({ colonies }: Peers, { kubeconfig }: Cluster): Promise<void> {
+  const logs = REAL_NODE
+    ? `KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} logs deploy/k8s-executor`
+    : logFile;
   console.log(`\nStill running. Talk to it with:
     export COLONIES_SERVER_HOST=127.0.0.1 COLONIES_SERVER_PORT=${colonies.port} COLONIES_TLS=false
     export COLONIES_COLONY_NAME=${colonies.colonyName} COLONIES_PRVKEY=${colonies.userPrvKey}
     colonies function exec --func get_deployments --targettype k8s --wait --out
     KUBECONFIG=${kubeconfig} kubectl -n ${NAMESPACE} get pods
-  Executor logs: ${logFile}. Press Ctrl-C to tear everything down.`);
+  Executor logs: ${logs}. Press Ctrl-C to tear everything down.`);
   await new Promise((r) => process.once("SIGINT", r));
 }
 
 async function main(): Promise<void> {
   const peers = await startPeers();
   const cluster = await startCluster();
-  const runner = preparePodRunner(cluster);
-  await bootstrap(peers, cluster, runner);
-  await waitForRegistration(peers, runner);
-  const identity = await deploySleepers(peers, runner);
+  const runtime = REAL_NODE ? prepareRealNode(peers, cluster) : preparePodRunner(cluster);
+  await bootstrap(peers, cluster, runtime);
+  await waitForRegistration(peers, runtime);
+  const identity = await deploySleepers(peers, runtime);
   await runSleeps(peers, identity);
-  await scaleSleepers(peers, runner, identity);
+  await scaleSleepers(peers, runtime, identity);
   await listPodsAndRestartOne(peers, cluster);
-  await undeploySleepers(peers, runner, identity);
-  await blueprintSleepers(peers, runner);
-  await absorbBurst(peers, runner);
+  await undeploySleepers(peers, runtime, identity);
+  await blueprintSleepers(peers, runtime);
+  await absorbBurst(peers, runtime);
   await backupWithInfraExecutor(peers);
-  await deployBackupExecutor(peers, cluster, runner);
-  printSummary();
+  await deployBackupExecutor(peers, cluster, runtime);
+  printSummary(runtime);
   if (values.keep) await keepRunning(peers, cluster);
 }
 
@@ -766,7 +961,7 @@ try {
   if (log.length) console.log(`Last lines of the executors' log (${logFile}):\n${log.join("\n")}`);
   throw error;
 } finally {
-  step("Tearing down: pulumi destroy, pod runner, cluster, servers");
+  step(`Tearing down: pulumi destroy, ${REAL_NODE ? "real node" : "pod runner"}, cluster, servers`);
   for (const { what, undo } of teardown.reverse()) {
     try {
       await undo();
