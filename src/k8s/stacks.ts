@@ -494,14 +494,7 @@ export class StackManager {
   private async known(stackName: string, facts: TurnFacts): Promise<boolean | undefined> {
     if (facts.exists !== undefined) return facts.exists;
     if (this.existing.has(stackName)) return true;
-    const dirs = stackDirs(this.options.backendUrl, this.options.project);
-    if (!dirs) return undefined;
-    for (const dir of dirs) {
-      for (const file of [`${stackName}.json`, `${stackName}.json.gz`]) {
-        if (await present(join(dir, file))) return true;
-      }
-    }
-    return false;
+    return fileBackendHasStack(this.options.backendUrl, this.options.project, stackName);
   }
 
   /** The stack's outputs (secrets in plain), or undefined when it does not exist; the turn learns which. */
@@ -570,7 +563,8 @@ export class StackManager {
       this.existing.add(stackName);
       return outcome;
     } catch (error) {
-      if (known !== undefined || !isStackNotFound(error)) throw error;
+      // The CLI's own answer wins over what we thought we knew.
+      if (!isStackNotFound(error)) throw error;
       await this.init(stackName);
       const outcome = await run();
       this.existing.add(stackName);
@@ -655,18 +649,28 @@ export class StackManager {
   }
 }
 
-/** The directories where a file backend keeps the project's stacks (project layout, and the legacy one). */
-function stackDirs(backendUrl: string, project: string): string[] | undefined {
+/**
+ * Whether a file backend holds the stack: its checkpoint `<backend>/.pulumi/stacks/<project>/<stack>.json`
+ * (`.json.gz` when the backend compresses; directly under stacks/ in the legacy layout) is what the CLI reads
+ * to find a stack, so no file means "no stack named ..." from the CLI too. Undefined for other backends.
+ */
+export async function fileBackendHasStack(
+  backendUrl: string,
+  project: string,
+  stackName: string,
+): Promise<boolean | undefined> {
   if (!backendUrl.startsWith("file://")) return undefined;
   const root = join(fileURLToPath(backendUrl), ".pulumi", "stacks");
-  return [join(root, project), root];
-}
-
-function present(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
+  for (const dir of [join(root, project), root]) {
+    for (const file of [`${stackName}.json`, `${stackName}.json.gz`]) {
+      const found = await access(join(dir, file)).then(
+        () => true,
+        () => false,
+      );
+      if (found) return true;
+    }
+  }
+  return false;
 }
 
 /** One entry of `pulumi stack history --json`. */
