@@ -180,9 +180,11 @@ describe("autoscaling from the Colonies queue", () => {
       expect(done.state, done.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     }
     const drainedAt = Date.now();
+    // The Deployment shows 0 as soon as the update patches it; the update (and with it the recorded decision) ends
+    // once the rollout has: wait for both.
     await waitFor(
-      "the deployment to return to 0 pods",
-      async () => (await replicas("burst")) === 0,
+      "the deployment to return to 0 pods, recorded",
+      async () => (await replicas("burst")) === 0 && (await cli("get_autoscale", "burst")).pods === 0,
       SHRINK_BOUND_MS,
     );
     const shrankMs = Date.now() - drainedAt;
