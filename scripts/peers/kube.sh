@@ -13,10 +13,9 @@
 # etcd's server module carry replace directives. Each is built from a throw-away wrapper module that names
 # exact versions (Go ignores the replace directives of dependencies).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/kubernetes.sh" # KUBE_VERSION, build_kubernetes_commands
 
-# Kubernetes 1.34: its go line (1.24) builds with the installed Go, kwok 0.8.0 supports it, and the
-# executor's @kubernetes/client-node 2.x targets it. etcd 3.6 is what kubeadm pairs with 1.34.
-KUBE_VERSION=1.34.4
+# etcd 3.6 is what kubeadm pairs with Kubernetes 1.34.
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 
@@ -25,39 +24,8 @@ etcd_dir="$PEERS_CACHE/etcd-$ETCD_VERSION"
 kwok_dir="$PEERS_CACHE/kwok-$KWOK_VERSION"
 
 build_kubernetes() {
-  local wrap="$kube_dir/wrapper" minor="${KUBE_VERSION#*.}"
-  minor="${minor%%.*}"
   log "building Kubernetes v$KUBE_VERSION (apiserver, controller-manager, scheduler, kubectl) from k8s.io/kubernetes (long the first time)"
-  mkdir -p "$wrap"
-  # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging/...; the wrapper
-  # replaces each with its published release (v0.N.P for Kubernetes v1.N.P). The list comes from the module's go.mod.
-  local modfile
-  modfile="$(cd "$wrap" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')"
-  [ -f "$modfile" ] || die "cannot download k8s.io/kubernetes@v$KUBE_VERSION's go.mod"
-  {
-    printf 'module wrapper/kubernetes\n\ngo 1.24.0\n\ngodebug default=go1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$KUBE_VERSION"
-    sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\t\1 => \1 v0.'"${KUBE_VERSION#1.}"'#p' "$modfile"
-    printf ')\n'
-  } >"$wrap/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport (\n' >"$wrap/tools.go"
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c" >>"$wrap/tools.go"
-  done
-  printf ')\n' >>"$wrap/tools.go"
-  (cd "$wrap" && run_logged kubernetes-tidy go mod tidy)
-  local commit ldflags
-  commit="$(cd "$wrap" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\t\t"Hash": "\(.*\)",\{0,1\}$/\1/p')"
-  ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-    ldflags+=" -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    [ -z "$commit" ] || ldflags+=" -X $p.gitCommit=$commit"
-  done
-  mkdir -p "$kube_dir/bin.tmp"
-  (cd "$wrap" && CGO_ENABLED=0 run_logged kubernetes-build go build -trimpath -ldflags "$ldflags" -o "$kube_dir/bin.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
-  rm -rf "$kube_dir/bin" && mv "$kube_dir/bin.tmp" "$kube_dir/bin"
+  build_kubernetes_commands "$kube_dir" kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {

@@ -12,8 +12,8 @@
 # Usage: scripts/peers/kubelet.sh            builds or reuses, prints one line NAME=PATH per artefact
 #        scripts/peers/kubelet.sh --export   prints the variables to eval (REAL_NODE_KUBELET_BINARY, ...)
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/kubernetes.sh" # KUBE_VERSION (the control plane's), build_kubernetes_commands
 
-KUBE_VERSION=1.34.4
 PAUSE_VERSION=3.10
 # Names the images get in containerd (namespace k8s.io). "localhost/" keeps them from ever being pulled.
 PAUSE_IMAGE="localhost/colonyos/pause:$PAUSE_VERSION"
@@ -22,33 +22,8 @@ BUSYBOX_IMAGE="localhost/colonyos/busybox:1"
 node_dir="$PEERS_CACHE/kubelet-$KUBE_VERSION"
 
 build_kubelet() {
-  local wrap="$node_dir/wrapper" minor="${KUBE_VERSION#*.}"
-  minor="${minor%%.*}"
   log "building kubelet and kube-proxy v$KUBE_VERSION from k8s.io/kubernetes (long the first time)"
-  mkdir -p "$wrap"
-  local modfile
-  modfile="$(cd "$wrap" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')"
-  [ -f "$modfile" ] || die "cannot download k8s.io/kubernetes@v$KUBE_VERSION's go.mod"
-  {
-    printf 'module wrapper/kubelet\n\ngo 1.24.0\n\ngodebug default=go1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$KUBE_VERSION"
-    sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\t\1 => \1 v0.'"${KUBE_VERSION#1.}"'#p' "$modfile"
-    printf ')\n'
-  } >"$wrap/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n)\n' >"$wrap/tools.go"
-  (cd "$wrap" && run_logged kubelet-tidy go mod tidy)
-  local commit ldflags
-  commit="$(cd "$wrap" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\t\t"Hash": "\(.*\)",\{0,1\}$/\1/p')"
-  ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-    ldflags+=" -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    [ -z "$commit" ] || ldflags+=" -X $p.gitCommit=$commit"
-  done
-  mkdir -p "$node_dir/bin.tmp"
-  # Kubernetes' own release builds kubelet and kube-proxy statically (CGO_ENABLED=0) as well.
-  (cd "$wrap" && CGO_ENABLED=0 run_logged kubelet-build go build -trimpath -ldflags "$ldflags" -o "$node_dir/bin.tmp/" \
-    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
-  rm -rf "${node_dir:?}/bin" && mv "$node_dir/bin.tmp" "$node_dir/bin"
+  build_kubernetes_commands "$node_dir" kubelet kubelet kube-proxy
 }
 
 # oci_archive OUT NAME ROOTFS_DIR CONFIG_JSON: writes an OCI image layout as a tar archive, one layer (ROOTFS_DIR),
