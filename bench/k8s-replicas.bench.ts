@@ -17,12 +17,10 @@
  * eval "$(bash scripts/peers/all.sh --export)"; bash scripts/cluster.sh up; eval "$(bash scripts/cluster.sh env)";
  * npm run bench:k8s-replicas
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { promisify } from "node:util";
+import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { type EngineEvent, LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { clusterKubeconfig, createNamespace } from "../peers/cluster.js";
@@ -33,13 +31,11 @@ import { query, startPostgres } from "../peers/postgres.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import type { ExecutorRuntime } from "../src/executor/runtime.js";
-import { loadK8sConfig } from "../src/executors/k8s/config.js";
-import { deploymentProgram, recorded } from "../src/executors/k8s/spec.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
-import { describeUsage, measureChildren, type UsageReport } from "../src/k8s/cpu-accounting.js";
+import { describeUsage, type UsageReport } from "../src/k8s/cpu-accounting.js";
 import { runUpdate } from "../src/k8s/pulumi-update.js";
+import { cpu, type Measured, measured, rss, updateThreeWays, wall } from "./update-three-ways.js";
 
-const run = promisify(execFile);
 const admin = loadKubeConfig({ path: clusterKubeconfig() });
 const core = admin.makeApiClient(CoreV1Api);
 const leases = admin.makeApiClient(CoordinationV1Api);
@@ -81,17 +77,6 @@ async function call(type: string, func: string, args: string[]): Promise<number>
   return performance.now() - started;
 }
 
-interface Measured {
-  ms: number;
-  usage: UsageReport;
-}
-
-/** Wall time, and the CPU-seconds and peak RSS of the child processes, of one operation. */
-async function measured(work: () => Promise<unknown>): Promise<Measured> {
-  const { ms, usage } = await measureChildren(work);
-  return { ms, usage };
-}
-
 async function version(name: string): Promise<number> {
   const lease = await leases.readNamespacedLease({ name: `${name}.colonyos-executors`, namespace });
   return Number(lease.metadata?.annotations?.["colonyos.io/version"] ?? 0);
@@ -113,9 +98,9 @@ try {
         call(type, "deploy", [`${type}-${i}`, "1", "1", "false", TEST_IMAGE]),
       ),
     );
-    const wall = performance.now() - started;
+    const elapsed = performance.now() - started;
     await Promise.all(Array.from({ length: 24 }, (_, i) => call(type, "undeploy", [`${type}-${i}`])));
-    return { opsPerSecond: 24 / (wall / 1000), p50: pct(latencies, 0.5), p95: pct(latencies, 0.95) };
+    return { opsPerSecond: 24 / (elapsed / 1000), p50: pct(latencies, 0.5), p95: pct(latencies, 0.95) };
   };
   const one = await throughput("one", 1);
   const three = await throughput("three", 3);
@@ -131,10 +116,6 @@ try {
   const costs: Measured[] = [];
   for (let i = 0; i < ROUNDS; i++)
     costs.push(await measured(() => call("one", "scale", ["cost", String(2 + (i % 2))])));
-  const median = (xs: number[]) => pct(xs, 0.5);
-  const cpu = (xs: Measured[]) => median(xs.map((m) => m.usage.reapedCpuSeconds));
-  const rss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakRssMb));
-  const wall = (xs: Measured[]) => median(xs.map((m) => m.ms));
   const last = (xs: Measured[]) => describeUsage(xs[xs.length - 1]?.usage as UsageReport);
   say(
     `2. one Pulumi update (scale): ${cpu(costs).toFixed(2)} CPU-s of pulumi + provider, peak ${rss(costs).toFixed(0)} MB of them (medians of ${ROUNDS})`,
@@ -161,79 +142,22 @@ try {
 
   // 4. The executor's scale vs a bare `pulumi up` of the same program and stack with the CLI.
   await call("one", "deploy", ["cli", "1", "1", "false", TEST_IMAGE]);
-  const project = mkdtempSync(join(work, "cli-"));
-  for (const entry of ["package.json", "tsconfig.json", "node_modules", "src", "bench"])
-    symlinkSync(resolve(entry), join(project, entry));
-  writeFileSync(
-    join(project, "Pulumi.yaml"),
-    "name: colonyos-executors\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import=tsx\nmain: bench/cli-program.ts\n",
-  );
-  const executorEnv = env({});
-  const stack = await LocalWorkspace.selectStack(
-    { projectName: "colonyos-executors", stackName: "cli", program: async () => ({}) },
-    {
-      workDir: project,
-      envVars: {
-        PULUMI_BACKEND_URL: backendUrl,
-        PULUMI_CONFIG_PASSPHRASE: passphrase,
-        KUBECONFIG: kubeconfig,
-      },
-    },
-  );
-  const current = recorded(
-    Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value])),
-  );
-  const config = loadK8sConfig({
-    ...executorEnv,
-    ...server.env,
-    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
-  });
-  if (!current.spec) throw new Error("the stack cli has no recorded spec");
-  const spec = current.spec;
   const stateEnv = {
     PULUMI_BACKEND_URL: backendUrl,
     PULUMI_CONFIG_PASSPHRASE: passphrase,
     KUBECONFIG: kubeconfig,
   };
-  // What the executor ran before: Stack.up of the inline program, its stack selected once (as it cached it).
-  const before = await LocalWorkspace.selectStack(
-    { projectName: "colonyos-executors", stackName: "cli", program: async () => ({}) },
-    {
-      workDir: mkdtempSync(join(work, "stack-up-")),
-      envVars: { ...stateEnv, PULUMI_SKIP_UPDATE_CHECK: "true" },
-    },
-  );
-  const ways = { executor: [] as Measured[], stackUp: [] as Measured[], bare: [] as Measured[] };
-  // Each update changes the number of pods, and each executor scale starts from live objects equal to its record
-  // (no drift, no refresh): the executor sets X, the bare CLI Y, Stack.up X again; the next round the other way.
-  for (let i = 0; i < 4; i++) {
-    const x = 2 + (i % 2);
-    const y = 5 - x;
-    ways.executor.push(await measured(() => call("one", "scale", ["cli", String(x)])));
-    ways.bare.push(
-      await measured(() =>
-        run("pulumi", ["up", "--yes", "--skip-preview", "--stack", "cli", "--non-interactive"], {
-          cwd: project,
-          env: {
-            ...process.env,
-            ...executorEnv,
-            ...server.env,
-            ...stateEnv,
-            COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
-            PULUMI_SKIP_UPDATE_CHECK: "true",
-            BENCH_PROGRAM: JSON.stringify({ spec: { ...spec, pods: y }, identity: current.identity }),
-          },
-          maxBuffer: 64 * 1024 * 1024,
-        }),
-      ),
-    );
-    (before.workspace as LocalWorkspace).program = deploymentProgram(
-      { ...spec, pods: x },
-      config,
-      current.identity,
-    );
-    ways.stackUp.push(await measured(() => before.up({ color: "never" })));
-  }
+  const {
+    ways,
+    program,
+    stack: before,
+  } = await updateThreeWays({
+    rounds: 4,
+    dir: work,
+    env: { ...env({}), ...server.env, COLONIES_COLONY_PRVKEY: server.colonyPrvKey },
+    state: stateEnv,
+    scale: (pods) => call("one", "scale", ["cli", String(pods)]),
+  });
   say(
     `4. scale through the executor ${s(wall(ways.executor))} vs bare \`pulumi up\` ${s(wall(ways.bare))}   ratio ${(wall(ways.executor) / wall(ways.bare)).toFixed(2)}x (goal <= 0.55x); Stack.up ${s(wall(ways.stackUp))}`,
   );
@@ -269,7 +193,6 @@ try {
     };
   };
   // Part 4 left 3 pods: before sets 2, after 3 again (each a real update of the Deployment).
-  const program = (pods: number) => deploymentProgram({ ...spec, pods }, config, current.identity);
   // Before: the stack selected (the executor cached that after a name's first operation), then Stack.up; the
   // CPU-seconds and RSS are those of Stack.up alone. One PulumiCommand, as the executor has (no `pulumi version`).
   const command = await PulumiCommand.get({ skipVersionCheck: true });

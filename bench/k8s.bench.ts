@@ -16,16 +16,13 @@
  * Needs the peers and a cluster: eval "$(bash scripts/peers/all.sh --export)"; bash scripts/cluster.sh up;
  * eval "$(bash scripts/cluster.sh env)"; npm run bench:k8s
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { AppsV1Api, CoreV1Api, type V1Deployment } from "@kubernetes/client-node";
-import { LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
 import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
 import { startRuntime, submit, userClient, waitDone } from "../peers/executor.js";
@@ -33,13 +30,10 @@ import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { executorDeploymentDefinition, KIND } from "../src/executors/k8s/blueprint/definition.js";
-import { loadK8sConfig } from "../src/executors/k8s/config.js";
-import { deploymentProgram, recorded } from "../src/executors/k8s/spec.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
-import { ChildUsage, describeUsage, measureChildren, type UsageReport } from "../src/k8s/cpu-accounting.js";
+import { ChildUsage, describeUsage, type UsageReport } from "../src/k8s/cpu-accounting.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
-
-const run = promisify(execFile);
+import { cpu, median, rss, updateThreeWays, wall } from "./update-three-ways.js";
 
 const ROUNDS = 5;
 const IMAGE = TEST_IMAGE;
@@ -48,8 +42,6 @@ const kc = loadKubeConfig({ path: kubeconfig });
 const apps = kc.makeApiClient(AppsV1Api);
 const core = kc.makeApiClient(CoreV1Api);
 const namespace = `bench-${randomBytes(3).toString("hex")}`;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function ready(name: string, replicas: number): Promise<void> {
   for (;;) {
@@ -132,17 +124,6 @@ async function blueprintRunning(name: string, running: number, generation: numbe
   }
 }
 
-interface Measured {
-  ms: number;
-  usage: UsageReport;
-}
-
-/** Wall time, and the CPU-seconds and peak RSS of the child processes, of one operation. */
-async function measured(work: () => Promise<unknown>): Promise<Measured> {
-  const { ms, usage } = await measureChildren(work);
-  return { ms, usage };
-}
-
 async function viaExecutor(func: string, args: string[]): Promise<number> {
   const started = performance.now();
   const done = await waitDone(server, (await submit(server, "k8s", func, args)).processid, 600_000);
@@ -195,73 +176,15 @@ try {
     scaleSide.push(await viaExecutor("scale", [`side-${i}`, "3"]));
   }
 
-  // One update, three ways on the same stack and program, interleaved. Each one changes the number of pods, and
-  // each executor scale starts from live objects equal to its record (no drift, so no refresh): the executor
-  // sets X, the bare CLI Y, Stack.up X again; the next round the other way round.
+  // One update, three ways on the same stack and program, interleaved (bench/update-three-ways.ts).
   await viaExecutor("deploy", ["cli", "1", "1", "false", IMAGE]);
-  const project = mkdtempSync(join(dataDir, "cli-"));
-  for (const entry of ["package.json", "tsconfig.json", "node_modules", "src", "bench"])
-    symlinkSync(resolve(entry), join(project, entry));
-  writeFileSync(
-    join(project, "Pulumi.yaml"),
-    `name: colonyos-executors\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import=tsx\nmain: bench/cli-program.ts\nbackend:\n  url: ${backendUrl}\n`,
-  );
-  const cliEnv = { PULUMI_CONFIG_PASSPHRASE: passphrase, KUBECONFIG: kubeconfig };
-  const stack = await LocalWorkspace.selectStack(
-    { projectName: "colonyos-executors", stackName: "cli", program: async () => ({}) },
-    { workDir: project, envVars: cliEnv },
-  );
-  const current = recorded(
-    Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value])),
-  );
-  if (!current.spec) throw new Error("the stack cli has no recorded spec");
-  const config = loadK8sConfig({
-    ...executorEnv,
-    ...server.env,
-    COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
+  const { ways } = await updateThreeWays({
+    rounds: ROUNDS,
+    dir: dataDir,
+    env: { ...executorEnv, ...server.env, COLONIES_COLONY_PRVKEY: server.colonyPrvKey },
+    state: { PULUMI_BACKEND_URL: backendUrl, PULUMI_CONFIG_PASSPHRASE: passphrase, KUBECONFIG: kubeconfig },
+    scale: (pods) => viaExecutor("scale", ["cli", String(pods)]),
   });
-  // What the executor ran before: Stack.up of the inline program, its stack selected once (as it cached it).
-  const before = await LocalWorkspace.selectStack(
-    {
-      projectName: "colonyos-executors",
-      stackName: "cli",
-      program: async () => ({}),
-    },
-    {
-      workDir: mkdtempSync(join(dataDir, "stack-up-")),
-      projectSettings: { name: "colonyos-executors", runtime: "nodejs", backend: { url: backendUrl } },
-      envVars: { ...cliEnv, PULUMI_SKIP_UPDATE_CHECK: "true" },
-    },
-  );
-  const ways = { executor: [] as Measured[], stackUp: [] as Measured[], bare: [] as Measured[] };
-  for (let i = 0; i < ROUNDS; i++) {
-    const x = 2 + (i % 2);
-    const y = 5 - x;
-    ways.executor.push(await measured(() => viaExecutor("scale", ["cli", String(x)])));
-    ways.bare.push(
-      await measured(() =>
-        run("pulumi", ["up", "--yes", "--skip-preview", "--stack", "cli", "--non-interactive"], {
-          cwd: project,
-          env: {
-            ...process.env,
-            ...executorEnv,
-            ...server.env,
-            ...cliEnv,
-            COLONIES_COLONY_PRVKEY: server.colonyPrvKey,
-            PULUMI_SKIP_UPDATE_CHECK: "true",
-            BENCH_PROGRAM: JSON.stringify({ spec: { ...current.spec, pods: y }, identity: current.identity }),
-          },
-          maxBuffer: 64 * 1024 * 1024,
-        }),
-      ),
-    );
-    (before.workspace as LocalWorkspace).program = deploymentProgram(
-      { ...current.spec, pods: x },
-      config,
-      current.identity,
-    );
-    ways.stackUp.push(await measured(() => before.up({ color: "never" })));
-  }
 
   const one = await viaExecutor("deploy", ["solo", "1", "1", "false", IMAGE]);
   const t = performance.now();
@@ -271,9 +194,6 @@ try {
   const ten = performance.now() - t;
 
   const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
-  const cpu = (xs: Measured[]) => median(xs.map((m) => m.usage.reapedCpuSeconds));
-  const rss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakRssMb));
-  const wall = (xs: Measured[]) => median(xs.map((m) => m.ms));
   const allChildren = await children.stop();
   console.log(`\nk8s executor benchmark (${ROUNDS} rounds, medians; namespace ${namespace})\n`);
   console.log(
