@@ -43,6 +43,7 @@ import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
 import { waitFor } from "../peers/ports.js";
 import { postgresBindir } from "../peers/postgres.js";
 import { linkPulumiProject } from "../peers/pulumi-project.js";
+import { findRealNode, REAL_NODE_KWARGS, REAL_NODE_LABEL, REAL_NODE_PLACEMENT } from "../peers/real-node.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { createLogger } from "../src/executor/logger.js";
@@ -53,8 +54,6 @@ const { values } = parseArgs({
   options: { keep: { type: "boolean", default: false }, "real-node": { type: "boolean", default: false } },
 });
 const REAL_NODE = values["real-node"];
-/** The real node's label and taint (scripts/real-node.sh). */
-const LABEL = "colonyos.io/real-node";
 if (REAL_NODE && !(process.env.COLONYOS_IMAGE && process.env.COLONYOS_REGISTRY)) {
   console.error(
     "--real-node runs the project's image: start the demo with `bash scripts/demo.sh --real-node`, which builds and serves it (scripts/peers/image.sh --export sets COLONYOS_IMAGE and COLONYOS_REGISTRY)",
@@ -65,7 +64,7 @@ const IMAGE = REAL_NODE ? (process.env.COLONYOS_IMAGE as string) : "colonyos-exe
 /** What the demo waits for of a deployment: the runner's processes, or the real node's containers. */
 const EXECUTORS = REAL_NODE ? "executor containers" : "executor processes";
 /** What a deploy adds on the real node: its label selected and its taint tolerated (`,`-prefixed kwargs). */
-const PLACEMENT = REAL_NODE ? `,nodeselector:${LABEL}=true,tolerations:${LABEL}=true=NoSchedule` : "";
+const PLACEMENT = REAL_NODE ? `,${REAL_NODE_KWARGS}` : "";
 const NAMESPACE = "colonyos-demo";
 /** The S3 bucket of infra's backup executor. */
 const BUCKET = "demo-backups";
@@ -191,13 +190,10 @@ async function startCluster(): Promise<Cluster> {
     env: { ...clusterEnv, REAL_NODE_REGISTRY: process.env.COLONYOS_REGISTRY ?? "" },
     stdio: ["ignore", "inherit", "inherit"],
   });
-  const node = (await core.listNode({ labelSelector: `${LABEL}=true` })).items[0];
-  const name = node?.metadata?.name ?? "";
-  const hostAddress = node?.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "";
-  if (!name || !hostAddress) throw new Error(`real-node.sh up left no node labelled ${LABEL}=true`);
-  const runtime = node?.status?.nodeInfo?.containerRuntimeVersion;
+  const { node, name, hostAddress } = await findRealNode(core, "real-node.sh up did not leave it Ready");
+  const runtime = node.status?.nodeInfo?.containerRuntimeVersion;
   done(
-    `real node ${name} Ready (${runtime}, kubelet ${node?.status?.nodeInfo?.kubeletVersion}), image ${IMAGE}`,
+    `real node ${name} Ready (${runtime}, kubelet ${node.status?.nodeInfo?.kubeletVersion}), image ${IMAGE}`,
   );
   return { kubeconfig, kubeConfig, core, realNode: { name, hostAddress } };
 }
@@ -438,7 +434,7 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
       ? // The node has no volume provisioner: the k8s executor keeps its stacks in its container's writable /data.
         ([
           ["k8sStateBackend", "file:///data/state", true],
-          ["allowedTolerations", LABEL],
+          ["allowedTolerations", REAL_NODE_LABEL],
         ] as [string, string, boolean?][])
       : ([
           ["k8sStateBackend", `file://${join(work, "k8s-executor-state")}`, true],
@@ -454,14 +450,8 @@ async function bootstrap({ colonies, minio }: Peers, { kubeconfig }: Cluster, ru
   }
   if (REAL_NODE) {
     // infra's own executors on the real node: its label selected, its taint tolerated.
-    await pulumi("config", "set", "--path", "nodeSelector", JSON.stringify({ [LABEL]: "true" }));
-    await pulumi(
-      "config",
-      "set",
-      "--path",
-      "tolerations",
-      JSON.stringify([{ key: LABEL, operator: "Equal", value: "true", effect: "NoSchedule" }]),
-    );
+    await pulumi("config", "set", "--path", "nodeSelector", JSON.stringify(REAL_NODE_PLACEMENT.nodeSelector));
+    await pulumi("config", "set", "--path", "tolerations", JSON.stringify(REAL_NODE_PLACEMENT.tolerations));
   }
   const minioPort = new URL(minio.endpoint).port;
   await pulumi(
@@ -710,8 +700,8 @@ async function blueprintSleepers(peers: Peers, runtime: Runtime): Promise<void> 
         memory: "128Mi",
         ...(REAL_NODE
           ? {
-              nodeSelector: { [LABEL]: "true" },
-              tolerations: [{ key: LABEL, value: "true", effect: "NoSchedule" }],
+              nodeSelector: REAL_NODE_PLACEMENT.nodeSelector,
+              tolerations: [{ key: REAL_NODE_LABEL, value: "true", effect: "NoSchedule" }],
             }
           : {}),
       },

@@ -12,7 +12,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { AppsV1Api, CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
@@ -20,11 +20,16 @@ import { submit, userClient, waitDone } from "../../peers/executor.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { linkPulumiProject } from "../../peers/pulumi-project.js";
+import {
+  findRealNode,
+  REAL_NODE_KWARGS,
+  REAL_NODE_LABEL,
+  REAL_NODE_PLACEMENT,
+} from "../../peers/real-node.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ExecutorState, ProcessState } from "../../src/colonies/types.js";
 
 const run = promisify(execFile);
-const LABEL = "colonyos.io/real-node";
 const HOW_TO =
   'build and serve the image with `eval "$(bash scripts/peers/image.sh --export)"`, then start the node with ' +
   "`REAL_NODE_REGISTRY=$COLONYOS_REGISTRY bash scripts/real-node.sh up` after `bash scripts/cluster.sh up` " +
@@ -39,7 +44,7 @@ const PROFILE = {
   },
 };
 /** What a deploy to the real node adds: its label, and its taint tolerated (the operator allows that key). */
-const ON_REAL_NODE = `nodeselector:${LABEL}=true,tolerations:${LABEL}=true=NoSchedule`;
+const ON_REAL_NODE = REAL_NODE_KWARGS;
 
 const image = process.env.COLONYOS_IMAGE ?? "";
 const namespace = `real-${randomBytes(3).toString("hex")}`;
@@ -68,14 +73,6 @@ async function pulumi(...args: string[]): Promise<string> {
     const e = error as { stdout?: string; stderr?: string; message: string };
     throw new Error(`pulumi ${args.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`);
   }
-}
-
-async function realNode(): Promise<V1Node> {
-  const node = (await core.listNode({ labelSelector: `${LABEL}=true` })).items[0];
-  if (!node) throw new Error(`the test cluster has no real node (no node labelled ${LABEL}=true); ${HOW_TO}`);
-  if (node.status?.conditions?.find((c) => c.type === "Ready")?.status !== "True")
-    throw new Error(`the real node ${node.metadata?.name} is not Ready; ${HOW_TO}`);
-  return node;
 }
 
 async function realNodeScript(...args: string[]): Promise<void> {
@@ -134,9 +131,9 @@ beforeAll(async () => {
   const kc = loadKubeConfig({ path: kubeconfig });
   core = kc.makeApiClient(CoreV1Api);
   apps = kc.makeApiClient(AppsV1Api);
-  const node = await realNode();
-  cluster = (node.metadata?.name ?? "").replace(/-node$/, "");
-  hostAddress = node.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "";
+  const found = await findRealNode(core, HOW_TO);
+  cluster = found.name.replace(/-node$/, "");
+  hostAddress = found.hostAddress;
   server = await startColoniesServer();
   shop = await startPostgres();
   // Connections from the pods arrive with their own addresses (the node's NAT rewrites only the destination).
@@ -174,7 +171,7 @@ beforeAll(async () => {
     // The node has no volume provisioner: the executor keeps its stacks in its own writable home.
     ["k8sStateBackend", "file:///data/state", true],
     ["k8sStackConcurrency", "2"],
-    ["allowedTolerations", LABEL],
+    ["allowedTolerations", REAL_NODE_LABEL],
     ["allowedExecutorTypes", "sleep,shop-backup"],
     ["allowedCmds", "sleep,backup"],
     ["allowedSecrets", "shop-db"],
@@ -182,14 +179,8 @@ beforeAll(async () => {
   ];
   for (const [key, value, secret] of settings)
     await pulumi("config", "set", ...(secret ? ["--secret"] : []), key, value);
-  await pulumi("config", "set", "--path", "nodeSelector", JSON.stringify({ [LABEL]: "true" }));
-  await pulumi(
-    "config",
-    "set",
-    "--path",
-    "tolerations",
-    JSON.stringify([{ key: LABEL, operator: "Equal", value: "true", effect: "NoSchedule" }]),
-  );
+  await pulumi("config", "set", "--path", "nodeSelector", JSON.stringify(REAL_NODE_PLACEMENT.nodeSelector));
+  await pulumi("config", "set", "--path", "tolerations", JSON.stringify(REAL_NODE_PLACEMENT.tolerations));
   await pulumi("config", "set", "--path", "profiles", JSON.stringify(PROFILE));
   await pulumi("up", "--yes", "--skip-preview");
   upDone = true;

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
+import { findRealNode, REAL_NODE_LABEL } from "../../peers/real-node.js";
 import { withSignal } from "../../src/atoms/kube-api.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 
@@ -13,7 +14,7 @@ import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 // probe, logs from the runtime, the kubernetes Service from inside a pod, a host loopback port exposed to pods, and
 // a real OOM kill. The node is tainted; pods here tolerate the taint and select its label.
 
-const LABEL = "colonyos.io/real-node";
+const LABEL = REAL_NODE_LABEL;
 const IMAGE = process.env.REAL_NODE_BUSYBOX_IMAGE || "localhost/colonyos/busybox:1";
 const HOW_TO =
   "start it with `KWOK_CLUSTER_NAME=<cluster> bash scripts/real-node.sh up` after `bash scripts/cluster.sh up` " +
@@ -22,20 +23,13 @@ const HOW_TO =
 const run = promisify(execFile);
 const call = () => withSignal(AbortSignal.timeout(20_000));
 
-async function realNode(core: CoreV1Api): Promise<V1Node> {
-  const nodes = (await core.listNode({ labelSelector: `${LABEL}=true` }, call())).items;
-  const node = nodes[0];
-  if (!node) throw new Error(`the test cluster has no real node (no node labelled ${LABEL}=true); ${HOW_TO}`);
-  const ready = node.status?.conditions?.find((c) => c.type === "Ready")?.status;
-  if (ready !== "True")
-    throw new Error(`the real node ${node.metadata?.name} is not Ready (${ready}); ${HOW_TO}`);
+/** The real node, Ready, with the test image in its runtime. */
+async function realNode(core: CoreV1Api): Promise<{ node: V1Node; hostAddress: string }> {
+  const { node, name, hostAddress } = await findRealNode(core, HOW_TO);
   const images = (node.status?.images ?? []).flatMap((i) => i.names ?? []);
-  if (!images.includes(IMAGE)) {
-    throw new Error(
-      `the real node ${node.metadata?.name} has no image ${IMAGE} (it has ${images.join(", ")}); ${HOW_TO}`,
-    );
-  }
-  return node;
+  if (!images.includes(IMAGE))
+    throw new Error(`the real node ${name} has no image ${IMAGE} (it has ${images.join(", ")}); ${HOW_TO}`);
+  return { node, hostAddress };
 }
 
 describe("a real node", () => {
@@ -51,10 +45,9 @@ describe("a real node", () => {
   beforeAll(async () => {
     kubeConfig = loadKubeConfig({ path: clusterKubeconfig() });
     core = kubeConfig.makeApiClient(CoreV1Api);
-    node = await realNode(core);
+    ({ node, hostAddress } = await realNode(core));
     // The node is named <cluster>-node; its InternalIP is its bridge's address, where pods reach exposed host ports.
     cluster = (node.metadata?.name ?? "").replace(/-node$/, "");
-    hostAddress = node.status?.addresses?.find((a) => a.type === "InternalIP")?.address ?? "";
     // A service on the host's loopback only, as a Colonies server, PostgreSQL or MinIO are.
     server = createServer((_req, res) => res.end("colonyos-host-loopback-ok\n"));
     await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
