@@ -1,7 +1,8 @@
 /**
  * The Automation API layer: one Pulumi stack per deployment name, in one project, on one state backend.
  * - one PulumiCommand, found once and reused (no `pulumi version` per workspace);
- * - a work directory per stack under the data dir (stack settings and the passphrase salt live there);
+ * - a work directory per stack under the data dir (its stack settings: the passphrase's salt, or the key manager's
+ *   URL and encrypted data key; the state records them too);
  * - operations on one stack run one at a time in the Colonies server's submission order (a session: read the
  *   current outputs, then update, preview or destroy, in one turn); different stacks concurrently up to a limit;
  * - a session also holds the name's turn from the coordinator (coordination.ts), so that replicas sharing the
@@ -59,7 +60,13 @@ import {
 export interface StackManagerOptions {
   project: string;
   backendUrl: string;
-  passphrase: string;
+  /** Opens stacks whose secrets a passphrase encrypts; required when secretsProvider is "passphrase". */
+  passphrase?: string;
+  /**
+   * What encrypts the secrets of the stacks this creates (`pulumi stack init --secrets-provider`): "passphrase", or
+   * a key manager's URL, which spares every CLI process the passphrase's key derivation (PBKDF2, ~0.2 CPU-s).
+   */
+  secretsProvider: string;
   dataDir: string;
   maxConcurrent: number;
   /** Hard deadline of one operation (its turn on the stack), in milliseconds. */
@@ -446,7 +453,7 @@ export class StackManager {
     return {
       workDir,
       pulumiCommand: this.command,
-      secretsProvider: "passphrase",
+      secretsProvider: this.options.secretsProvider,
       projectSettings: {
         name: this.options.project,
         runtime: "nodejs" as const,
@@ -454,9 +461,13 @@ export class StackManager {
       },
       envVars: {
         ...this.options.env,
-        PULUMI_CONFIG_PASSPHRASE: this.options.passphrase,
+        ...(this.options.passphrase ? { PULUMI_CONFIG_PASSPHRASE: this.options.passphrase } : {}),
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        // A work directory without the stack's settings (another replica's stack, a new pod) opens the stack
+        // with the secrets provider its state records, instead of a new passphrase salt (a second key
+        // derivation, a changed salt) or, for a key manager's stack, a passphrase it does not have.
+        PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
       },
     };
   }
@@ -515,10 +526,10 @@ export class StackManager {
     }
   }
 
-  /** `pulumi stack init` of the name (its passphrase's salt goes into its work directory). */
+  /** `pulumi stack init` of the name (its secrets provider's settings go into its work directory). */
   private async init(stackName: string): Promise<void> {
     try {
-      await this.cli(stackName, ["stack", "init", "--secrets-provider", "passphrase"]);
+      await this.cli(stackName, ["stack", "init", "--secrets-provider", this.options.secretsProvider]);
     } catch (error) {
       if (!(error instanceof StackAlreadyExistsError)) throw error;
     }

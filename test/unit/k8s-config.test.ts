@@ -100,6 +100,44 @@ describe("k8s executor configuration", () => {
       maxMemory: { text: "1Gi", value: 2 ** 30 },
     });
     expect(config.operationTimeoutSeconds).toBe(360);
+    expect(config.pulumi.secretsProvider).toBe("passphrase");
+  });
+
+  it("takes a key manager instead of a passphrase, and hands the CLI the key managers' environment", () => {
+    const url = "awskms://alias/colonyos?region=eu-north-1";
+    const config = loadK8sConfig({
+      K8S_PULUMI_SECRETS_PROVIDER: url,
+      COLONIES_COLONY_PRVKEY: key,
+      AWS_REGION: "eu-north-1",
+      AWS_ROLE_ARN: "arn:aws:iam::1:role/x",
+      VAULT_SERVER_URL: "https://vault.local",
+      COLONIES_PRVKEY: key,
+      HOME: "/root",
+    });
+    expect(config.pulumi.secretsProvider).toBe(url);
+    expect(config.pulumi.passphrase).toBeUndefined();
+    expect(config.pulumi.env).toEqual({
+      AWS_REGION: "eu-north-1",
+      AWS_ROLE_ARN: "arn:aws:iam::1:role/x",
+      VAULT_SERVER_URL: "https://vault.local",
+    });
+  });
+
+  it("refuses a secrets provider Pulumi's CLI does not have", () => {
+    for (const bad of [
+      "base64key://abc",
+      "file:///tmp/key",
+      "awskms://",
+      "Passphrase",
+      "hashivault://key with space",
+    ]) {
+      expect(
+        () => loadK8sConfig({ K8S_PULUMI_SECRETS_PROVIDER: bad, COLONIES_COLONY_PRVKEY: key }),
+        bad,
+      ).toThrow(
+        /K8S_PULUMI_SECRETS_PROVIDER must be passphrase, or a URL of awskms:\/\/, gcpkms:\/\/, azurekeyvault:\/\/ or hashivault:\/\//,
+      );
+    }
   });
 
   it("requires a passphrase and reports every bad variable", () => {
@@ -122,7 +160,7 @@ describe("k8s executor configuration", () => {
       "K8S_DEFAULT_CPU must be a Kubernetes quantity",
       "K8S_IMAGE_PULL_POLICY must be one of Always, IfNotPresent, Never",
       "K8S_MAX_PODS must be a whole number",
-      "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required",
+      "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required: it encrypts the secrets in the Pulumi state (or set K8S_PULUMI_SECRETS_PROVIDER to a key manager)",
       "K8S_CHILD_COLONY_PRVKEY or COLONIES_COLONY_PRVKEY is required",
       "K8S_CHILD_IDENTITY must be one of executor, colony",
       "K8S_MAX_MEMORY must be a Kubernetes quantity",

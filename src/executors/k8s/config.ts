@@ -17,7 +17,17 @@ export interface K8sConfig {
   server: { host: string; port: number; tls: boolean };
   kubeconfig?: string;
   dataDir: string;
-  pulumi: { project: string; backendUrl: string; passphrase: string; root?: string };
+  pulumi: {
+    project: string;
+    backendUrl: string;
+    /** Opens the stacks whose secrets a passphrase encrypts (required when secretsProvider is "passphrase"). */
+    passphrase?: string;
+    /** What encrypts the secrets of new stacks: "passphrase" or a key manager URL (Pulumi's --secrets-provider). */
+    secretsProvider: string;
+    root?: string;
+    /** The key managers' and state backends' credentials and settings for the Pulumi CLI (CLOUD_ENV). */
+    env: Record<string, string>;
+  };
   /** How executors in the pods reach Colonies. */
   child: { host: string; port: number; tls: boolean; colonyName: string };
   /**
@@ -102,6 +112,12 @@ export const K8S_ENV: readonly EnvDoc[] = [
     description:
       "passphrase encrypting secrets in the state (alias PULUMI_CONFIG_PASSPHRASE; or PULUMI_CONFIG_PASSPHRASE_FILE)",
     secret: true,
+  },
+  {
+    name: "K8S_PULUMI_SECRETS_PROVIDER",
+    description:
+      "what encrypts secrets in the state of new stacks: passphrase, or a key manager URL (awskms://, gcpkms://, azurekeyvault://, hashivault://; its credentials from the environment)",
+    default: "passphrase",
   },
   { name: "K8S_PULUMI_PROJECT", description: "Pulumi project of the stacks", default: "colonyos-executors" },
   { name: "K8S_PULUMI_ROOT", description: "directory with bin/pulumi", default: "pulumi on PATH" },
@@ -269,6 +285,13 @@ const NAMESPACE = { pattern: DNS_LABEL, expected: "a DNS-1123 label" };
 const QUANTITY_TEXT = { pattern: QUANTITY, expected: "a Kubernetes quantity (e.g. 250m, 512Mi)" };
 const URL_LIKE = { pattern: /^[a-z0-9+]+:\/\//, expected: "a URL such as file:///data/state or s3://bucket" };
 const KEY = { pattern: /^[0-9a-f]{64}$/, expected: "64 lowercase hex characters" };
+/**
+ * What the Pulumi CLI's key managers and state backends read from the environment (AWS_*, GOOGLE_*, AZURE_*,
+ * VAULT_*): handed to it explicitly, so that an executor configured from other than its process environment works too.
+ */
+const CLOUD_ENV = /^(AWS|GOOGLE|AZURE|VAULT)_[A-Z0-9_]+$/;
+/** Pulumi's secrets providers for a DIY backend: the passphrase, or the key managers its CLI is built with. */
+const SECRETS_PROVIDER = /^(passphrase|(awskms|gcpkms|azurekeyvault|hashivault):\/\/[^\s]+)$/;
 
 function defaultNamespace(): string {
   try {
@@ -323,9 +346,14 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
   );
   const backendUrl = e.string("K8S_PULUMI_BACKEND_URL", URL_LIKE) ?? e.string("PULUMI_BACKEND_URL", URL_LIKE);
   const passphrase = passphraseFrom(e);
-  if (!passphrase) {
+  const secretsProvider =
+    e.string("K8S_PULUMI_SECRETS_PROVIDER", {
+      pattern: SECRETS_PROVIDER,
+      expected: "passphrase, or a URL of awskms://, gcpkms://, azurekeyvault:// or hashivault://",
+    }) ?? "passphrase";
+  if (!passphrase && secretsProvider === "passphrase") {
     e.problems.push(
-      "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required: it encrypts the secrets in the Pulumi state",
+      "K8S_PULUMI_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE) is required: it encrypts the secrets in the Pulumi state (or set K8S_PULUMI_SECRETS_PROVIDER to a key manager)",
     );
   }
   const ownerKey = e.string("K8S_CHILD_COLONY_PRVKEY", KEY) ?? e.string("COLONIES_COLONY_PRVKEY", KEY);
@@ -353,8 +381,14 @@ export function loadK8sConfig(env: NodeJS.ProcessEnv): K8sConfig {
           expected: "1-63 letters, digits, _ . - (starting and ending with a letter or digit)",
         }) ?? "colonyos-executors",
       backendUrl: backendUrl ?? pathToFileURL(join(dataDir, "state")).href,
-      passphrase: passphrase ?? "",
+      passphrase,
+      secretsProvider,
       root: e.string("K8S_PULUMI_ROOT"),
+      env: Object.fromEntries(
+        Object.entries(env).filter(
+          (entry): entry is [string, string] => CLOUD_ENV.test(entry[0]) && !!entry[1],
+        ),
+      ),
     },
     child: {
       host: e.string("K8S_CHILD_COLONIES_SERVER_HOST") ?? server.host,
