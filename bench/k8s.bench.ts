@@ -6,6 +6,9 @@
  *  - `colonies blueprint set --key spec.replicas` (the official CLI) until the blueprint's status shows the pods
  *    running, vs the scale function, same sizes, same run;
  *  - wall time of 10 concurrent deploys (different names) vs one;
+ *  - the same deploys, scales and burst through a second executor whose stacks' secrets a key manager encrypts
+ *    (K8S_PULUMI_SECRETS_PROVIDER=awskms://..., against local-kms: peers/kms.ts) instead of the passphrase,
+ *    interleaved with the first, with the CPU-seconds and memory of each one's children;
  *  - one update, three ways on the same stack and program, interleaved: the executor's scale (Colonies round
  *    trip included), the Automation API's `Stack.up` (what the executor ran before: `pulumi up`, then
  *    `stack output` twice and `stack history`), and a bare `pulumi up` of the project with the CLI (its nodejs
@@ -27,13 +30,23 @@ import { clusterKubeconfig } from "../peers/cluster.js";
 import { startColoniesServer } from "../peers/colonies-server.js";
 import { startRuntime, submit, userClient, waitDone } from "../peers/executor.js";
 import { k8sExecutorEnv, TEST_IMAGE } from "../peers/k8s-executor.js";
+import { startKms } from "../peers/kms.js";
 import { loadKubeConfig } from "../src/atoms/kube-config.js";
 import { ProcessState } from "../src/colonies/types.js";
 import { executorDeploymentDefinition, KIND } from "../src/executors/k8s/blueprint/definition.js";
 import { k8sExecutor } from "../src/executors/k8s.js";
 import { ChildUsage, describeUsage, type UsageReport } from "../src/k8s/cpu-accounting.js";
 import { deploymentLabels, selectorLabels } from "../src/k8s/labels.js";
-import { cpu, median, rss, updateThreeWays, wall } from "./update-three-ways.js";
+import {
+  cpu,
+  type Measured,
+  measured,
+  median,
+  privateRss,
+  rss,
+  updateThreeWays,
+  wall,
+} from "./update-three-ways.js";
 
 const ROUNDS = 5;
 const IMAGE = TEST_IMAGE;
@@ -91,6 +104,29 @@ const executorEnv = k8sExecutorEnv(
   },
 );
 const runtime = await startRuntime(server, k8sExecutor, executorEnv);
+// The second executor: same settings, its own namespace, data dir and type, a key manager instead of a passphrase.
+const kms = await startKms();
+const kmsNamespace = `${namespace}-kms`;
+await core.createNamespace({ body: { metadata: { name: kmsNamespace } } });
+const kmsEnv = k8sExecutorEnv(
+  {
+    kubeconfig,
+    namespace: kmsNamespace,
+    dataDir: await mkdtemp(join(tmpdir(), "k8s-bench-kms-")),
+    passphrase: "",
+  },
+  {
+    K8S_STACK_CONCURRENCY: "10",
+    EXECUTOR_CONCURRENCY: "12",
+    K8S_MAX_DEPLOYMENTS: "40",
+    K8S_MAX_CONTAINERS: "400",
+    COLONIES_EXECUTOR_TYPE: "k8s-kms",
+    K8S_PULUMI_SECRETS_PROVIDER: kms.secretsProvider,
+    ...kms.env,
+  },
+);
+delete kmsEnv.K8S_PULUMI_PASSPHRASE;
+const kmsRuntime = await startRuntime(server, k8sExecutor, kmsEnv);
 const backendUrl = pathToFileURL(join(dataDir, "state")).href;
 let peakRss = 0;
 const sampler = setInterval(() => {
@@ -124,9 +160,9 @@ async function blueprintRunning(name: string, running: number, generation: numbe
   }
 }
 
-async function viaExecutor(func: string, args: string[]): Promise<number> {
+async function viaExecutor(func: string, args: string[], type = "k8s"): Promise<number> {
   const started = performance.now();
-  const done = await waitDone(server, (await submit(server, "k8s", func, args)).processid, 600_000);
+  const done = await waitDone(server, (await submit(server, type, func, args)).processid, 600_000);
   if (done.state !== ProcessState.SUCCESS) throw new Error(`${func} failed: ${done.errors?.join("; ")}`);
   return performance.now() - started;
 }
@@ -136,7 +172,17 @@ try {
   const deployDirect: number[] = [];
   const scaleExec: number[] = [];
   const scaleDirect: number[] = [];
+  // Each executor's deploys and scales, with what their children cost: passphrase vs key manager.
+  const deploys: Record<string, Measured[]> = { k8s: [], "k8s-kms": [] };
+  const scales: Record<string, Measured[]> = { k8s: [], "k8s-kms": [] };
   for (let i = 0; i < ROUNDS; i++) {
+    for (const type of ["k8s", "k8s-kms"]) {
+      const name = `${type}-${i}`;
+      deploys[type]?.push(
+        await measured(() => viaExecutor("deploy", [name, "2", "2", "false", IMAGE], type)),
+      );
+      scales[type]?.push(await measured(() => viaExecutor("scale", [name, "3"], type)));
+    }
     deployExec.push(await viaExecutor("deploy", [`exec-${i}`, "2", "2", "false", IMAGE]));
     let t = performance.now();
     await apps.createNamespacedDeployment({ namespace, body: directDeployment(`direct-${i}`, 2) });
@@ -192,6 +238,14 @@ try {
     Array.from({ length: 10 }, (_, i) => viaExecutor("deploy", [`burst-${i}`, "1", "1", "false", IMAGE])),
   );
   const ten = performance.now() - t;
+  const oneKms = await viaExecutor("deploy", ["kms-solo", "1", "1", "false", IMAGE], "k8s-kms");
+  const tKms = performance.now();
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      viaExecutor("deploy", [`kms-burst-${i}`, "1", "1", "false", IMAGE], "k8s-kms"),
+    ),
+  );
+  const tenKms = performance.now() - tKms;
 
   const fmt = (ms: number) => `${ms.toFixed(0).padStart(6)} ms`;
   const allChildren = await children.stop();
@@ -207,7 +261,26 @@ try {
   );
   console.log(`10 concurrent deploys ${fmt(ten)} vs one ${fmt(one)}   ratio ${(ten / one).toFixed(2)}x`);
   console.log(
-    `peak RSS: executor process ${peakRss.toFixed(0)} MB (target < 500 MB); pulumi + provider children ${allChildren.peakRssMb.toFixed(0)} MB (all operations, 10 concurrent deploys included)`,
+    `   key manager: 10 concurrent ${fmt(tenKms)} vs one ${fmt(oneKms)}   ratio ${(tenKms / oneKms).toFixed(2)}x`,
+  );
+  console.log(
+    "\nthe stacks' secrets encrypted by the passphrase vs a key manager (awskms), same run, interleaved:",
+  );
+  for (const [label, type] of [
+    ["passphrase", "k8s"],
+    ["key manager", "k8s-kms"],
+  ] as const) {
+    const d = deploys[type] ?? [];
+    const sc = scales[type] ?? [];
+    console.log(
+      `   ${label.padEnd(12)} deploy ${fmt(wall(d))} ${cpu(d).toFixed(2)} CPU-s  [${describeUsage(d[d.length - 1]?.usage as UsageReport)}]`,
+    );
+    console.log(
+      `   ${"".padEnd(12)} scale  ${fmt(wall(sc))} ${cpu(sc).toFixed(2)} CPU-s  RSS ${rss(sc).toFixed(0)} MB, private ${privateRss(sc).toFixed(0)} MB`,
+    );
+  }
+  console.log(
+    `peak RSS: executor process ${peakRss.toFixed(0)} MB (target < 500 MB); pulumi + provider children ${allChildren.peakRssMb.toFixed(0)} MB, private ${allChildren.peakPrivateMb.toFixed(0)} MB (all operations, 10 concurrent deploys included)`,
   );
   console.log(
     "\none update of the same stack and program, three ways (wall, CPU-s of children, peak RSS of children):",
@@ -221,15 +294,21 @@ try {
       `   ${label.padEnd(48)} ${fmt(wall(xs))}  ${cpu(xs).toFixed(2)} CPU-s  ${rss(xs).toFixed(0).padStart(4)} MB   [${describeUsage(xs[xs.length - 1]?.usage as UsageReport)}]`,
     );
   }
-  const row = (measure: string, value: string, baseline: string, ratio: string, goal: string) =>
-    console.log(`| ${measure} | ${value} | ${baseline} | ${ratio} | ${goal} |`);
+  const row = (measure: string, value: string, baseline: string, ratio: string, kms: string, goal: string) =>
+    console.log(`| ${measure} | ${value} | ${baseline} | ${ratio} | ${kms} | ${goal} |`);
+  const kmsDeploys = deploys["k8s-kms"] ?? [];
+  const kmsScales = scales["k8s-kms"] ?? [];
+  const passScales = scales.k8s ?? [];
   console.log("\ngoals, this run:\n");
-  console.log("| measure | executor | baseline (same run) | ratio | goal |\n|---|---|---|---|---|");
+  console.log(
+    "| measure | executor | baseline (same run) | ratio | with a key manager (awskms) | goal |\n|---|---|---|---|---|---|",
+  );
   row(
     "executor `scale` vs a bare `pulumi up` of the same program and stack",
     `${wall(ways.executor).toFixed(0)} ms`,
     `${wall(ways.bare).toFixed(0)} ms (Stack.up: ${wall(ways.stackUp).toFixed(0)} ms)`,
     `${(wall(ways.executor) / wall(ways.bare)).toFixed(2)}x`,
+    `scale ${wall(kmsScales).toFixed(0)} ms vs ${wall(passScales).toFixed(0)} ms with the passphrase`,
     "<= 0.55x",
   );
   row(
@@ -237,6 +316,7 @@ try {
     `${median(deployExec).toFixed(0)} ms`,
     `${median(deployDirect).toFixed(0)} ms`,
     `${(median(deployExec) / median(deployDirect)).toFixed(1)}x`,
+    `${wall(kmsDeploys).toFixed(0)} ms: ${(wall(kmsDeploys) / median(deployDirect)).toFixed(1)}x`,
     "<= 15x",
   );
   row(
@@ -244,6 +324,7 @@ try {
     cpu(ways.executor).toFixed(2),
     `Stack.up ${cpu(ways.stackUp).toFixed(2)}; bare ${cpu(ways.bare).toFixed(2)}`,
     `${(cpu(ways.executor) / cpu(ways.stackUp)).toFixed(2)}x of Stack.up`,
+    `${cpu(kmsScales).toFixed(2)} (passphrase ${cpu(passScales).toFixed(2)}); a deploy ${cpu(kmsDeploys).toFixed(2)} (passphrase ${cpu(deploys.k8s ?? []).toFixed(2)})`,
     "<= 1.5",
   );
   row(
@@ -251,19 +332,24 @@ try {
     `${ten.toFixed(0)} ms`,
     `${one.toFixed(0)} ms`,
     `${(ten / one).toFixed(2)}x`,
+    `${tenKms.toFixed(0)} ms vs ${oneKms.toFixed(0)} ms: ${(tenKms / oneKms).toFixed(2)}x`,
     "<= 4x",
   );
   row(
     "peak RSS of children per update",
-    `${rss(ways.executor).toFixed(0)} MB`,
+    `${rss(ways.executor).toFixed(0)} MB (private ${privateRss(ways.executor).toFixed(0)} MB)`,
     `Stack.up ${rss(ways.stackUp).toFixed(0)} MB; bare ${rss(ways.bare).toFixed(0)} MB`,
     `${(rss(ways.executor) / rss(ways.stackUp)).toFixed(2)}x of Stack.up`,
+    `${rss(kmsScales).toFixed(0)} MB (private ${privateRss(kmsScales).toFixed(0)} MB)`,
     "<= 180 MB",
   );
 } finally {
   clearInterval(sampler);
   await children.stop();
   await runtime.shutdown();
+  await kmsRuntime.shutdown();
+  await kms.stop();
   await server.stop();
+  await core.deleteNamespace({ name: kmsNamespace }).catch(() => undefined);
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
 }

@@ -29,6 +29,8 @@ export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor
 export const wall = (xs: Measured[]) => median(xs.map((m) => m.ms));
 export const cpu = (xs: Measured[]) => median(xs.map((m) => m.usage.reapedCpuSeconds));
 export const rss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakRssMb));
+/** Median of the peak private memory (RssAnon) of the child processes (MB). */
+export const privateRss = (xs: Measured[]) => median(xs.map((m) => m.usage.peakPrivateMb));
 
 export async function measured(work: () => Promise<unknown>): Promise<Measured> {
   const { ms, usage } = await measureChildren(work);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds or reuses every real peer the tests use, pinned and cached outside the repository (see lib.sh):
-# Node.js 24, PostgreSQL, the Colonies server, MinIO (when scripts/peers/minio.sh is there), the Pulumi engine
-# (CLI, Node.js language host, Kubernetes provider) and the Kubernetes control plane binaries (kube-apiserver,
-# controller-manager, scheduler, kubectl, etcd, kwok, kwokctl). Prints how long each took.
+# Node.js 24, PostgreSQL, the Colonies server, MinIO (when scripts/peers/minio.sh is there), local-kms (a key
+# manager speaking AWS KMS's API), the Pulumi engine (CLI, Node.js language host, Kubernetes provider) and the
+# Kubernetes control plane binaries (kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, kwokctl).
+# Prints how long each took.
 #
 # Usage: scripts/peers/all.sh            build or reuse, print a summary (stderr) and the timings
 #        scripts/peers/all.sh --export   the same, then print the environment to eval on stdout:
@@ -40,6 +41,8 @@ if [ -f "$here/minio.sh" ]; then
   step minio minio.sh
   exports+="$(printf 'export MINIO_BINARY=%q' "$STEP_OUT")"$'\n'
 fi
+step kms kms.sh
+exports+="$(printf 'export LOCAL_KMS_BINARY=%q' "$STEP_OUT")"$'\n'
 step pulumi pulumi.sh --export
 exports+="$STEP_OUT"$'\n'
 step kube kube.sh --export

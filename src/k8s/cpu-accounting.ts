@@ -5,7 +5,9 @@
  *   reaped (a provider is reaped by its `pulumi`): exact, for a window in which only the measured work ran;
  * - `ChildUsage`: samples every descendant's /proc/<pid>/stat and status until stopped: per process its CPU time
  *   (the last sample before it exited, so a slight undercount) and peak RSS, and the peak of the summed RSS of
- *   the processes whose command line matches (by default, pulumi's and its plugins').
+ *   the processes whose command line matches (by default, pulumi's and its plugins'), and of their private
+ *   (anonymous) memory alone: RSS also counts the mapped pages of their binaries, which every process running
+ *   the same binary shares.
  */
 import { readdir, readFile } from "node:fs/promises";
 
@@ -55,6 +57,8 @@ export interface UsageReport {
   processes: ProcessUsage[];
   /** Peak over the samples of the summed RSS of the matching processes, in MB. */
   peakRssMb: number;
+  /** The same for their private memory (RssAnon: heap, stacks), in MB. */
+  peakPrivateMb: number;
   /** CPU-seconds of the processes this process reaped during the window (exact). */
   reapedCpuSeconds: number;
 }
@@ -111,6 +115,7 @@ async function descendants(root: number): Promise<Map<number, StatFields>> {
 export class ChildUsage {
   private readonly seen = new Map<number, ProcessUsage>();
   private peak = 0;
+  private peakPrivate = 0;
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> = Promise.resolve();
   private reapedAtStart = 0;
@@ -133,12 +138,14 @@ export class ChildUsage {
     return {
       processes: [...this.seen.values()],
       peakRssMb: this.peak,
+      peakPrivateMb: this.peakPrivate,
       reapedCpuSeconds: (await reapedCpuSeconds()) - this.reapedAtStart,
     };
   }
 
   private async sample(): Promise<void> {
     let sum = 0;
+    let privateSum = 0;
     for (const [pid, stat] of await descendants(process.pid)) {
       const [status, cmdline] = await Promise.all([
         readOr(`/proc/${pid}/status`),
@@ -149,12 +156,14 @@ export class ChildUsage {
       if (!this.matches.test(command)) continue;
       const rssMb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
       sum += rssMb;
+      privateSum += Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
       const usage = this.seen.get(pid) ?? { pid, command, cpuSeconds: 0, peakRssMb: 0 };
       usage.cpuSeconds = Math.max(usage.cpuSeconds, stat.cpuSeconds);
       usage.peakRssMb = Math.max(usage.peakRssMb, rssMb);
       this.seen.set(pid, usage);
     }
     this.peak = Math.max(this.peak, sum);
+    this.peakPrivate = Math.max(this.peakPrivate, privateSum);
   }
 }
 

@@ -37,6 +37,9 @@ describe("per-process accounting", () => {
       expect(usage.processes[0]?.cpuSeconds).toBeGreaterThan(0.1);
       expect(usage.reapedCpuSeconds).toBeGreaterThanOrEqual(0.4);
       expect(usage.peakRssMb).toBeGreaterThan(60);
+      // Its 64 MB buffer is private memory; Node's binary pages count in RSS only.
+      expect(usage.peakPrivateMb).toBeGreaterThan(60);
+      expect(usage.peakPrivateMb).toBeLessThan(usage.peakRssMb);
       expect(usage.reapedCpuSeconds).toBeGreaterThanOrEqual(usage.processes[0]?.cpuSeconds ?? 0);
       expect(describeUsage(usage)).toMatch(/CPU-s/);
     },

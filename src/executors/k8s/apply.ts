@@ -17,6 +17,7 @@ import { type Drift, type ExpectedSecret, findDrift } from "./drift/compare.js";
 import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
 import type { LiveObjects } from "./ownership.js";
+import { RolloutError, waitForRollout } from "./rollout-wait.js";
 import { watchRollout } from "./rollout-watch.js";
 import {
   type BlueprintRecord,
@@ -202,9 +203,20 @@ export async function applySpec(
           cancel: watch?.signal,
           refresh: application.refresh || seen.drift.length > 0,
         })
+        .then(async (updated) => {
+          // The Deployment is applied (the provider does not wait for it): wait for its rollout here.
+          if (watch)
+            await waitForRollout((signal) => deps.ownership.deployment(spec.deployment, signal), {
+              name: spec.deployment,
+              timeoutMs: config.rolloutTimeoutSeconds * 1000,
+              signal: AbortSignal.any([session.signal, watch.signal]),
+            });
+          return updated;
+        })
         .catch((error: unknown) => {
-          // The update was stopped because a new pod cannot run: that is the reason to give.
+          // The update or the wait was stopped because a new pod cannot run: that is the reason to give.
           if (watch?.failure) throw new ProcessError(`${fn}: ${watch.failure}`, String(error));
+          if (error instanceof RolloutError) throw new ProcessError(`${fn}: ${error.message}`);
           throw error;
         })
         .finally(() => watch?.stop());

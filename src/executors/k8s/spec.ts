@@ -87,6 +87,9 @@ export const BLUEPRINT_ANNOTATION = "colonyos.io/blueprint";
  * An inline program deploying one spec as the given executor identity (or, when the operator chose so, with the
  * colony key); keys reach the containers only through the stack's Secret and are secret outputs in the state.
  */
+/** The Kubernetes provider's switch for not waiting for a resource to become ready. */
+const SKIP_AWAIT = "pulumi.com/skipAwait";
+
 export function deploymentProgram(
   spec: DeploymentSpec,
   config: K8sConfig,
@@ -122,8 +125,9 @@ export function deploymentProgram(
       httpPort: spec.probes ? CHILD_HTTP_PORT : undefined,
       args: spec.cmd,
       imagePullPolicy: config.defaults.imagePullPolicy,
-      rolloutTimeoutSeconds: config.rolloutTimeoutSeconds,
       annotations: {
+        // The executor waits for the rollout itself (rollout-wait.ts), within K8S_ROLLOUT_TIMEOUT.
+        [SKIP_AWAIT]: "true",
         ...(autoscale ? { [AUTOSCALE_ANNOTATION]: JSON.stringify(autoscale.policy) } : {}),
         ...(blueprint ? { [BLUEPRINT_ANNOTATION]: blueprint.name } : {}),
       },
