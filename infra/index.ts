@@ -136,6 +136,30 @@ if (k8sReplicas > 1 && !sharedBackend) {
   );
 }
 const k8sPods = k8sReplicas;
+// What encrypts the secrets in the k8s executor's stacks: the passphrase (k8sPulumiPassphrase), or a key manager's
+// URL, with the environment its keeper reads taken from Secrets of the namespace the operator made (workload
+// identity needs none): k8sSecretsProviderEnv maps each variable to "secret/key".
+const secretsProvider = config.get("k8sSecretsProvider") ?? "passphrase";
+if (!/^(passphrase|(awskms|gcpkms|azurekeyvault|hashivault):\/\/\S+)$/.test(secretsProvider)) {
+  throw new Error(
+    `config k8sSecretsProvider: ${JSON.stringify(secretsProvider)} is not passphrase or a URL of awskms://, gcpkms://, azurekeyvault:// or hashivault://`,
+  );
+}
+const keyManagerEnv = Object.entries(
+  config.getObject<Record<string, string>>("k8sSecretsProviderEnv") ?? {},
+).map(([name, ref]) => {
+  const [secret, key, ...rest] = String(ref).split("/");
+  if (!/^(AWS|GOOGLE|AZURE|VAULT)_[A-Z0-9_]+$/.test(name) || !secret || !key || rest.length > 0) {
+    throw new Error(
+      `config k8sSecretsProviderEnv.${name}: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key" (got ${JSON.stringify(ref)})`,
+    );
+  }
+  return { name, secret, key };
+});
+const passphrase =
+  secretsProvider === "passphrase"
+    ? config.requireSecret("k8sPulumiPassphrase")
+    : config.getSecret("k8sPulumiPassphrase");
 const sleepReplicas = config.getNumber("sleepReplicas") ?? 0;
 const sleepExecutorsPerPod = config.getNumber("sleepExecutorsPerPod") ?? 1;
 const backup = config.getObject<{
@@ -380,6 +404,7 @@ const k8sExecutor =
             ...(config.get("childImagePullPolicy")
               ? { K8S_IMAGE_PULL_POLICY: config.require("childImagePullPolicy") }
               : {}),
+            ...(secretsProvider !== "passphrase" ? { K8S_PULUMI_SECRETS_PROVIDER: secretsProvider } : {}),
             // The autoscaler's and the drift check's periods (one replica runs each).
             ...seconds("autoscaleInterval", "K8S_AUTOSCALE_INTERVAL"),
             ...seconds("driftInterval", "K8S_DRIFT_INTERVAL"),
@@ -388,9 +413,10 @@ const k8sExecutor =
               : {}),
           },
           secretEnv: {
-            K8S_PULUMI_PASSPHRASE: config.requireSecret("k8sPulumiPassphrase"),
+            ...(passphrase ? { K8S_PULUMI_PASSPHRASE: passphrase } : {}),
             ...(stateBackend ? { K8S_PULUMI_BACKEND_URL: stateBackend } : {}),
           },
+          ...(keyManagerEnv.length ? { secretRefs: keyManagerEnv } : {}),
           dataVolume: stateVolume ? { claimName: stateVolume.metadata.name, mountPath: "/data" } : undefined,
         },
         podOpts,

@@ -10,6 +10,7 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { repairCutWrites } from "./cut-writes.js";
 
 export interface LockInfo {
   file: string;
@@ -93,7 +94,10 @@ export async function findLocks(
   return locks;
 }
 
-/** Removes the stale locks of one stack (or all stacks); returns what was removed. */
+/**
+ * Removes the stale locks of one stack (or all stacks), and repairs what their dead holders' writes left cut
+ * (cut-writes.ts); returns the locks removed.
+ */
 export async function removeStaleLocks(
   backendUrl: string,
   project: string,
@@ -104,5 +108,7 @@ export async function removeStaleLocks(
   await Promise.all(
     stale.flatMap((lock) => [rm(lock.file, { force: true }), rm(`${lock.file}.attrs`, { force: true })]),
   );
+  for (const stack of new Set(stale.map((lock) => lock.stack)))
+    await repairCutWrites(backendUrl, project, stack);
   return stale;
 }

@@ -46,6 +46,7 @@ import {
   type Ticket,
   type TicketRequest,
 } from "./coordination.js";
+import { repairCutWrites } from "./cut-writes.js";
 import { removeStaleLocks } from "./locks.js";
 import { runCli, runUpdate } from "./pulumi-update.js";
 import { Slots } from "./queue.js";
@@ -196,6 +197,15 @@ export class StackManager {
       options.coordinator.kind === "local"
         ? await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true })
         : [];
+    // A single writer's earlier incarnation may also have been killed in a write that held no lock (stack init).
+    if (options.coordinator.kind === "local") {
+      for (const path of await repairCutWrites(options.backendUrl, options.project)) {
+        options.logger.warn(
+          { path },
+          "removed an empty attributes file a killed write left in the state backend",
+        );
+      }
+    }
     for (const lock of removed) {
       manager.interrupted.add(lock.stack);
       options.logger.warn(

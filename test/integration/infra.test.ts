@@ -265,6 +265,50 @@ describe("pulumi preview / up / destroy of infra/", () => {
     await expect(core.readNamespace({ name: namespace })).rejects.toMatchObject({ code: 404 });
   });
 
+  it("plans a k8s executor whose stacks' secrets a key manager encrypts: no passphrase, credentials by reference", async () => {
+    const kms = join(projectDir, "Pulumi.kms.yaml");
+    copyFileSync(configFile, kms);
+    await pulumi("config", "rm", "--config-file", kms, "k8sPulumiPassphrase");
+    const url = "awskms://alias/colonyos-state?region=eu-north-1";
+    await pulumi("config", "set", "--config-file", kms, "k8sSecretsProvider", url);
+    await pulumi(
+      "config",
+      "set",
+      "--config-file",
+      kms,
+      "--path",
+      "k8sSecretsProviderEnv",
+      JSON.stringify({
+        AWS_ACCESS_KEY_ID: "kms-credentials/id",
+        AWS_SECRET_ACCESS_KEY: "kms-credentials/secret",
+      }),
+    );
+    const out = await pulumi("preview", "--config-file", kms, "--diff");
+    expect(out).toMatch(new RegExp(`\\+ ${RESOURCES} to create`));
+    expect(out).toContain("K8S_PULUMI_SECRETS_PROVIDER");
+    expect(out).toContain(url);
+    expect(out).toContain("kms-credentials");
+    expect(out).not.toContain("K8S_PULUMI_PASSPHRASE");
+
+    // A variable no key manager reads (here, the executor's own key) is refused before anything is planned.
+    await pulumi(
+      "config",
+      "set",
+      "--config-file",
+      kms,
+      "--path",
+      "k8sSecretsProviderEnv",
+      JSON.stringify({ COLONIES_PRVKEY: "other/key" }),
+    );
+    const failure = await pulumi("preview", "--config-file", kms).then(
+      () => "",
+      (error: Error) => error.message,
+    );
+    expect(failure).toContain(
+      'config k8sSecretsProviderEnv.COLONIES_PRVKEY: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key"',
+    );
+  });
+
   it("refuses several k8s-executor replicas without a state backend they share", async () => {
     const alone = join(projectDir, "Pulumi.alone.yaml");
     copyFileSync(configFile, alone);

@@ -119,8 +119,8 @@ describe("kill -9 leaves no executor identity without a stack", () => {
   });
 
   it("sweeps the identity of a deploy killed before its stack recorded it", async () => {
-    // Its pods need a node label no node has yet: the update waits for the rollout, and the kill lands before the
-    // stack records anything.
+    // The kill lands while the update holds its lock: the stack records the identity (an output) only when the
+    // update ends. Its pods need a node label no node has yet, given only once the first executor is dead.
     const label = `colonyos.io/sweep-${randomBytes(3).toString("hex")}`;
     const first = startExecutor();
     const deploy = await submit(server, "k8s", "deploy", ["orphan", "1", "1", "false", "busybox:1.36"], {
@@ -132,17 +132,9 @@ describe("kill -9 leaves no executor identity without a stack", () => {
       async () => lockFiles(dataDir, "orphan").length > 0,
       120_000,
     );
+    await stopExecutor(first);
     const [leftover] = await identitiesOf(server, namespace, "orphan");
     expect(leftover).toBeDefined();
-    await waitFor(
-      "the rollout to wait for a node",
-      async () =>
-        (await core.listNamespacedPod({ namespace })).items.some((p) =>
-          p.metadata?.name?.startsWith("orphan-"),
-        ),
-      60_000,
-    );
-    await stopExecutor(first);
 
     const node = (await core.listNode()).items[0]?.metadata?.name as string;
     const labelNode = (value: string | null) =>
