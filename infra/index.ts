@@ -138,20 +138,20 @@ if (k8sReplicas > 1 && !sharedBackend) {
 const k8sPods = k8sReplicas;
 // What encrypts the secrets in the k8s executor's stacks: the passphrase (k8sPulumiPassphrase), or a key manager's
 // URL, with the environment its keeper reads taken from Secrets of the namespace the operator made (workload
-// identity needs none): k8sSecretsProviderEnv maps each variable to "secret/key".
-const secretsProvider = config.get("k8sSecretsProvider") ?? "passphrase";
+// identity needs none): k8sStateEncryptionEnv maps each variable to "secret/key".
+const secretsProvider = config.get("k8sStateEncryption") ?? "passphrase";
 if (!/^(passphrase|(awskms|gcpkms|azurekeyvault|hashivault):\/\/\S+)$/.test(secretsProvider)) {
   throw new Error(
-    `config k8sSecretsProvider: ${JSON.stringify(secretsProvider)} is not passphrase or a URL of awskms://, gcpkms://, azurekeyvault:// or hashivault://`,
+    `config k8sStateEncryption: ${JSON.stringify(secretsProvider)} is not passphrase or a URL of awskms://, gcpkms://, azurekeyvault:// or hashivault://`,
   );
 }
 const keyManagerEnv = Object.entries(
-  config.getObject<Record<string, string>>("k8sSecretsProviderEnv") ?? {},
+  config.getObject<Record<string, string>>("k8sStateEncryptionEnv") ?? {},
 ).map(([name, ref]) => {
   const [secret, key, ...rest] = String(ref).split("/");
   if (!/^(AWS|GOOGLE|AZURE|VAULT)_[A-Z0-9_]+$/.test(name) || !secret || !key || rest.length > 0) {
     throw new Error(
-      `config k8sSecretsProviderEnv.${name}: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key" (got ${JSON.stringify(ref)})`,
+      `config k8sStateEncryptionEnv.${name}: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key" (got ${JSON.stringify(ref)})`,
     );
   }
   return { name, secret, key };

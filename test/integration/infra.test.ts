@@ -270,14 +270,14 @@ describe("pulumi preview / up / destroy of infra/", () => {
     copyFileSync(configFile, kms);
     await pulumi("config", "rm", "--config-file", kms, "k8sPulumiPassphrase");
     const url = "awskms://alias/colonyos-state?region=eu-north-1";
-    await pulumi("config", "set", "--config-file", kms, "k8sSecretsProvider", url);
+    await pulumi("config", "set", "--config-file", kms, "k8sStateEncryption", url);
     await pulumi(
       "config",
       "set",
       "--config-file",
       kms,
       "--path",
-      "k8sSecretsProviderEnv",
+      "k8sStateEncryptionEnv",
       JSON.stringify({
         AWS_ACCESS_KEY_ID: "kms-credentials/id",
         AWS_SECRET_ACCESS_KEY: "kms-credentials/secret",
@@ -297,7 +297,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
       "--config-file",
       kms,
       "--path",
-      "k8sSecretsProviderEnv",
+      "k8sStateEncryptionEnv",
       JSON.stringify({ COLONIES_PRVKEY: "other/key" }),
     );
     const failure = await pulumi("preview", "--config-file", kms).then(
@@ -305,7 +305,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
       (error: Error) => error.message,
     );
     expect(failure).toContain(
-      'config k8sSecretsProviderEnv.COLONIES_PRVKEY: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key"',
+      'config k8sStateEncryptionEnv.COLONIES_PRVKEY: needs an AWS_*, GOOGLE_*, AZURE_* or VAULT_* variable set to "secret/key"',
     );
   });
 
