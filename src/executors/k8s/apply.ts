@@ -204,7 +204,8 @@ export async function applySpec(
           refresh: application.refresh || seen.drift.length > 0,
         })
         .then(async (updated) => {
-          // The Deployment is applied (the provider does not wait for it): wait for its rollout here.
+          // The Deployment is applied (the provider does not wait for it): wait for its rollout here (a preview
+          // has no watch and nothing to wait for).
           if (watch)
             await waitForRollout((signal) => deps.ownership.deployment(spec.deployment, signal), {
               name: spec.deployment,

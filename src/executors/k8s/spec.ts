@@ -83,13 +83,13 @@ export const AUTOSCALE_ANNOTATION = "colonyos.io/autoscale";
  */
 export const BLUEPRINT_ANNOTATION = "colonyos.io/blueprint";
 
+/** The Kubernetes provider's switch for not waiting for a resource to become ready. */
+const SKIP_AWAIT = "pulumi.com/skipAwait";
+
 /**
  * An inline program deploying one spec as the given executor identity (or, when the operator chose so, with the
  * colony key); keys reach the containers only through the stack's Secret and are secret outputs in the state.
  */
-/** The Kubernetes provider's switch for not waiting for a resource to become ready. */
-const SKIP_AWAIT = "pulumi.com/skipAwait";
-
 export function deploymentProgram(
   spec: DeploymentSpec,
   config: K8sConfig,
