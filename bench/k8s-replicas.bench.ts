@@ -185,7 +185,8 @@ try {
           mark("program ran: provider registered");
         if (out?.type === "pulumi:providers:kubernetes") mark("provider started and configured");
         if (pre?.type === "kubernetes:apps/v1:Deployment") mark("Deployment diffed, update sent");
-        if (out?.type === "kubernetes:apps/v1:Deployment") mark("Deployment updated and awaited (ready)");
+        if (out?.type === "kubernetes:apps/v1:Deployment")
+          mark("Deployment updated (not awaited: the executor waits for its rollout)");
         if (event.summaryEvent) mark("summary (checkpoint written)");
         if (event.preludeEvent) seen.add("prelude");
         if (pre?.type === "pulumi:providers:kubernetes") seen.add("provider");
