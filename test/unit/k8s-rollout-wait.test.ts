@@ -1,6 +1,11 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { RolloutError, rolloutProgress, waitForRollout } from "../../src/executors/k8s/rollout-wait.js";
+import {
+  RolloutError,
+  rolloutProgress,
+  waitForRemoval,
+  waitForRollout,
+} from "../../src/executors/k8s/rollout-wait.js";
 
 function deployment(
   status: NonNullable<V1Deployment["status"]>,
@@ -89,5 +94,20 @@ describe("a Deployment's rollout, as kubectl rollout status judges it", () => {
     });
     setTimeout(() => controller.abort(new Error("pod web-1 cannot run")), 50);
     await expect(waiting).rejects.toThrow("pod web-1 cannot run");
+  });
+});
+
+describe("a destroyed Deployment's removal", () => {
+  it("waits until it is gone, and says so when it is still there at the timeout", async () => {
+    let reads = 0;
+    await waitForRemoval(async () => ++reads < 3, {
+      name: "web",
+      timeoutMs: 5_000,
+      signal: new AbortController().signal,
+    });
+    expect(reads).toBe(3);
+    await expect(
+      waitForRemoval(async () => true, { name: "web", timeoutMs: 150, signal: new AbortController().signal }),
+    ).rejects.toThrow("the Deployment web is still being deleted after 0 s");
   });
 });

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { generatePrivateKey } from "../../colonies/crypto.js";
 import { type ProcessContext, ProcessError } from "../../executor/types.js";
 import { ownedLabels } from "../../k8s/labels.js";
-import { SupersededError } from "../../k8s/stack-errors.js";
+import { SupersededError, UnknownStackError } from "../../k8s/stack-errors.js";
 import type { ChangeSummary, Operation, StackSession, UpResult } from "../../k8s/stacks.js";
 import type { AutoscaleState } from "./autoscale/policy.js";
 import type { K8sDeps } from "./deps.js";
@@ -17,7 +17,7 @@ import { type Drift, type ExpectedSecret, findDrift } from "./drift/compare.js";
 import type { ExecutorIdentity } from "./identity.js";
 import { LogBatcher } from "./log-batcher.js";
 import type { LiveObjects } from "./ownership.js";
-import { RolloutError, waitForRollout } from "./rollout-wait.js";
+import { RolloutError, waitForRemoval, waitForRollout } from "./rollout-wait.js";
 import { watchRollout } from "./rollout-watch.js";
 import {
   type BlueprintRecord,
@@ -242,6 +242,31 @@ export async function applySpec(
   }
 }
 
+/**
+ * Waits until a destroyed stack's Deployment is gone, so that the name is free when the call returns (the provider
+ * does not wait: see rollout-wait.ts).
+ */
+export async function untilRemoved(
+  deps: K8sDeps,
+  fn: string,
+  name: string,
+  signal: AbortSignal,
+  timeoutMs = deps.config.rolloutTimeoutSeconds * 1000,
+): Promise<void> {
+  const exists = (s: AbortSignal) =>
+    deps.ownership.deployment(name, s).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof UnknownStackError) return false;
+        throw error;
+      },
+    );
+  await waitForRemoval(exists, { name, timeoutMs, signal }).catch((error: unknown) => {
+    if (error instanceof RolloutError) throw new ProcessError(`${fn}: ${error.message}`);
+    throw error;
+  });
+}
+
 /** Removes what a failed first deploy created, and says in the process log what it did. */
 async function rollback(
   deps: K8sDeps,
@@ -252,7 +277,9 @@ async function rollback(
   cause: unknown,
 ): Promise<void> {
   try {
-    await session.destroy({ signal: AbortSignal.timeout(ROLLBACK_MS) });
+    const signal = AbortSignal.timeout(ROLLBACK_MS);
+    await session.destroy({ signal });
+    await untilRemoved(deps, fn, name, signal);
     await ctx.log(`${fn}: the first deploy of ${name} failed; everything it created was removed`);
   } catch (error) {
     deps.logger.error(

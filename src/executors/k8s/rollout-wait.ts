@@ -1,10 +1,12 @@
 /**
- * Waiting for a Deployment's rollout after its stack update, instead of the Kubernetes provider's own await
- * (`pulumi.com/skipAwait` on the executor's Deployments): the provider took ~0.5 s after a rollout that the cluster
- * had finished in ~0.1 s, on every deploy and scale. Complete means what `kubectl rollout status` means: the
- * controller has seen this generation, every replica runs the new template and is available, and no old one is
- * left; a Deployment past its progress deadline has failed. The Deployment is read at growing intervals (from
- * 20 ms up to 1 s), so a quick rollout is seen at once and a long one costs one read a second.
+ * Waiting for a Deployment's rollout after its stack update, and for its removal after a destroy, instead of the
+ * Kubernetes provider's own await (`pulumi.com/skipAwait` on the executor's Deployments, which skips both): the
+ * provider took ~0.5 s after a rollout that the cluster had finished in ~0.1 s, on every deploy and scale.
+ * Complete means what `kubectl rollout status` means: the controller has seen this generation, every replica runs
+ * the new template and is available, and no old one is left; a Deployment past its progress deadline has failed.
+ * Removed means the Deployment is gone (its pods first: the provider deletes in the foreground), so that the name
+ * is free again. The Deployment is read at growing intervals (from 20 ms up to 1 s), so a quick rollout is seen at
+ * once and a long one costs one read a second.
  */
 import type { V1Deployment } from "@kubernetes/client-node";
 
@@ -32,6 +34,20 @@ export function rolloutProgress(deployment: V1Deployment): { pending?: string; f
 
 export class RolloutError extends Error {}
 
+/** Sleeps `ms`, or rejects with the signal's reason once it aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal.removeEventListener("abort", done);
+      clearTimeout(timer);
+      if (signal.aborted) reject(signal.reason);
+      else resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /**
  * Resolves once the Deployment `read` returns has rolled out; rejects with a RolloutError when it failed or did
  * not finish within `timeoutMs`, and with `signal.reason` when aborted (a pod that cannot run, the caller gone).
@@ -51,16 +67,7 @@ export async function waitForRollout(
         throw new RolloutError(`the rollout of ${options.name} failed: ${progress.failed}`);
       if (!progress.pending) return;
       pending = progress.pending;
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(done, interval);
-        function done() {
-          signal.removeEventListener("abort", done);
-          clearTimeout(timer);
-          if (signal.aborted) reject(signal.reason);
-          else resolve();
-        }
-        signal.addEventListener("abort", done, { once: true });
-      });
+      await pause(interval, signal);
       interval = Math.min(interval * 2, MAX_INTERVAL_MS);
     } catch (error) {
       if (deadline.aborted && !options.signal.aborted)
@@ -69,5 +76,31 @@ export async function waitForRollout(
         );
       throw error;
     }
+  }
+}
+
+/**
+ * Resolves once `exists` says the Deployment is gone; rejects with a RolloutError when it is still there after
+ * `timeoutMs`, and with `signal.reason` when aborted.
+ */
+export async function waitForRemoval(
+  exists: (signal: AbortSignal) => Promise<boolean>,
+  options: { name: string; timeoutMs: number; signal: AbortSignal },
+): Promise<void> {
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const signal = AbortSignal.any([options.signal, deadline]);
+  try {
+    for (
+      let interval = FIRST_INTERVAL_MS;
+      await exists(signal);
+      interval = Math.min(interval * 2, MAX_INTERVAL_MS)
+    )
+      await pause(interval, signal);
+  } catch (error) {
+    if (deadline.aborted && !options.signal.aborted)
+      throw new RolloutError(
+        `the Deployment ${options.name} is still being deleted after ${Math.round(options.timeoutMs / 1000)} s`,
+      );
+    throw error;
   }
 }

@@ -10,7 +10,7 @@ import { defineFunction } from "../../executor/define.js";
 import { type FunctionDef, ProcessError } from "../../executor/types.js";
 import { UnknownStackError } from "../../k8s/stack-errors.js";
 import type { StackSession } from "../../k8s/stacks.js";
-import { applySpec, changed, inSession } from "./apply.js";
+import { applySpec, changed, inSession, untilRemoved } from "./apply.js";
 import { deploymentName, dryrun } from "./arguments.js";
 import { assertNotBlueprints } from "./blueprint/owner.js";
 import { deployDeclaration } from "./deploy-declaration.js";
@@ -69,6 +69,7 @@ export async function undeployIn(
     `it is not deleted; once its owner removes it, ${fn} removes the rest`,
   );
   const result = await session.destroy({ dryrun: preview });
+  if (!preview) await untilRemoved(deps, fn, name, session.signal);
   const removed = !preview && identity ? await deps.identities.remove(identity) : false;
   return {
     deployment: name,
