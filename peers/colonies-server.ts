@@ -5,10 +5,11 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { generatePrivateKey, idOf } from "../src/colonies/crypto.js";
+import { peersCache } from "./peer-binary.js";
 import { freePort, waitFor } from "./ports.js";
 import { type Postgres, startPostgres } from "./postgres.js";
 
@@ -16,10 +17,7 @@ const execFileAsync = promisify(execFile);
 export const COLONIES_VERSION = "1.9.12";
 
 export function coloniesBinary(): string {
-  const cache =
-    process.env.COLONYOS_PEERS_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "colonyos-executors", "peers");
-  const bin = process.env.COLONIES_BIN ?? join(cache, `colonies-${COLONIES_VERSION}`, "colonies");
+  const bin = process.env.COLONIES_BIN ?? join(peersCache(), `colonies-${COLONIES_VERSION}`, "colonies");
   if (!existsSync(bin)) {
     throw new Error(
       `Colonies server binary not found at ${bin}: build it with: bash scripts/peers/colonies.sh`,

@@ -8,14 +8,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { pinnedBinary } from "./peer-binary.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const SCRIPT = path.join(ROOT, "scripts/peers/kms.sh");
 const REGION = "us-east-1";
 
 export interface KmsServer {
@@ -30,29 +27,15 @@ export interface KmsServer {
   stop(): Promise<void>;
 }
 
-function peersCache(): string {
-  if (process.env.COLONYOS_PEERS_CACHE) return process.env.COLONYOS_PEERS_CACHE;
-  return path.join(
-    process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"),
-    "colonyos-executors",
-    "peers",
-  );
-}
-
 /** The pinned local-kms binary, or LOCAL_KMS_BINARY. */
 export function kmsBinary(): string {
-  const fromEnv = process.env.LOCAL_KMS_BINARY;
-  if (fromEnv) {
-    if (!existsSync(fromEnv))
-      throw new Error(`LOCAL_KMS_BINARY=${fromEnv} does not exist; run: bash scripts/peers/kms.sh`);
-    return fromEnv;
-  }
-  const version = /^LOCAL_KMS_MODULE=(\S+)$/m.exec(readFileSync(SCRIPT, "utf8"))?.[1];
-  if (!version) throw new Error(`cannot read LOCAL_KMS_MODULE from ${SCRIPT}`);
-  const bin = path.join(peersCache(), `local-kms-${version}`, "local-kms");
-  if (!existsSync(bin))
-    throw new Error(`local-kms is not built (${bin} missing); run: bash scripts/peers/kms.sh`);
-  return bin;
+  return pinnedBinary({
+    script: "scripts/peers/kms.sh",
+    versionVariable: "LOCAL_KMS_MODULE",
+    name: "local-kms",
+    envVariable: "LOCAL_KMS_BINARY",
+    what: "local-kms",
+  });
 }
 
 /** One call of the KMS API (JSON 1.1 over HTTP, as the AWS SDKs send it). */

@@ -6,15 +6,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { pinnedBinary } from "./peer-binary.js";
 import { freePort } from "./ports.js";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const SCRIPT = path.join(ROOT, "scripts/peers/minio.sh");
 
 export interface MinioServer {
   endpoint: string;
@@ -27,27 +23,15 @@ export interface MinioServer {
   output(): string;
 }
 
-function peersCache(): string {
-  if (process.env.COLONYOS_PEERS_CACHE) return process.env.COLONYOS_PEERS_CACHE;
-  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
-  return path.join(cache, "colonyos-executors", "peers");
-}
-
 /** The pinned MinIO binary, or MINIO_BINARY. */
 export function minioBinary(): string {
-  const fromEnv = process.env.MINIO_BINARY;
-  if (fromEnv) {
-    if (!existsSync(fromEnv))
-      throw new Error(`MINIO_BINARY=${fromEnv} does not exist; run: bash scripts/peers/minio.sh`);
-    return fromEnv;
-  }
-  const release = /^MINIO_RELEASE=(\S+)$/m.exec(readFileSync(SCRIPT, "utf8"))?.[1];
-  if (!release) throw new Error(`cannot read MINIO_RELEASE from ${SCRIPT}`);
-  const bin = path.join(peersCache(), `minio-${release}`, "minio");
-  if (!existsSync(bin)) {
-    throw new Error(`MinIO ${release} is not built (${bin} missing); run: bash scripts/peers/minio.sh`);
-  }
-  return bin;
+  return pinnedBinary({
+    script: "scripts/peers/minio.sh",
+    versionVariable: "MINIO_RELEASE",
+    name: "minio",
+    envVariable: "MINIO_BINARY",
+    what: "MinIO",
+  });
 }
 
 async function waitReady(server: MinioServer, timeoutMs: number): Promise<void> {
