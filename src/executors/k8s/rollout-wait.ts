@@ -8,7 +8,9 @@
  * is free again. The Deployment is read at growing intervals (from 20 ms up to 1 s), so a quick rollout is seen at
  * once and a long one costs one read a second.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Deployment } from "@kubernetes/client-node";
+import { abortable } from "../../atoms/abort.js";
 
 const FIRST_INTERVAL_MS = 20;
 const MAX_INTERVAL_MS = 1_000;
@@ -34,19 +36,31 @@ export function rolloutProgress(deployment: V1Deployment): { pending?: string; f
 
 export class RolloutError extends Error {}
 
-/** Sleeps `ms`, or rejects with the signal's reason once it aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      signal.removeEventListener("abort", done);
-      clearTimeout(timer);
-      if (signal.aborted) reject(signal.reason);
-      else resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+/**
+ * Calls `done` at growing intervals until it says true; rejects with a RolloutError saying `timedOut()` after
+ * `timeoutMs`, with `signal.reason` when aborted, and with what `done` throws.
+ */
+async function pollUntil(
+  done: (signal: AbortSignal) => Promise<boolean>,
+  options: { timeoutMs: number; signal: AbortSignal },
+  timedOut: () => string,
+): Promise<void> {
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const signal = AbortSignal.any([options.signal, deadline]);
+  try {
+    for (
+      let interval = FIRST_INTERVAL_MS;
+      !(await done(signal));
+      interval = Math.min(interval * 2, MAX_INTERVAL_MS)
+    )
+      await abortable(sleep(interval), signal);
+  } catch (error) {
+    if (deadline.aborted && !options.signal.aborted) throw new RolloutError(timedOut());
+    throw error;
+  }
 }
+
+const seconds = (ms: number) => Math.round(ms / 1000);
 
 /**
  * Resolves once the Deployment `read` returns has rolled out; rejects with a RolloutError when it failed or did
@@ -56,27 +70,18 @@ export async function waitForRollout(
   read: (signal: AbortSignal) => Promise<V1Deployment>,
   options: { name: string; timeoutMs: number; signal: AbortSignal },
 ): Promise<void> {
-  const deadline = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.signal, deadline]);
-  let interval = FIRST_INTERVAL_MS;
   let pending = "not read yet";
-  for (;;) {
-    try {
+  await pollUntil(
+    async (signal) => {
       const progress = rolloutProgress(await read(signal));
       if (progress.failed)
         throw new RolloutError(`the rollout of ${options.name} failed: ${progress.failed}`);
-      if (!progress.pending) return;
-      pending = progress.pending;
-      await pause(interval, signal);
-      interval = Math.min(interval * 2, MAX_INTERVAL_MS);
-    } catch (error) {
-      if (deadline.aborted && !options.signal.aborted)
-        throw new RolloutError(
-          `the rollout of ${options.name} did not finish within ${Math.round(options.timeoutMs / 1000)} s (${pending})`,
-        );
-      throw error;
-    }
-  }
+      pending = progress.pending ?? pending;
+      return progress.pending === undefined;
+    },
+    options,
+    () => `the rollout of ${options.name} did not finish within ${seconds(options.timeoutMs)} s (${pending})`,
+  );
 }
 
 /**
@@ -87,20 +92,9 @@ export async function waitForRemoval(
   exists: (signal: AbortSignal) => Promise<boolean>,
   options: { name: string; timeoutMs: number; signal: AbortSignal },
 ): Promise<void> {
-  const deadline = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.signal, deadline]);
-  try {
-    for (
-      let interval = FIRST_INTERVAL_MS;
-      await exists(signal);
-      interval = Math.min(interval * 2, MAX_INTERVAL_MS)
-    )
-      await pause(interval, signal);
-  } catch (error) {
-    if (deadline.aborted && !options.signal.aborted)
-      throw new RolloutError(
-        `the Deployment ${options.name} is still being deleted after ${Math.round(options.timeoutMs / 1000)} s`,
-      );
-    throw error;
-  }
+  await pollUntil(
+    async (signal) => !(await exists(signal)),
+    options,
+    () => `the Deployment ${options.name} is still being deleted after ${seconds(options.timeoutMs)} s`,
+  );
 }
