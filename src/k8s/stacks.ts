@@ -188,29 +188,22 @@ export class StackManager {
       await mkdir(new URL(options.backendUrl), { recursive: true });
     }
     const manager = new StackManager(options, command);
-    // A single writer owns its data dir: scratch directories of lookups a kill cut short are leftovers.
-    if (options.coordinator.kind === "local") {
-      await rm(join(options.dataDir, LOOKUPS), { recursive: true, force: true });
-    }
-    // Only a single writer may judge locks at start-up: with replicas, another one may be updating right now.
-    const removed =
-      options.coordinator.kind === "local"
-        ? await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true })
-        : [];
-    // A single writer's earlier incarnation may also have been killed in a write that held no lock (stack init).
-    if (options.coordinator.kind === "local") {
-      for (const path of await repairCutWrites(options.backendUrl, options.project)) {
-        options.logger.warn(
-          { path },
-          "removed an empty attributes file a killed write left in the state backend",
-        );
-      }
-    }
-    for (const lock of removed) {
+    // Only a single writer may clean up at start-up: with replicas, another one may be updating right now.
+    if (options.coordinator.kind !== "local") return manager;
+    // It owns its data dir: scratch directories of lookups a kill cut short are leftovers.
+    await rm(join(options.dataDir, LOOKUPS), { recursive: true, force: true });
+    for (const lock of await removeStaleLocks(options.backendUrl, options.project, { singleWriter: true })) {
       manager.interrupted.add(lock.stack);
       options.logger.warn(
         { stack: lock.stack, pid: lock.pid, host: lock.host },
         "removed a stale Pulumi lock",
+      );
+    }
+    // Its earlier incarnation may also have been killed in a write that held no lock (stack init).
+    for (const path of await repairCutWrites(options.backendUrl, options.project)) {
+      options.logger.warn(
+        { path },
+        "removed an empty attributes file a killed write left in the state backend",
       );
     }
     return manager;

@@ -271,18 +271,12 @@ describe("pulumi preview / up / destroy of infra/", () => {
     await pulumi("config", "rm", "--config-file", kms, "k8sPulumiPassphrase");
     const url = "awskms://alias/colonyos-state?region=eu-north-1";
     await pulumi("config", "set", "--config-file", kms, "k8sStateEncryption", url);
-    await pulumi(
-      "config",
-      "set",
-      "--config-file",
-      kms,
-      "--path",
-      "k8sStateEncryptionEnv",
-      JSON.stringify({
-        AWS_ACCESS_KEY_ID: "kms-credentials/id",
-        AWS_SECRET_ACCESS_KEY: "kms-credentials/secret",
-      }),
-    );
+    const setEnvRefs = (refs: Record<string, string>) =>
+      pulumi("config", "set", "--config-file", kms, "--path", "k8sStateEncryptionEnv", JSON.stringify(refs));
+    await setEnvRefs({
+      AWS_ACCESS_KEY_ID: "kms-credentials/id",
+      AWS_SECRET_ACCESS_KEY: "kms-credentials/secret",
+    });
     const out = await pulumi("preview", "--config-file", kms, "--diff");
     expect(out).toMatch(new RegExp(`\\+ ${RESOURCES} to create`));
     expect(out).toContain("K8S_PULUMI_SECRETS_PROVIDER");
@@ -291,15 +285,7 @@ describe("pulumi preview / up / destroy of infra/", () => {
     expect(out).not.toContain("K8S_PULUMI_PASSPHRASE");
 
     // A variable no key manager reads (here, the executor's own key) is refused before anything is planned.
-    await pulumi(
-      "config",
-      "set",
-      "--config-file",
-      kms,
-      "--path",
-      "k8sStateEncryptionEnv",
-      JSON.stringify({ COLONIES_PRVKEY: "other/key" }),
-    );
+    await setEnvRefs({ COLONIES_PRVKEY: "other/key" });
     const failure = await pulumi("preview", "--config-file", kms).then(
       () => "",
       (error: Error) => error.message,
