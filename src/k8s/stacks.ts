@@ -39,6 +39,7 @@ import {
   StackNotFoundError,
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
+import { redactText, secretValues } from "../executor/redact.js";
 import {
   type NameCoordinator,
   type NameRecord,
@@ -50,6 +51,7 @@ import { repairCutWrites } from "./cut-writes.js";
 import { removeStaleLocks } from "./locks.js";
 import { runCli, runUpdate } from "./pulumi-update.js";
 import { Slots } from "./queue.js";
+import { redactingFailures } from "./redacted-cli.js";
 import {
   DeadlineError,
   EngineError,
@@ -57,6 +59,7 @@ import {
   StackLockedError,
   UnknownStackError,
 } from "./stack-errors.js";
+import { createsTableOnOpen, openStateBackend } from "./state-backend.js";
 
 export interface StackManagerOptions {
   project: string;
@@ -175,19 +178,32 @@ export class StackManager {
   private constructor(
     private readonly options: StackManagerOptions,
     private readonly command: PulumiCommand,
+    /** Masks the secrets of the state backend and its encryption in the engine's output. */
+    private readonly mask: (text: string) => string,
   ) {
     this.slots = new Slots(options.maxConcurrent);
   }
 
   static async create(options: StackManagerOptions): Promise<StackManager> {
-    const command = await PulumiCommand.get({
-      root: options.pulumiRoot,
-      skipVersionCheck: options.env.PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK === "true",
-    });
+    const secrets = stateSecrets(options);
+    const command = redactingFailures(
+      await PulumiCommand.get({
+        root: options.pulumiRoot,
+        skipVersionCheck: options.env.PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK === "true",
+      }),
+      secrets,
+    );
     if (options.backendUrl.startsWith("file://")) {
       await mkdir(new URL(options.backendUrl), { recursive: true });
     }
-    const manager = new StackManager(options, command);
+    if (createsTableOnOpen(options.backendUrl)) {
+      await mkdir(options.dataDir, { recursive: true });
+      await openStateBackend(command, options.backendUrl, options.dataDir, {
+        ...options.env,
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+      });
+    }
+    const manager = new StackManager(options, command, (text) => redactText(text, secrets));
     // Only a single writer may clean up at start-up: with replicas, another one may be updating right now.
     if (options.coordinator.kind !== "local") return manager;
     // It owns its data dir: scratch directories of lookups a kill cut short are leftovers.
@@ -363,7 +379,7 @@ export class StackManager {
     onOutput: ((line: string) => void) | undefined,
     attempted: TurnFacts,
   ) {
-    const common = () => ({ onOutput: lineSplitter(onOutput), signal, color: "never" as const });
+    const common = () => ({ onOutput: lineSplitter(this.mask, onOutput), signal, color: "never" as const });
     const session: StackSession = {
       signal,
       current: async () => {
@@ -707,20 +723,36 @@ function isStackNotFound(error: unknown): boolean {
   return error instanceof StackNotFoundError || /no stack named/i.test(String(error));
 }
 
-/** Turns the engine's output chunks into whole, non-empty lines. */
-function lineSplitter(onLine?: (line: string) => void): ((chunk: string) => void) & { flush(): void } {
+/** Turns the engine's output chunks into whole, non-empty lines, with secrets masked. */
+function lineSplitter(
+  mask: (text: string) => string,
+  onLine?: (line: string) => void,
+): ((chunk: string) => void) & { flush(): void } {
   let partial = "";
+  const emit = (line: string) => {
+    if (!NOISE.test(line)) onLine?.(mask(line.trimEnd()));
+  };
   const feed = (chunk: string) => {
     const lines = (partial + chunk).split("\n");
     partial = lines.pop() ?? "";
-    for (const line of lines) if (!NOISE.test(line)) onLine?.(line.trimEnd());
+    for (const line of lines) emit(line);
   };
   return Object.assign(feed, {
     flush() {
-      if (!NOISE.test(partial)) onLine?.(partial.trimEnd());
+      emit(partial);
       partial = "";
     },
   });
+}
+
+/** What the state backend and its encryption are opened with: never to be shown. */
+function stateSecrets(options: StackManagerOptions): string[] {
+  const url = URL.parse(options.backendUrl);
+  return [
+    ...(options.passphrase ? [options.passphrase] : []),
+    ...(url?.password ? [decodeURIComponent(url.password)] : []),
+    ...secretValues(options.env),
+  ];
 }
 
 /**

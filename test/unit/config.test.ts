@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { generatePrivateKey, idOf } from "../../src/colonies/crypto.js";
 import { loadRuntimeConfig } from "../../src/executor/config.js";
-import { redactSecrets } from "../../src/executor/logger.js";
+import { redactSecrets } from "../../src/executor/redact.js";
 
 const key = generatePrivateKey();
 const base = { COLONIES_COLONY_NAME: "dev", COLONIES_PRVKEY: key };

@@ -278,7 +278,18 @@ async function rollback(
 ): Promise<void> {
   try {
     const signal = AbortSignal.timeout(ROLLBACK_MS);
-    await session.destroy({ signal });
+    const destroyed = await session.destroy({ signal }).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof UnknownStackError) return false;
+        throw error;
+      },
+    );
+    if (!destroyed) {
+      // The stack was never created (e.g. the key manager could not be reached): nothing to remove.
+      await ctx.log(`${fn}: the first deploy of ${name} failed before it created anything`);
+      return;
+    }
     await untilRemoved(deps, fn, name, signal);
     await ctx.log(`${fn}: the first deploy of ${name} failed; everything it created was removed`);
   } catch (error) {

@@ -5,10 +5,17 @@
  * runtime fails the process with the abort's reason.
  */
 import { ApiException } from "@kubernetes/client-node";
+import { CommandError } from "@pulumi/pulumi/automation/index.js";
 import { KubeApiError, statusMessage } from "../../atoms/kube-api.js";
 import { ColoniesError } from "../../colonies/errors.js";
 import { ProcessError } from "../../executor/types.js";
-import { DeadlineError, EngineError, StackLockedError, UnknownStackError } from "../../k8s/stack-errors.js";
+import {
+  DeadlineError,
+  EngineError,
+  meaningfulLine,
+  StackLockedError,
+  UnknownStackError,
+} from "../../k8s/stack-errors.js";
 import { BudgetError } from "./budget.js";
 
 /** The error to fail a process of function `fn` with. */
@@ -25,6 +32,10 @@ export function callerError(fn: string, error: unknown, signal?: AbortSignal): u
     return new ProcessError(`${fn}: ${error.message}`);
   }
   if (error instanceof EngineError) return new ProcessError(`${fn}: ${error.message}`, error.output);
+  // A CLI failure outside an update (e.g. reading the outputs); its secrets are masked already (redacted-cli.ts).
+  if (error instanceof CommandError) {
+    return new ProcessError(`${fn}: ${meaningfulLine(error.message)}`, error.message);
+  }
   if (error instanceof ApiException) return new ProcessError(`${fn}: ${statusMessage(error)}`);
   if (error instanceof ColoniesError) {
     return new ProcessError(`${fn}: registering the deployment's executor identity failed: ${error.message}`);
