@@ -3,6 +3,7 @@ import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../atoms/kube-config.js";
 import { KubeEngine } from "../atoms/kube-engine.js";
 import { ColoniesClient } from "../colonies/client.js";
+import { redactText } from "../executor/redact.js";
 import { ConfigError, type ExecutorModule } from "../executor/types.js";
 import { StackManager } from "../k8s/stacks.js";
 import { Autoscaler } from "./k8s/autoscale/autoscaler.js";
@@ -59,7 +60,7 @@ export const k8sExecutor: ExecutorModule = {
       {
         namespace,
         cluster: kubeConfig.getCurrentCluster()?.server,
-        backend: config.pulumi.backendUrl.replace(/\/\/[^@/]*@/, "//***@"),
+        backend: redactText(config.pulumi.backendUrl),
         encryption: config.pulumi.secretsProvider,
         pulumi: stacks.pulumiVersion,
         identity: config.identity,
