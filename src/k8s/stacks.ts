@@ -473,13 +473,12 @@ export class StackManager {
       workDir,
       pulumiCommand: this.command,
       secretsProvider: this.options.secretsProvider,
-      projectSettings: {
-        name: this.options.project,
-        runtime: "nodejs" as const,
-        backend: { url: this.options.backendUrl },
-      },
+      // The backend goes to the CLI in its environment, not in Pulumi.yaml: its URL may hold a database password,
+      // which must not be written to the work directory.
+      projectSettings: { name: this.options.project, runtime: "nodejs" as const },
       envVars: {
         ...this.options.env,
+        PULUMI_BACKEND_URL: this.options.backendUrl,
         ...(this.options.passphrase ? { PULUMI_CONFIG_PASSPHRASE: this.options.passphrase } : {}),
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",

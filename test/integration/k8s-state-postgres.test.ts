@@ -5,11 +5,12 @@
  *   concurrent opens race in PostgreSQL's CREATE TABLE IF NOT EXISTS (the CI once failed a first call on it);
  * - a CLI failure that quotes the backend's URL (the database refuses the password) fails the call with the
  *   database's reason, and the password appears in no process error, process log or executor log line;
- *   nothing changed, and the executor serves again once the database accepts it.
+ *   nothing changed, and the executor serves again once the database accepts it; no file the executor wrote
+ *   holds the password either (the CLI gets the backend URL in its environment, not in Pulumi.yaml).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
@@ -149,10 +150,16 @@ describe("k8s executor on a PostgreSQL state backend", () => {
     expect(logs.length).toBeGreaterThan(0);
     const executorLog = readFileSync(logFile, "utf8");
     expect(executorLog).toContain("password authentication failed");
+    // Nor in the stacks' work directories: the CLI gets the backend URL in its environment, not in Pulumi.yaml.
+    const files = readdirSync(join(dir, "data"), { recursive: true, encoding: "utf8" })
+      .map((entry) => join(dir, "data", entry))
+      .filter((path) => statSync(path).isFile());
+    expect(files.some((path) => path.endsWith("Pulumi.yaml"))).toBe(true);
     for (const [where, text] of [
       ["process error", error],
       ["process log", JSON.stringify(logs)],
       ["executor log", executorLog],
+      ...files.map((path) => [path, readFileSync(path, "utf8")]),
     ]) {
       expect(text, where).not.toContain(password);
     }
