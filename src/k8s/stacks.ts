@@ -746,12 +746,20 @@ function lineSplitter(
 
 /** What the state backend and its encryption are opened with: never to be shown. */
 function stateSecrets(options: StackManagerOptions): string[] {
-  const url = URL.parse(options.backendUrl);
+  const password = URL.parse(options.backendUrl)?.password;
   return [
     ...(options.passphrase ? [options.passphrase] : []),
-    ...(url?.password ? [decodeURIComponent(url.password)] : []),
+    ...(password ? [password, decoded(password)] : []),
     ...secretValues(options.env),
   ];
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // not valid percent-encoding: the CLI quotes it as written
+  }
 }
 
 /**
