@@ -198,10 +198,13 @@ export class StackManager {
     }
     if (createsTableOnOpen(options.backendUrl)) {
       await mkdir(options.dataDir, { recursive: true });
-      await openStateBackend(command, options.backendUrl, options.dataDir, {
-        ...options.env,
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-      });
+      await openStateBackend(
+        command,
+        options.backendUrl,
+        options.dataDir,
+        { ...options.env, PULUMI_SKIP_UPDATE_CHECK: "true" },
+        { logger: options.logger },
+      );
     }
     const manager = new StackManager(options, command, (text) => redactText(text, secrets));
     // Only a single writer may clean up at start-up: with replicas, another one may be updating right now.

@@ -3,6 +3,7 @@
  * Colonies server and its official CLI, the executor's built CLI as a process of its own). Checked:
  * - replicas opening a new database together all succeed: Pulumi creates its table on every open, and
  *   concurrent opens race in PostgreSQL's CREATE TABLE IF NOT EXISTS (the CI once failed a first call on it);
+ * - an unusable backend is retried for a while at start-up, then stops it with the database's reason;
  * - a CLI failure that quotes the backend's URL (the database refuses the password) fails the call with the
  *   database's reason, and the password appears in no process error, process log or executor log line;
  *   nothing changed, and the executor serves again once the database accepts it; no file the executor wrote
@@ -15,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { PulumiCommand } from "@pulumi/pulumi/automation/index.js";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
@@ -85,18 +87,29 @@ describe("k8s executor on a PostgreSQL state backend", () => {
     }
   }, 120_000);
 
-  it("names an unusable backend clearly at start-up, with its password masked", async () => {
+  it("waits for an unusable backend a while, then names it clearly at start-up, its password masked", async () => {
     const command = redactingFailures(await PulumiCommand.get(), []);
     const url = backendUrl(database, "postgres", database.user, "not-the-password");
-    const failure = await openStateBackend(command, url, dir, process.env as Record<string, string>).then(
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(line) });
+    const started = Date.now();
+    const failure = await openStateBackend(command, url, dir, process.env as Record<string, string>, {
+      logger,
+      waitMs: 2_000,
+    }).then(
       () => undefined,
       (error: Error) => error,
     );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(warnings.length).toBeGreaterThanOrEqual(2);
+    expect(warnings[0]).toMatch(/cannot open the Pulumi state backend yet; retrying/);
     expect(failure?.message).toMatch(
       /^cannot open the Pulumi state backend: .*password authentication failed/,
     );
     expect(failure?.message).toContain(`${database.user}:[redacted]@`);
-    expect(JSON.stringify([failure?.message, failure?.stack])).not.toContain("not-the-password");
+    const shown = JSON.stringify([failure?.message, failure?.stack, warnings]);
+    expect(shown).toContain("password authentication failed");
+    expect(shown).not.toContain("not-the-password");
   }, 60_000);
 
   it("fails a call whose CLI quotes the backend URL with the database's reason and no password anywhere; keeps serving", async () => {
