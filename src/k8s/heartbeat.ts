@@ -54,6 +54,8 @@ export class Heartbeat {
   private renewedAt: number;
   private giveUp?: NodeJS.Timeout;
   private loop?: Promise<void>;
+  /** When the renewal now in flight was sent (for the give-up's reason: a request that outlived its deadline). */
+  private inFlightSince?: number;
 
   private constructor(
     private readonly options: HeartbeatOptions,
@@ -122,6 +124,7 @@ export class Heartbeat {
       this.stopping.signal,
       AbortSignal.timeout(Math.max(1, Math.round(deadlineMs))),
     ]);
+    this.inFlightSince = Date.now();
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         const sentAt = Date.now();
@@ -152,6 +155,8 @@ export class Heartbeat {
           "could not renew this replica's Lease; retrying",
         );
       }
+    } finally {
+      this.inFlightSince = undefined;
     }
     return false;
   }
@@ -176,7 +181,12 @@ export class Heartbeat {
     clearTimeout(this.giveUp);
     const left = this.renewedAt + this.giveUpMs() - Date.now();
     this.giveUp = setTimeout(
-      () => this.lose(`it could not renew its Lease for ${Math.round(this.giveUpMs())} ms`),
+      () => {
+        const since = this.inFlightSince;
+        const pending =
+          since === undefined ? "" : `; a renewal sent ${Date.now() - since} ms ago has not answered`;
+        this.lose(`it could not renew its Lease for ${Math.round(this.giveUpMs())} ms${pending}`);
+      },
       Math.max(0, left),
     );
     this.giveUp.unref();
