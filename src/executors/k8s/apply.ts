@@ -253,18 +253,22 @@ export async function untilRemoved(
   signal: AbortSignal,
   timeoutMs = deps.config.rolloutTimeoutSeconds * 1000,
 ): Promise<void> {
-  const exists = (s: AbortSignal) =>
-    deps.ownership.deployment(name, s).then(
-      () => true,
-      (error: unknown) => {
-        if (error instanceof UnknownStackError) return false;
-        throw error;
-      },
-    );
+  const exists = (s: AbortSignal) => existed(deps.ownership.deployment(name, s));
   await waitForRemoval(exists, { name, timeoutMs, signal }).catch((error: unknown) => {
     if (error instanceof RolloutError) throw new ProcessError(`${fn}: ${error.message}`);
     throw error;
   });
+}
+
+/** Whether the name had what `work` acts on: true once it succeeds, false when it finds none (UnknownStackError). */
+function existed(work: Promise<unknown>): Promise<boolean> {
+  return work.then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof UnknownStackError) return false;
+      throw error;
+    },
+  );
 }
 
 /** Removes what a failed first deploy created, and says in the process log what it did. */
@@ -278,14 +282,7 @@ async function rollback(
 ): Promise<void> {
   try {
     const signal = AbortSignal.timeout(ROLLBACK_MS);
-    const destroyed = await session.destroy({ signal }).then(
-      () => true,
-      (error: unknown) => {
-        if (error instanceof UnknownStackError) return false;
-        throw error;
-      },
-    );
-    if (!destroyed) {
+    if (!(await existed(session.destroy({ signal })))) {
       // The stack was never created (e.g. the key manager could not be reached): nothing to remove.
       await ctx.log(`${fn}: the first deploy of ${name} failed before it created anything`);
       return;
