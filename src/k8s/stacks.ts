@@ -198,13 +198,7 @@ export class StackManager {
     }
     if (createsTableOnOpen(options.backendUrl)) {
       await mkdir(options.dataDir, { recursive: true });
-      await openStateBackend(
-        command,
-        options.backendUrl,
-        options.dataDir,
-        { ...options.env, PULUMI_SKIP_UPDATE_CHECK: "true" },
-        { logger: options.logger },
-      );
+      await openStateBackend(command, options.dataDir, cliEnv(options), { logger: options.logger });
     }
     const manager = new StackManager(options, command, (text) => redactText(text, secrets));
     // Only a single writer may clean up at start-up: with replicas, another one may be updating right now.
@@ -476,20 +470,9 @@ export class StackManager {
       workDir,
       pulumiCommand: this.command,
       secretsProvider: this.options.secretsProvider,
-      // The backend goes to the CLI in its environment, not in Pulumi.yaml: its URL may hold a database password,
-      // which must not be written to the work directory.
+      // No backend here: it goes to the CLI in its environment (cliEnv), not into Pulumi.yaml.
       projectSettings: { name: this.options.project, runtime: "nodejs" as const },
-      envVars: {
-        ...this.options.env,
-        PULUMI_BACKEND_URL: this.options.backendUrl,
-        ...(this.options.passphrase ? { PULUMI_CONFIG_PASSPHRASE: this.options.passphrase } : {}),
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        // A work directory without the stack's settings (another replica's stack, a new pod) opens the stack
-        // with the secrets provider its state records, instead of a new passphrase salt (a second key
-        // derivation, a changed salt) or, for a key manager's stack, a passphrase it does not have.
-        PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
-      },
+      envVars: cliEnv(this.options),
     };
   }
 
@@ -745,6 +728,22 @@ function lineSplitter(
       partial = "";
     },
   });
+}
+
+/** The environment of every Pulumi CLI process the manager runs. */
+function cliEnv(options: StackManagerOptions): Record<string, string> {
+  return {
+    ...options.env,
+    // The backend's URL may hold a database password: it is given here, never written to a work directory.
+    PULUMI_BACKEND_URL: options.backendUrl,
+    ...(options.passphrase ? { PULUMI_CONFIG_PASSPHRASE: options.passphrase } : {}),
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    // A work directory without the stack's settings (another replica's stack, a new pod) opens the stack
+    // with the secrets provider its state records, instead of a new passphrase salt (a second key
+    // derivation, a changed salt) or, for a key manager's stack, a passphrase it does not have.
+    PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
+  };
 }
 
 /** What the state backend and its encryption are opened with: never to be shown. */

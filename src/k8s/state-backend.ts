@@ -21,12 +21,11 @@ export function createsTableOnOpen(backendUrl: string): boolean {
 }
 
 /**
- * Opens the backend (`pulumi whoami`) until the PostgreSQL table exists, retrying the table race at once and other
- * failures with growing pauses for `waitMs`; then throws the last reason.
+ * Opens the backend `env` names (PULUMI_BACKEND_URL) with `pulumi whoami` until the PostgreSQL table exists,
+ * retrying the table race at once and other failures with growing pauses for `waitMs`; then throws the last reason.
  */
 export async function openStateBackend(
   command: PulumiCommand,
-  backendUrl: string,
   cwd: string,
   env: Record<string, string>,
   options: { logger?: Logger; waitMs?: number } = {},
@@ -35,7 +34,7 @@ export async function openStateBackend(
   let pause = 500;
   for (let attempt = 1; ; attempt++) {
     try {
-      await runCli(command, ["whoami"], cwd, { ...env, PULUMI_BACKEND_URL: backendUrl });
+      await runCli(command, ["whoami"], cwd, env);
       return;
     } catch (error) {
       // The CLI's text, its secrets masked (redacted-cli.ts).

@@ -78,7 +78,7 @@ describe("k8s executor on a PostgreSQL state backend", () => {
       await query(database, "postgres", `CREATE DATABASE ${name}`);
       const url = backendUrl(database, name);
       const opened = await Promise.allSettled(
-        [0, 1, 2, 3].map(() => openStateBackend(command, url, dir, env)),
+        [0, 1, 2, 3].map(() => openStateBackend(command, dir, { ...env, PULUMI_BACKEND_URL: url })),
       );
       const failures = opened.filter((o) => o.status === "rejected").map((o) => String(o.reason));
       expect(failures, `round ${round}`).toEqual([]);
@@ -93,7 +93,8 @@ describe("k8s executor on a PostgreSQL state backend", () => {
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(line) });
     const started = Date.now();
-    const failure = await openStateBackend(command, url, dir, process.env as Record<string, string>, {
+    const env = { ...(process.env as Record<string, string>), PULUMI_BACKEND_URL: url };
+    const failure = await openStateBackend(command, dir, env, {
       logger,
       waitMs: 2_000,
     }).then(
