@@ -5,10 +5,10 @@
  */
 import pino from "pino";
 
-export const MASK = "[redacted]";
+const MASK = "[redacted]";
 
 /** Keys whose values are secrets (private keys, passwords, passphrases, S3 secrets, tokens). */
-export const SECRET_KEY =
+const SECRET_KEY =
   /prv_?key|private_?key|password|passwd|passphrase|secret|token|credential|authorization/i;
 
 /** `scheme://user:password@`: the password (URL-encoded, so without a raw `/` or `@`). */

@@ -13,7 +13,7 @@ import { runCli } from "./pulumi-update.js";
 import { meaningfulLine } from "./stack-errors.js";
 
 /** How long a start-up waits for a backend that cannot be opened yet. */
-export const OPEN_WAIT_MS = 30_000;
+const OPEN_WAIT_MS = 30_000;
 const TABLE_RACE = /pg_type_typname_nsp_index|\(23505\)/;
 
 export function createsTableOnOpen(backendUrl: string): boolean {
