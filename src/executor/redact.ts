@@ -8,8 +8,7 @@ import pino from "pino";
 const MASK = "[redacted]";
 
 /** Keys whose values are secrets (private keys, passwords, passphrases, S3 secrets, tokens). */
-const SECRET_KEY =
-  /prv_?key|private_?key|password|passwd|passphrase|secret|token|credential|authorization/i;
+const SECRET_KEY = /prv_?key|private_?key|password|passwd|passphrase|secret|token|credential|authorization/i;
 
 /** `scheme://user:password@`: the password (URL-encoded, so without a raw `/` or `@`). */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@"'`]*:)[^\s/@"'`]+@/gi;
