@@ -39,6 +39,17 @@ export class EngineError extends Error {
   }
 }
 
+/**
+ * How the CLI reports a read or write the state backend's storage refused or lost (the lock, a checkpoint, the
+ * history): the S3 SDK's operation errors, and gocloud's blob errors (file, Google Cloud Storage, Azure Blob).
+ */
+const STORAGE_FAILURE = /operation error S3: |\bblob \(key "/;
+
+/** Whether a CLI failure is one of the state backend's storage (see STORAGE_FAILURE). */
+export function isStorageFailure(error: unknown): error is Error {
+  return error instanceof Error && STORAGE_FAILURE.test(error.message);
+}
+
 const MEANINGFUL = /error|fail|denied|forbidden|invalid|timed out|refused|exceeded/i;
 
 /** Lines that only say that something failed, not what: the CLI's exit, the engine's summaries. */

@@ -27,6 +27,7 @@
  */
 import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import {
   CommandError,
@@ -55,6 +56,7 @@ import { redactingFailures } from "./redacted-cli.js";
 import {
   DeadlineError,
   EngineError,
+  isStorageFailure,
   meaningfulLine,
   StackLockedError,
   UnknownStackError,
@@ -147,6 +149,8 @@ const NOISE = /^\s*$/;
 const EMPTY_PROGRAM: PulumiFn = async () => ({});
 /** How long work past its deadline gets to stop (Pulumi cancelled cleanly) before its caller is answered anyway. */
 const CANCEL_GRACE_MS = 15_000;
+/** The pause before an operation that the state backend's storage failed is tried once more. */
+const STORAGE_RETRY_MS = 1_000;
 
 /** A session without an operation (a read): it supersedes nothing and waits behind every mutation. */
 const READ: Operation = { process: "", fn: "read", effect: "none" };
@@ -411,7 +415,10 @@ export class StackManager {
           const result = await this.withLockRecovery(
             stackName,
             () => this.cli(stackName, ["cancel", "--yes"]),
-            () => this.update(stackName, program, attempted, opts),
+            () =>
+              this.withStorageRetry(stackName, opts.signal, () =>
+                this.update(stackName, program, attempted, opts),
+              ),
           );
           this.lastOutputs.set(stackName, result.outputs);
           return { changes: result.changes, outputs: result.outputs };
@@ -437,9 +444,11 @@ export class StackManager {
           const result = await this.withLockRecovery(
             stackName,
             () => stack.cancel(),
-            () => stack.destroy({ ...opts, remove: true }),
+            () =>
+              this.withStorageRetry(stackName, opts.signal, () => stack.destroy({ ...opts, remove: true })),
           );
           attempted.exists = false;
+          this.interrupted.delete(stackName);
           this.selected.delete(stackName);
           this.existing.delete(stackName);
           this.lastOutputs.delete(stackName);
@@ -631,6 +640,31 @@ export class StackManager {
       if (!isStackNotFound(error)) throw error;
       facts.exists = false;
       return undefined;
+    }
+  }
+
+  /**
+   * Tries once more, after a pause, an operation that the state backend's storage failed: such failures can be
+   * transient. MinIO, for one, answers a new object's PutObject (a lock) with 403 AccessDenied while a concurrent
+   * DeleteObject (another stack's lock released) removes the prefix they share. The failure may have come after
+   * resources changed (a checkpoint or history write), so the stack is refreshed before it is updated again.
+   */
+  private async withStorageRetry<T>(
+    stackName: string,
+    signal: AbortSignal,
+    operation: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (signal.aborted || !isStorageFailure(error)) throw error;
+      this.interrupted.add(stackName);
+      this.options.logger.warn(
+        { stack: stackName, reason: meaningfulLine(error.message) },
+        "the state backend's storage failed an operation; trying it once more",
+      );
+      await sleep(STORAGE_RETRY_MS, undefined, { signal });
+      return operation();
     }
   }
 

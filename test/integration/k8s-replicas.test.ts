@@ -197,6 +197,15 @@ async function diagnosis(run: Replicas): Promise<string> {
   ].join("\n");
 }
 
+/** A process's own Colonies log (an engine failure's whole output is there), for a failure message. */
+async function processLog(client: ReturnType<typeof userClient>, processId: string): Promise<string> {
+  const logs = await client.getLogs(
+    { colonyName: server.colonyName, processId, count: 500 },
+    server.userPrvKey,
+  );
+  return `process log:\n${logs.map((l) => l.message).join("")}`;
+}
+
 /** The replica holding a name's turn now, and the process of that turn. */
 async function holding(run: Replicas, pid: number): Promise<string | undefined> {
   const leases = await run.leases.listNamespacedLease({ namespace: run.namespace });
@@ -275,7 +284,9 @@ async function runScenario(
     expect(text, report).not.toMatch(/lock|ConcurrentUpdate/i);
     if (p.state === ProcessState.FAILED) {
       // The only failures: calls on a name that is not deployed at that point in submission order.
-      expect(p.errors?.join("; "), `${calls[i]?.fn} ${calls[i]?.args}\n${report}`).toMatch(
+      const unexpected = !/unknown deployment/.test(p.errors?.join("; ") ?? "");
+      const log = unexpected ? await processLog(client, p.processid) : "";
+      expect(p.errors?.join("; "), `${calls[i]?.fn} ${calls[i]?.args}\n${log}\n${report}`).toMatch(
         /unknown deployment/,
       );
     } else {

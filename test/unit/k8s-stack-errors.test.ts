@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { meaningfulLine } from "../../src/k8s/stack-errors.js";
+import { isStorageFailure, meaningfulLine } from "../../src/k8s/stack-errors.js";
 
 const ENGINE_FAILURE = `code: -2
  stdout:
@@ -34,5 +34,30 @@ describe("meaningfulLine", () => {
       "stderr: Command failed with exit code 1: pulumi up",
     );
     expect(meaningfulLine("\nsomething odd\n")).toBe("something odd");
+  });
+});
+
+describe("isStorageFailure", () => {
+  it("knows the S3 SDK's and gocloud's failures of the state backend's storage", () => {
+    // As the CLI printed them: the lock of an update (CI) and of a `pulumi stack init` (k8s-state-s3.test.ts).
+    const lock =
+      "error: 2 errors occurred:\n    1) operation error S3: PutObject, https response error StatusCode: 403, RequestID: 18EEB9AD69851654, HostID: cbf2, api error AccessDenied: Access Denied.";
+    const init =
+      'error: could not create stack: blob (key ".pulumi/locks/organization/p/web/6e.json") (code=PermissionDenied): operation error S3: PutObject';
+    const file =
+      'error: blob (key ".pulumi/stacks/p/web.json") (code=Unknown): write /state/.pulumi/stacks/p/web.json: no space left on device';
+    for (const text of [lock, init, file]) expect(isStorageFailure(new Error(text)), text).toBe(true);
+  });
+
+  it("leaves every other failure alone", () => {
+    for (const text of [
+      ENGINE_FAILURE,
+      "error: could not connect to the cluster",
+      'unable to open state database "postgres://u:[redacted]@db/state": password authentication failed',
+      "error: [409] Conflict: Another update is currently in progress.",
+    ]) {
+      expect(isStorageFailure(new Error(text)), text).toBe(false);
+    }
+    expect(isStorageFailure("operation error S3: PutObject")).toBe(false);
   });
 });
