@@ -30,6 +30,8 @@ export interface RunnerDeps {
   onReassigned: "stop" | "finish";
   /** Aborted when reports still waiting for the server must give up (the executor is going away). */
   reportsGiveUp?: AbortSignal;
+  /** ProcessContext.waiting: the runtime frees the process's slot while it waits. */
+  waiting?<T>(blocked: Promise<T>): Promise<T>;
 }
 
 /** Answers of the server that are errors (5xx) a report is retried after, at most. */
@@ -117,6 +119,7 @@ export async function runProcess(
         logger.warn({ err: error }, "could not add to the process log");
       }
     },
+    ...(deps.waiting ? { waiting: deps.waiting } : {}),
   };
 
   // The handler's result, then its one report. The report is returned unawaited so that the slot can ask for

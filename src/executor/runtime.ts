@@ -17,6 +17,8 @@ import type { ExecutorInstance, FunctionDef } from "./types.js";
 
 type Phase = "starting" | "serving" | "draining" | "aborting" | "stopped";
 
+/** How long a handler waits on other calls before its slot goes to a new assign loop (short waits keep it). */
+const WAIT_GRACE_MS = 500;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
 
@@ -56,6 +58,9 @@ export class ExecutorRuntime {
   /** Aborted when reports still waiting for an unreachable server must give up (shutdown). */
   private readonly reportsGiveUp = new AbortController();
   private loops: Promise<void>[] = [];
+  /** Assign loops running now: `concurrency`, plus one per handler waiting on other calls (ProcessContext.waiting). */
+  private loopsRunning = 0;
+  private handlersWaiting = 0;
   private lastContactOk = false;
   /** When the last assign request (long-poll or heartbeat) was sent: the server's "last heard from". */
   private lastAssignAt = 0;
@@ -101,7 +106,7 @@ export class ExecutorRuntime {
     await this.ensureRegistered();
     if (this.polling.signal.aborted) return;
     this.phase = "serving";
-    this.loops = Array.from({ length: this.config.concurrency }, (_, slot) => this.loop(slot));
+    for (let slot = 0; slot < this.config.concurrency; slot++) this.startLoop();
     if (this.config.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => void this.keepAlive(), Math.max(1000, this.config.heartbeatMs / 4));
       this.heartbeat.unref();
@@ -149,42 +154,76 @@ export class ExecutorRuntime {
       logger: this.logger,
       onReassigned: this.instance.onReassigned ?? "stop",
       reportsGiveUp: this.reportsGiveUp.signal,
+      waiting: <T>(blocked: Promise<T>) => this.waiting(blocked),
     };
   }
 
+  private startLoop(): void {
+    this.loopsRunning++;
+    this.loops.push(this.loop(this.loops.length));
+  }
+
+  /**
+   * ProcessContext.waiting. A handler that waits on other calls would otherwise hold its slot: with every slot
+   * held so, the calls they wait for (re-queued by Colonies after a replica died) are never assigned. So while
+   * one waits longer than a moment, one more loop takes calls; once it is done waiting, the loops beyond
+   * `concurrency` plus those still waiting end after their current process.
+   */
+  private async waiting<T>(blocked: Promise<T>): Promise<T> {
+    let freed = false;
+    const timer = setTimeout(() => {
+      freed = true;
+      this.handlersWaiting++;
+      if (this.polling.signal.aborted) return;
+      if (this.loopsRunning < this.config.concurrency + this.handlersWaiting) this.startLoop();
+    }, WAIT_GRACE_MS);
+    try {
+      return await blocked;
+    } finally {
+      clearTimeout(timer);
+      if (freed) this.handlersWaiting--;
+    }
+  }
+
   private async loop(slot: number): Promise<void> {
-    const signal = this.polling.signal;
-    let failures = 0;
-    while (!signal.aborted) {
-      let process: Process;
-      try {
-        this.lastAssignAt = Date.now();
-        process = await this.client.assign(
-          this.config.colonyName,
-          this.config.assignTimeoutSeconds,
-          this.config.executorPrvKey,
-          { signal },
-        );
-        this.lastContactOk = true;
-        failures = 0;
-      } catch (error) {
-        if (signal.aborted) break;
-        if (error instanceof ColoniesError && error.notFound) {
-          this.lastContactOk = true; // nothing to do: poll again
+    try {
+      const signal = this.polling.signal;
+      let failures = 0;
+      while (!signal.aborted) {
+        // One loop too many since a waiting handler went on: this one ends.
+        if (this.loopsRunning > this.config.concurrency + this.handlersWaiting) return;
+        let process: Process;
+        try {
+          this.lastAssignAt = Date.now();
+          process = await this.client.assign(
+            this.config.colonyName,
+            this.config.assignTimeoutSeconds,
+            this.config.executorPrvKey,
+            { signal },
+          );
+          this.lastContactOk = true;
           failures = 0;
+        } catch (error) {
+          if (signal.aborted) break;
+          if (error instanceof ColoniesError && error.notFound) {
+            this.lastContactOk = true; // nothing to do: poll again
+            failures = 0;
+            continue;
+          }
+          this.metrics.assignFailed();
+          this.lastContactOk = !(error instanceof ColoniesError && error.unreachable);
+          await this.recover(error, slot, failures++);
           continue;
         }
-        this.metrics.assignFailed();
-        this.lastContactOk = !(error instanceof ColoniesError && error.unreachable);
-        await this.recover(error, slot, failures++);
-        continue;
+        const run = runProcess(this.runnerDeps(), process, this.processes.signal);
+        this.running.add(run);
+        const { reported } = await run;
+        this.running.delete(run);
+        this.reporting.add(reported);
+        void reported.finally(() => this.reporting.delete(reported));
       }
-      const run = runProcess(this.runnerDeps(), process, this.processes.signal);
-      this.running.add(run);
-      const { reported } = await run;
-      this.running.delete(run);
-      this.reporting.add(reported);
-      void reported.finally(() => this.reporting.delete(reported));
+    } finally {
+      this.loopsRunning--;
     }
   }
 

@@ -56,6 +56,12 @@ export interface ProcessContext {
   logger: Logger;
   /** Appends a line to the Colonies process log (`addlogmsg`); never throws. */
   log(message: string): Promise<void>;
+  /**
+   * Awaits what only other calls can bring about (the turn on a name behind a call Colonies still queues). While
+   * it lasts, this process does not count against EXECUTOR_CONCURRENCY, so that the executor goes on taking
+   * calls, one of which may be the one it waits for; the executor's own operations have none.
+   */
+  waiting?<T>(blocked: Promise<T>): Promise<T>;
 }
 
 export interface FunctionDef {

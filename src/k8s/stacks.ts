@@ -100,6 +100,8 @@ export interface SessionOptions {
   /** Engine output, line by line. */
   onOutput?: (line: string) => void;
   operation?: Operation;
+  /** Awaits the name's turn, which waits on other calls (ProcessContext.waiting: the caller's slot is freed). */
+  waiting?<T>(blocked: Promise<T>): Promise<T>;
 }
 
 export interface ChangeSummary {
@@ -243,7 +245,7 @@ export class StackManager {
     // The deadline covers the wait for the name's turn too: an operation does not wait forever.
     const deadline = AbortSignal.timeout(this.options.deadlineMs);
     const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
-    const turn = this.inTurn(stackName, ticket, options.onOutput, signal, work);
+    const turn = this.inTurn(stackName, ticket, options, signal, work);
     return settledBy(turn, deadline, CANCEL_GRACE_MS, (error) =>
       this.options.logger.warn(
         { stack: stackName, err: error },
@@ -263,11 +265,12 @@ export class StackManager {
   private async inTurn<T>(
     stackName: string,
     ticket: TicketRequest,
-    onOutput: ((line: string) => void) | undefined,
+    { onOutput, waiting }: SessionOptions,
     signal: AbortSignal,
     work: (session: StackSession) => Promise<T>,
   ): Promise<T> {
-    const turn = await this.options.coordinator.acquire(stackName, ticket, signal);
+    const acquired = this.options.coordinator.acquire(stackName, ticket, signal);
+    const turn = await (waiting ? waiting(acquired) : acquired);
     const recorded = setsDesiredState(ticket.effect);
     const attempted: TurnFacts = { update: false, exists: undefined };
     let next: NameRecord | undefined;
@@ -416,9 +419,7 @@ export class StackManager {
             stackName,
             () => this.cli(stackName, ["cancel", "--yes"]),
             () =>
-              this.withStorageRetry(stackName, opts.signal, () =>
-                this.update(stackName, program, attempted, opts),
-              ),
+              this.withStorageRetry(stackName, opts, () => this.update(stackName, program, attempted, opts)),
           );
           this.lastOutputs.set(stackName, result.outputs);
           return { changes: result.changes, outputs: result.outputs };
@@ -444,8 +445,7 @@ export class StackManager {
           const result = await this.withLockRecovery(
             stackName,
             () => stack.cancel(),
-            () =>
-              this.withStorageRetry(stackName, opts.signal, () => stack.destroy({ ...opts, remove: true })),
+            () => this.withStorageRetry(stackName, opts, () => stack.destroy({ ...opts, remove: true })),
           );
           attempted.exists = false;
           this.interrupted.delete(stackName);
@@ -651,19 +651,22 @@ export class StackManager {
    */
   private async withStorageRetry<T>(
     stackName: string,
-    signal: AbortSignal,
+    opts: { signal: AbortSignal; onOutput: (chunk: string) => void },
     operation: () => Promise<T>,
   ): Promise<T> {
     try {
       return await operation();
     } catch (error) {
-      if (signal.aborted || !isStorageFailure(error)) throw error;
+      if (opts.signal.aborted || !isStorageFailure(error)) throw error;
       this.interrupted.add(stackName);
+      const reason = meaningfulLine(error.message);
       this.options.logger.warn(
-        { stack: stackName, reason: meaningfulLine(error.message) },
+        { stack: stackName, reason },
         "the state backend's storage failed an operation; trying it once more",
       );
-      await sleep(STORAGE_RETRY_MS, undefined, { signal });
+      // The caller's log shows the failed attempt's output: say why another one follows.
+      opts.onOutput(`The state backend's storage failed the operation (${reason}); trying it once more.\n`);
+      await sleep(STORAGE_RETRY_MS, undefined, { signal: opts.signal });
       return operation();
     }
   }

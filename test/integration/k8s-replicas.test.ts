@@ -20,7 +20,7 @@ import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kuber
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, userClient, waitDone } from "../../peers/executor.js";
+import { builtCli, submit as submitCall, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
 import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
@@ -122,7 +122,11 @@ interface Replicas {
   apps: AppsV1Api;
 }
 
-async function startReplicas(backendUrl: string, extraEnv: Record<string, string>): Promise<Replicas> {
+async function startReplicas(
+  backendUrl: string,
+  extraEnv: Record<string, string>,
+  settings: Record<string, string> = {},
+): Promise<Replicas> {
   const core = admin.makeApiClient(CoreV1Api);
   const namespace = await createNamespace(core, "k8s-replicas");
   const dir = mkdtempSync(join(tmpdir(), "k8s-replicas-"));
@@ -147,6 +151,7 @@ async function startReplicas(backendUrl: string, extraEnv: Record<string, string
         EXECUTOR_CONCURRENCY: "8",
         EXECUTOR_ASSIGN_TIMEOUT: "5",
         EXECUTOR_LOG_FORMAT: "json",
+        ...settings,
       },
       detached: true, // its own process group: kill -9 reaches its pulumi and provider processes, as in a pod
       // Its structured log, for the failure messages.
@@ -451,6 +456,72 @@ describe("three k8s-executor replicas on a PostgreSQL state backend", () => {
     });
     await callsOnUnknownNames(run);
   }, 900_000);
+});
+
+describe("three k8s-executor replicas with one slot each", () => {
+  it("run a dead replica's call again though every survivor's slot waits for its turn", async () => {
+    database ??= await startPostgres({ password: randomBytes(12).toString("hex") });
+    await query(database, "postgres", "CREATE DATABASE one_slot");
+    const url = `postgres://${database.user}:${database.password}@${database.host}:${database.port}/one_slot?sslmode=disable`;
+    const run = await startReplicas(url, {}, { EXECUTOR_CONCURRENCY: "1", K8S_ROLLOUT_TIMEOUT: "20" });
+    const call = (fn: string, args: string[], kwargs: Record<string, unknown> = {}) =>
+      submitCall(server, run.type, fn, args, kwargs);
+    const first = await waitDone(
+      server,
+      (await call("deploy", ["d", "1", "1", "false", TEST_IMAGE])).processid,
+      120_000,
+    );
+    expect(first.state, first.errors?.join("; ")).toBe(ProcessState.SUCCESS);
+
+    // A deploy whose pods no node can take holds the name's turn until its rollout times out: its replica is
+    // killed holding it.
+    const held = await call("deploy", ["d", "1", "1", "false", TEST_IMAGE], { nodeselector: "nowhere=true" });
+    let victim: ChildProcess | undefined;
+    await waitFor(
+      "a replica to hold the name's turn for the unschedulable deploy",
+      async () => {
+        for (const child of run.replicas) {
+          if ((await holding(run, child.pid as number)) === held.processid) victim = child;
+        }
+        return victim !== undefined;
+      },
+      60_000,
+    );
+    const victimName = `${run.type}-replica-${run.replicas.indexOf(victim as ChildProcess)}`;
+    const victimId = (await userClient(server).getExecutors(server.colonyName, server.userPrvKey)).find(
+      (e) => e.executorname === victimName,
+    )?.executorid;
+    expect(victimId).toBeDefined();
+    process.kill(-((victim as ChildProcess).pid as number), "SIGKILL");
+    const killedAt = Date.now();
+    // Each survivor's only slot takes one of these, and each waits for the dead replica's call, which Colonies
+    // re-queues once a survivor proves that replica gone.
+    const later = [
+      await call("deploy", ["d", "1", "1", "false", TEST_IMAGE]),
+      await call("scale", ["d", "2"]),
+    ];
+    const done = [];
+    for (const p of [held, ...later]) {
+      done.push(
+        await waitDone(server, p.processid, 120_000).catch(async (error: Error) => {
+          throw new Error(
+            `${error.message} ${Math.round((Date.now() - killedAt) / 1000)} s after the kill\n${await diagnosis(run)}`,
+          );
+        }),
+      );
+    }
+    const [rerun, redeploy, scale] = done as [Process, Process, Process];
+    // Run again elsewhere (Colonies re-queues a removed executor's processes as new: no retry is counted).
+    expect(rerun.assignedexecutorid).not.toBe(victimId);
+    expect(rerun.errors?.join("; ") ?? "").not.toMatch(/took longer than/);
+    for (const p of [redeploy, scale]) expect(p.state, summary(p)).toBe(ProcessState.SUCCESS);
+    const deployment = await run.apps.readNamespacedDeployment({ name: "d", namespace: run.namespace });
+    expect(deployment.spec?.replicas).toBe(2);
+    expect(deployment.spec?.template.spec?.nodeSelector).toBeUndefined();
+    console.info(
+      `every call done ${Math.round((Date.now() - killedAt) / 1000)} s after the kill; the re-run: ${summary(rerun)}`,
+    );
+  }, 300_000);
 });
 
 describe("three k8s-executor replicas on an S3 state backend (MinIO)", () => {

@@ -4,8 +4,8 @@
  * new object answers 403 AccessDenied while a concurrent DeleteObject removes the prefix they share, which is
  * what Pulumi's locks do when two stacks update at once (the replicas suite once failed a deploy on it). Here a
  * proxy in front of MinIO refuses the lock writes the same way, so that each case happens every time. Checked:
- * - a lock write refused once: the update is tried once more and the call succeeds, with a warning that names
- *   the storage's answer;
+ * - a lock write refused once: the update is tried once more and the call succeeds; the executor's log (a
+ *   warning) and the process's own log say so and name the storage's answer;
  * - lock writes refused until told otherwise: the call fails with the storage's answer after one more try,
  *   the Deployment is unchanged, and the executor serves again once the storage accepts; no lock is left.
  */
@@ -116,8 +116,17 @@ afterAll(async () => {
 describe("k8s executor on an S3 state backend whose storage refuses a write", () => {
   it("tries an update once more when its lock write is refused once, and succeeds", async () => {
     proxy.refuse("PUT", LOCK_WRITES, 1);
-    await ok("deploy", ["s3-web", "1", "1", "false", TEST_IMAGE]);
+    const deployed = await call("deploy", ["s3-web", "1", "1", "false", TEST_IMAGE]);
+    expect(deployed.state, deployed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect(proxy.refused()).toBe(1);
+    // The caller's log says why a second attempt follows the first one's output.
+    const logs = await userClient(server).getLogs(
+      { colonyName: server.colonyName, processId: deployed.processid, count: 500 },
+      server.userPrvKey,
+    );
+    expect(logs.map((l) => l.message).join("")).toMatch(
+      /The state backend's storage failed the operation \(.*AccessDenied.*\); trying it once more/,
+    );
     const deployment = await apps.readNamespacedDeployment({ name: "s3-web", namespace });
     expect(deployment.spec?.replicas).toBe(1);
     const warnings = retryWarnings();

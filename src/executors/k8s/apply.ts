@@ -50,7 +50,7 @@ export async function inSession(
   try {
     return await deps.stacks.session(
       name,
-      { signal: ctx.signal, order: ctx.order, onOutput: batcher.add, operation },
+      { signal: ctx.signal, order: ctx.order, onOutput: batcher.add, operation, waiting: ctx.waiting },
       work,
     );
   } catch (error) {
