@@ -48,7 +48,12 @@ export const RUNTIME_ENV: readonly EnvDoc[] = [
     default: "<type>-<host>",
   },
   { name: "COLONIES_EXECUTOR_TYPE", description: "executor type that processes target", default: "<kind>" },
-  { name: "EXECUTOR_CONCURRENCY", description: "processes run at once", default: "1" },
+  {
+    name: "EXECUTOR_CONCURRENCY",
+    description:
+      "processes run at once (one waiting on other calls, e.g. for its turn on a name, does not count)",
+    default: "1",
+  },
   { name: "EXECUTOR_ASSIGN_TIMEOUT", description: "long-poll seconds per assign request", default: "60" },
   {
     name: "EXECUTOR_HEARTBEAT",
