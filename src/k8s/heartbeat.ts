@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { deadlineSignal } from "../atoms/abort.js";
 import { annotation, type LeaseStore } from "./lease-store.js";
 
 /** Who a replica is in Colonies, as its Lease records it (so that a survivor can remove its executor record). */
@@ -120,10 +121,7 @@ export class Heartbeat {
     // Never past the give-up time: a renewal written after it would make others wait for a replica that stopped.
     const deadlineMs = Math.min(this.options.leaseMs / 6, this.renewedAt + this.giveUpMs() - Date.now());
     if (deadlineMs <= 0) return false;
-    const signal = AbortSignal.any([
-      this.stopping.signal,
-      AbortSignal.timeout(Math.max(1, Math.round(deadlineMs))),
-    ]);
+    const signal = deadlineSignal(deadlineMs, this.stopping.signal);
     this.inFlightSince = Date.now();
     try {
       for (let attempt = 0; attempt < 2; attempt++) {

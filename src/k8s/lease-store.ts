@@ -3,8 +3,9 @@
  * (optimistic concurrency) and delete, each with a deadline. The apiserver's answers that mean "someone else
  * changed it first, read it again" (409 on a write, 404 on a replace) are values here, not errors.
  */
-import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
+import type { ConfigurationOptions, CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { ApiException } from "@kubernetes/client-node";
+import { abortable, deadlineSignal } from "../atoms/abort.js";
 import { isApiStatus, withSignal } from "../atoms/kube-api.js";
 
 export interface LeaseStoreOptions {
@@ -28,9 +29,8 @@ export class LeaseStore {
   /** The Lease, or undefined when there is none. */
   async read(name: string, signal?: AbortSignal): Promise<V1Lease | undefined> {
     try {
-      return await this.options.api.readNamespacedLease(
-        { name, namespace: this.namespace },
-        withSignal(this.deadline(signal)),
+      return await this.within(signal, (options) =>
+        this.options.api.readNamespacedLease({ name, namespace: this.namespace }, options),
       );
     } catch (error) {
       if (isApiStatus(error, 404)) return undefined;
@@ -41,9 +41,8 @@ export class LeaseStore {
   /** Creates it; undefined when a Lease of that name exists already (someone else created it first). */
   async create(body: V1Lease, signal?: AbortSignal): Promise<V1Lease | undefined> {
     try {
-      return await this.options.api.createNamespacedLease(
-        { namespace: this.namespace, body },
-        withSignal(this.deadline(signal)),
+      return await this.within(signal, (options) =>
+        this.options.api.createNamespacedLease({ namespace: this.namespace, body }, options),
       );
     } catch (error) {
       if (isApiStatus(error, 409)) return undefined;
@@ -57,9 +56,11 @@ export class LeaseStore {
    */
   async replace(body: V1Lease, signal?: AbortSignal): Promise<V1Lease | undefined> {
     try {
-      return await this.options.api.replaceNamespacedLease(
-        { name: body.metadata?.name as string, namespace: this.namespace, body },
-        withSignal(this.deadline(signal)),
+      return await this.within(signal, (options) =>
+        this.options.api.replaceNamespacedLease(
+          { name: body.metadata?.name as string, namespace: this.namespace, body },
+          options,
+        ),
       );
     } catch (error) {
       if (isApiStatus(error, 409) || isApiStatus(error, 404)) return undefined;
@@ -78,13 +79,15 @@ export class LeaseStore {
    */
   async remove(name: string, resourceVersion?: string, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.options.api.deleteNamespacedLease(
-        {
-          name,
-          namespace: this.namespace,
-          ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
-        },
-        withSignal(this.deadline(signal)),
+      await this.within(signal, (options) =>
+        this.options.api.deleteNamespacedLease(
+          {
+            name,
+            namespace: this.namespace,
+            ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
+          },
+          options,
+        ),
       );
       return true;
     } catch (error) {
@@ -94,9 +97,16 @@ export class LeaseStore {
     }
   }
 
-  private deadline(signal?: AbortSignal): AbortSignal {
-    const timeout = AbortSignal.timeout(Math.max(1, Math.round(this.timeoutMs)));
-    return signal ? AbortSignal.any([signal, timeout]) : timeout;
+  /**
+   * A request within its deadline (or until `signal` aborts). Settled by the deadline itself, not only by the HTTP
+   * layer noticing it: a replica's heartbeat must go on even if a request never answers nor stops.
+   */
+  private within<T>(
+    signal: AbortSignal | undefined,
+    request: (options: ConfigurationOptions) => Promise<T>,
+  ): Promise<T> {
+    const deadline = deadlineSignal(this.timeoutMs, signal);
+    return abortable(request(withSignal(deadline)), deadline);
   }
 }
 

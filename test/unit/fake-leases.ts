@@ -23,6 +23,8 @@ export class FakeLeases {
   hang = false;
   /** Writes are stored, but their answer never arrives (it waits until the signal aborts). */
   loseAnswers = false;
+  /** Every request hangs and does not even notice its signal (an HTTP layer that drops the abort). */
+  deaf = false;
   /** The next this many requests fail with 503 (the apiserver is overloaded). */
   failing = 0;
   /** Runs before a request is served: another party's write may land there. */
@@ -54,6 +56,7 @@ export class FakeLeases {
       this.inFlight.set(name, now);
       this.mostInFlight.set(name, Math.max(now, this.mostInFlight.get(name) ?? 0));
       try {
+        if (this.deaf) await new Promise<never>(() => {});
         if (this.hang) await aborted(signal);
         if (this.failing > 0) {
           this.failing--;

@@ -72,6 +72,23 @@ describe("Heartbeat", () => {
     expect(leases.requests.length).toBe(after);
   });
 
+  it("goes on renewing past a request that neither answers nor notices its deadline, and gives up on time", async () => {
+    const leases = new FakeLeases();
+    const lost: Error[] = [];
+    const heartbeat = await start(leases, lost);
+    await sleep(LEASE_MS / 3 + 100); // one renewal went through
+    const before = renewals(leases);
+    leases.deaf = true;
+    const pausedAt = Date.now();
+    const stoppedAt = await new Promise<number>((resolve) =>
+      heartbeat.lost.addEventListener("abort", () => resolve(Date.now()), { once: true }),
+    );
+    expect(stoppedAt - pausedAt).toBeLessThanOrEqual((LEASE_MS * 2) / 3 + 100);
+    // Each deaf request was given up at its deadline and another one sent: not one request waited on forever.
+    expect(renewals(leases)).toBeGreaterThanOrEqual(before + 2);
+    expect(lost[0]?.message).toMatch(/could not renew its Lease/);
+  });
+
   it("reads the Lease again after a 409 and keeps it when the conflicting write was its own", async () => {
     const leases = new FakeLeases();
     const heartbeat = await start(leases);
