@@ -105,6 +105,9 @@ export class NameTurns {
     let claimed = false;
     /** Whether the last attempt to take the turn took it from a holder proven gone. */
     let tookOver = false;
+    /** Tickets whose place nobody will take, as last read: withdrawn with this one once it is superseded. */
+    let stale = new Set<string>();
+    let superseded = false;
     try {
       // Operations assigned at the same moment to other replicas get to put their tickets down too.
       await sleep(LEASE_GATHER_MS, undefined, { signal });
@@ -121,12 +124,16 @@ export class NameTurns {
             ...(current ? [replicaOf(current)] : []),
           ]);
           const tickets = await places.kept(state.tickets, gone);
+          stale = new Set(state.tickets.filter((t) => !tickets.includes(t)).map((t) => t.id));
           if (!tickets.some((t) => t.id === id)) {
             throw new Error(`this replica's ticket on ${name} was dropped: it was taken for gone`);
           }
           // The record only moves forward: once a later desired state is applied, this one never needs a turn.
           const later = appliedLater(mine, state.record);
-          if (later) throw new SupersededError(name, later, sameApplied(later, seen) ? "applied" : "waited");
+          if (later) {
+            superseded = true;
+            throw new SupersededError(name, later, sameApplied(later, seen) ? "applied" : "waited");
+          }
           // A dead replica's ticket keeps its place for its re-run, even behind a later one that supersedes it.
           const first = nextInTurn(tickets.slice().sort(byOrder), state.record, (t) => standsIn(t, gone));
           const takenOver = !!current && gone.has(replicaOf(current));
@@ -162,7 +169,10 @@ export class NameTurns {
         lost.throwIfAborted();
       }
     } finally {
-      if (!claimed) await this.withdraw(leaseName, name, id, this.keepsPlace(signal));
+      // A superseded re-run may be the last call on its name: the dead replica's ticket it stood for goes too.
+      // (Not on an abort: a ticket kept for a process that is still open must stay for its next re-run.)
+      if (!claimed)
+        await this.withdraw(leaseName, name, id, this.keepsPlace(signal), superseded ? stale : new Set());
     }
   }
 
@@ -230,13 +240,19 @@ export class NameTurns {
 
   /**
    * Removes a ticket that will not take its turn (superseded, aborted, failed), or, when `abandon`, leaves it as
-   * a place for its process's re-run.
+   * a place for its process's re-run; and the `stale` tickets, whose place nobody will take (read before).
    */
-  private async withdraw(leaseName: string, name: string, id: string, abandon: boolean): Promise<void> {
+  private async withdraw(
+    leaseName: string,
+    name: string,
+    id: string,
+    abandon: boolean,
+    stale: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     await this.persisting(3, () =>
       this.change(leaseName, name, (state) => {
         const before = JSON.stringify(state.tickets);
-        state.tickets = leaving(state.tickets, id, abandon);
+        state.tickets = leaving(state.tickets, id, abandon).filter((t) => !stale.has(t.id));
         return JSON.stringify(state.tickets) !== before;
       }),
     ).catch((error: unknown) => {

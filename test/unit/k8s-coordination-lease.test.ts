@@ -152,6 +152,26 @@ describe("LeaseCoordinator: conditional coalescing across replicas", () => {
     );
   });
 
+  it("drops a dead replica's ticket with the superseded re-run of its call: no ticket is left on the name", async () => {
+    const leases = new FakeLeases();
+    const [a] = await replicas(leases, "a");
+    await (await deployed(a, 10)).done();
+    // A replica that died (no Lease of its own) left a ticket of `s5`, which waited while `d` was applied.
+    const lease = leases.get("web.colonyos-executors");
+    const dead = { ...scale("s5", 5), id: "0123456789ab", replica: "dead" };
+    leases.put({
+      ...lease,
+      metadata: {
+        ...lease?.metadata,
+        annotations: { ...lease?.metadata?.annotations, "colonyos.io/tickets": JSON.stringify([dead]) },
+      },
+    });
+    // Its re-run is superseded, and was the last call on the name.
+    const error = await a.acquire("web", scale("s5", 5), forever).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SupersededError);
+    expect(leases.get("web.colonyos-executors")?.metadata?.annotations?.["colonyos.io/tickets"]).toBe("[]");
+  });
+
   it("leads only the roles that are reserved", async () => {
     const [a] = await replicas(new FakeLeases(), "a");
     expect(await a.leads("drift")).toBe(true);
