@@ -15,9 +15,9 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { pino } from "pino";
-import { type MinioServer, startMinio, stopMinio } from "../peers/minio.js";
+import { type MinioServer, minioClient, startMinio, stopMinio } from "../peers/minio.js";
 import { type Postgres, query, startPostgres } from "../peers/postgres.js";
 import type { ProcessContext } from "../src/executor/types.js";
 import type { BackupOutput } from "../src/executors/backup/dump.js";
@@ -159,12 +159,7 @@ async function main(): Promise<void> {
   try {
     server = await startPostgres();
     minio = await startMinio();
-    const s3 = new S3Client({
-      endpoint: minio.endpoint,
-      region: minio.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-    });
+    const s3 = minioClient(minio);
     await s3.send(new CreateBucketCommand({ Bucket: "bench" }));
     s3.destroy();
 

@@ -45,6 +45,15 @@ export function userClient(server: ColoniesServer): ColoniesClient {
   return new ColoniesClient({ host: server.host, port: server.port, tls: false });
 }
 
+/** A process's own Colonies log as one text (an engine failure's whole output is there). */
+export async function processLog(server: ColoniesServer, processId: string): Promise<string> {
+  const logs = await userClient(server).getLogs(
+    { colonyName: server.colonyName, processId, count: 500 },
+    server.userPrvKey,
+  );
+  return logs.map((l) => l.message).join("");
+}
+
 export async function submit(
   server: ColoniesServer,
   executorType: string,

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { pinnedBinary } from "./peer-binary.js";
 import { freePort } from "./ports.js";
 
@@ -124,4 +125,14 @@ export async function stopMinio(server: MinioServer): Promise<void> {
     clearTimeout(timer);
   }
   await fs.rm(server.dataDir, { recursive: true, force: true });
+}
+
+/** An S3 client for the server, with its root credentials (path-style addressing, as MinIO serves it). */
+export function minioClient(server: MinioServer): S3Client {
+  return new S3Client({
+    endpoint: server.endpoint,
+    region: server.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey },
+  });
 }

@@ -22,14 +22,14 @@ import {
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { submit, userClient, waitDone } from "../../peers/executor.js";
-import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { type MinioServer, minioClient, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
@@ -235,12 +235,7 @@ async function createCrashDatabase(name: string): Promise<void> {
 beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), "colonyos-backup-faults-"));
   [db, minio, colonies] = await Promise.all([startPostgres(), startMinio(), startColoniesServer()]);
-  s3 = new S3Client({
-    endpoint: minio.endpoint,
-    region: minio.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-  });
+  s3 = minioClient(minio);
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await createCrashDatabase("crash");
 });

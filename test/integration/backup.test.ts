@@ -18,14 +18,14 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from "@aws-sdk/client-s3";
 import type pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
 import { startRuntime, submit, waitDone } from "../../peers/executor.js";
-import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { type MinioServer, minioClient, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { type Process, ProcessState } from "../../src/colonies/types.js";
@@ -218,12 +218,7 @@ beforeAll(async () => {
   work = await fs.mkdtemp(path.join(os.tmpdir(), "colonyos-backup-test-"));
   server = await startPostgres();
   minio = await startMinio();
-  s3 = new S3Client({
-    endpoint: minio.endpoint,
-    region: minio.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-  });
+  s3 = minioClient(minio);
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await createShop("shop");
   await createBig("bigdb", 1_500_000);

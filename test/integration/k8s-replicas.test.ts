@@ -15,14 +15,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, submit as submitCall, userClient, waitDone } from "../../peers/executor.js";
+import { builtCli, processLog, submit as submitCall, userClient, waitDone } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
-import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { type MinioServer, minioClient, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
 import { type Postgres, query, startPostgres } from "../../peers/postgres.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
@@ -202,15 +202,6 @@ async function diagnosis(run: Replicas): Promise<string> {
   ].join("\n");
 }
 
-/** A process's own Colonies log (an engine failure's whole output is there), for a failure message. */
-async function processLog(client: ReturnType<typeof userClient>, processId: string): Promise<string> {
-  const logs = await client.getLogs(
-    { colonyName: server.colonyName, processId, count: 500 },
-    server.userPrvKey,
-  );
-  return `process log:\n${logs.map((l) => l.message).join("")}`;
-}
-
 /** The replica holding a name's turn now, and the process of that turn. */
 async function holding(run: Replicas, pid: number): Promise<string | undefined> {
   const leases = await run.leases.listNamespacedLease({ namespace: run.namespace });
@@ -290,7 +281,7 @@ async function runScenario(
     if (p.state === ProcessState.FAILED) {
       // The only failures: calls on a name that is not deployed at that point in submission order.
       const unexpected = !/unknown deployment/.test(p.errors?.join("; ") ?? "");
-      const log = unexpected ? await processLog(client, p.processid) : "";
+      const log = unexpected ? `process log:\n${await processLog(server, p.processid)}` : "";
       expect(p.errors?.join("; "), `${calls[i]?.fn} ${calls[i]?.args}\n${log}\n${report}`).toMatch(
         /unknown deployment/,
       );
@@ -528,12 +519,7 @@ describe("three k8s-executor replicas on an S3 state backend (MinIO)", () => {
   it("apply 60 interleaved CLI calls (--maxexectime) over 10 names in submission order through a kill -9", async () => {
     minio = await startMinio();
     const bucket = "pulumi-state";
-    const s3 = new S3Client({
-      endpoint: minio.endpoint,
-      region: minio.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-    });
+    const s3 = minioClient(minio);
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const endpoint = new URL(minio.endpoint).host;
     const url = `s3://${bucket}?endpoint=${endpoint}&disableSSL=true&s3ForcePathStyle=true&region=${minio.region}`;

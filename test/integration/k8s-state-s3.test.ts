@@ -14,14 +14,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterKubeconfig, createNamespace } from "../../peers/cluster.js";
 import { type ColoniesServer, startColoniesServer } from "../../peers/colonies-server.js";
-import { builtCli, userClient } from "../../peers/executor.js";
+import { builtCli, processLog, userClient } from "../../peers/executor.js";
 import { executorKubeconfig, k8sExecutorEnv, TEST_IMAGE } from "../../peers/k8s-executor.js";
-import { type MinioServer, startMinio, stopMinio } from "../../peers/minio.js";
+import { type MinioServer, minioClient, startMinio, stopMinio } from "../../peers/minio.js";
 import { waitFor } from "../../peers/ports.js";
 import { loadKubeConfig } from "../../src/atoms/kube-config.js";
 import { ProcessState } from "../../src/colonies/types.js";
@@ -57,12 +57,7 @@ beforeAll(async () => {
   core = admin.makeApiClient(CoreV1Api);
   namespace = await createNamespace(core, "k8s-state-s3");
   [server, minio] = await Promise.all([startColoniesServer(), startMinio()]);
-  s3 = new S3Client({
-    endpoint: minio.endpoint,
-    region: minio.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
-  });
+  s3 = minioClient(minio);
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   proxy = await startS3FaultProxy(minio.endpoint);
   const kubeconfig = await executorKubeconfig(admin, namespace, dir);
@@ -120,11 +115,7 @@ describe("k8s executor on an S3 state backend whose storage refuses a write", ()
     expect(deployed.state, deployed.errors?.join("; ")).toBe(ProcessState.SUCCESS);
     expect(proxy.refused()).toBe(1);
     // The caller's log says why a second attempt follows the first one's output.
-    const logs = await userClient(server).getLogs(
-      { colonyName: server.colonyName, processId: deployed.processid, count: 500 },
-      server.userPrvKey,
-    );
-    expect(logs.map((l) => l.message).join("")).toMatch(
+    expect(await processLog(server, deployed.processid)).toMatch(
       /The state backend's storage failed the operation \(.*AccessDenied.*\); trying it once more/,
     );
     const deployment = await apps.readNamespacedDeployment({ name: "s3-web", namespace });
